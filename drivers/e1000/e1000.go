@@ -237,6 +237,14 @@ func (n *NIC) Reset() error {
 		n.write(regMTA+4*e, 0)
 	}
 
+	// RCTL, once (every write pauses QEMU's reception for 1 s), while the
+	// RX ring is still quiesced: QEMU sizes buffers from RCTL when it is
+	// written, so a previous owner's larger BSIZE or LPE must be gone
+	// before any of our 2048-byte buffers is exposed. Broadcast, CRC
+	// stripped, no long frames, BSIZE 00 = 2048. On real hardware the
+	// reset left head == tail == 0, so no descriptor is fetched early.
+	n.write(regRCTL, rctlEN|rctlBAM|rctlSECRC)
+
 	// TX ring: every slot owns its buffer; nothing pending.
 	for s := 0; s < RingSize; s++ {
 		d := n.txRing.Mem[s*descSize : (s+1)*descSize]
@@ -252,9 +260,10 @@ func (n *NIC) Reset() error {
 	n.write(regTCTL, tctlEN|tctlPSP|tctlCT|tctlCOLD)
 	n.txNext, n.txClean = 0, 0
 
-	// RX ring: base and length while head == tail (no reception), then
-	// head 0 (frames may now land in descriptor 0 on, all ours), then all
-	// descriptors but one to the device.
+	// RX ring. The head moves to 0 while the tail is still where the
+	// quiesce left it, so frames could land from descriptor 0 on: all
+	// ours, and (RCTL being written already) QEMU holds them during its
+	// pause anyway. Then all descriptors but one go to the device.
 	for s := 0; s < RingSize; s++ {
 		d := n.rxRing.Mem[s*descSize : (s+1)*descSize]
 		binary.LittleEndian.PutUint64(d[0:], n.rxBuf[s].Addr)
@@ -266,10 +275,6 @@ func (n *NIC) Reset() error {
 	n.write(regRDH, 0)
 	n.write(regRDT, RingSize-1)
 	n.rxNext, n.rxFrag = 0, false
-
-	// Once: every RCTL write pauses QEMU's reception for 1 s. 2048-byte
-	// buffers (BSIZE 00), broadcast, CRC stripped, no long frames.
-	n.write(regRCTL, rctlEN|rctlBAM|rctlSECRC)
 	return nil
 }
 

@@ -182,14 +182,20 @@ func TestNoAllocs(t *testing.T) {
 		if a := testing.AllocsPerRun(100, c.f); a != 0 {
 			t.Errorf("%s: %v allocations per call", c.name, a)
 		}
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := 0; i < 1000; i++ {
-			c.f()
+		// MemStats counts the whole process: take the best of a few
+		// rounds so a stray runtime allocation elsewhere does not count.
+		best := ^uint64(0)
+		for round := 0; round < 3 && best != 0; round++ {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for i := 0; i < 1000; i++ {
+				c.f()
+			}
+			runtime.ReadMemStats(&after)
+			best = min(best, after.Mallocs-before.Mallocs)
 		}
-		runtime.ReadMemStats(&after)
-		if d := after.Mallocs - before.Mallocs; d != 0 {
-			t.Errorf("%s: %d mallocs in 1000 calls", c.name, d)
+		if best != 0 {
+			t.Errorf("%s: %d mallocs in 1000 calls", c.name, best)
 		}
 	}
 }
