@@ -87,7 +87,6 @@ const DMABase = 1 << 20
 // and is safe for concurrent use (accesses are serialised).
 type VM struct {
 	tb      testing.TB
-	cfg     Config
 	dir     string
 	cmd     *exec.Cmd
 	stderr  *tailBuffer
@@ -159,7 +158,7 @@ func start(tb testing.TB, cfg Config) (vm *VM, err error) {
 		return nil, err
 	}
 	vm = &VM{
-		tb: tb, cfg: cfg, dir: dir, timeout: cfg.Timeout,
+		tb: tb, dir: dir, timeout: cfg.Timeout,
 		stderr: &tailBuffer{max: 64 << 10},
 		exited: make(chan struct{}),
 		links:  map[string]*Link{},

@@ -15,7 +15,8 @@ func pciID(vm *VM, dev int) uint32 {
 }
 
 func TestPCPortsAndRAM(t *testing.T) {
-	vm := Start(t, Config{Machine: PC, RAMMiB: 16})
+	vm := Start(t, Config{Machine: PC, RAMMiB: 16, Netdevs: []string{"n0"},
+		Args: []string{"-device", "e1000,netdev=n0,addr=4,romfile="}})
 	if id := pciID(vm, 0); id != 0x12378086 {
 		t.Fatalf("00:00.0 id = %#x, want i440FX 0x12378086", id)
 	}
@@ -39,6 +40,15 @@ func TestPCPortsAndRAM(t *testing.T) {
 	}
 	if v := vm.Read16(d.Addr + 0x201); v != 0x5612 {
 		t.Fatalf("readw = %#x", v)
+	}
+	if id := pciID(vm, 4); id != 0x100e8086 {
+		t.Fatalf("00:04.0 id = %#x, want e1000", id)
+	}
+	if err := vm.Link("n0").Send(nil); err != ErrEmptyFrame {
+		t.Fatalf("empty frame: %v", err)
+	}
+	if err := vm.Link("n0").Send(make([]byte, 60)); err != nil {
+		t.Fatalf("sending to QEMU: %v", err)
 	}
 	if _, err := vm.Command("no_such_command"); err == nil {
 		t.Fatal("unknown command did not fail")
