@@ -46,7 +46,8 @@ type mmio struct {
 }
 
 // NewMMIO drives the virtio-net device whose virtio-mmio registers are at
-// base (version 1 or 2). See New for rings, pool and opt.
+// base (version 1 or 2). See the package documentation for rings, pool
+// and opt.
 func NewMMIO(m bus.MMIO, base uint64, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC, error) {
 	t := &mmio{m: m, base: base}
 	if m.Read32(base+mmioMagic) != mmioMagicValue || m.Read32(base+mmioDeviceID) != netDeviceID {

@@ -15,7 +15,7 @@ import (
 // a panic path.
 const txFullChecks = 2000
 
-// Options tune New.
+// Options tune the constructors.
 type Options struct {
 	// QueueSize is the number of entries of each virtqueue, a power of
 	// two; 0 means 256, or the device's maximum if that is smaller.
@@ -23,7 +23,7 @@ type Options struct {
 	QueueSize int
 }
 
-// RingBytes is the size of the rings region New needs for queues of the
+// RingBytes is the size of the rings region the constructors need for queues of the
 // given size, when the region starts 4096-byte aligned.
 func RingBytes(queueSize int) int { return 2 * queueBytes(queueSize) }
 
@@ -48,9 +48,8 @@ type NIC struct {
 
 var _ debugnet.NIC = (*NIC)(nil)
 
-// newNIC negotiates features, lays out both queues in rings (4096-byte
-// aligned, RingBytes), takes one pool buffer per slot (buffers of at
-// least header + 1514 bytes), reads the MAC and runs Reset.
+// newNIC is the constructors' common part (see the package
+// documentation).
 func newNIC(t transport, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC, error) {
 	want := opt.QueueSize
 	if want == 0 {
@@ -218,8 +217,8 @@ func (n *NIC) fail(st uint8, err error) error {
 
 // Reset brings the device from any state (rings half updated by an
 // interrupted driver, garbage indexes, a device that flagged an error) to
-// the state New leaves it in, without allocating: device reset, the
-// feature set negotiated by New, empty rings, every RX slot given to the
+// the state construction left it in, without allocating: device reset, the
+// feature set negotiated then, empty rings, every RX slot given to the
 // device, DRIVER_OK. Frames received but not yet polled are lost; frames
 // queued for sending may or may not have left.
 func (n *NIC) Reset() error {

@@ -133,7 +133,8 @@ type modernPCI struct {
 }
 
 // NewPCI drives a modern virtio-pci virtio-net function through the
-// register blocks FindPCIRegs found. See New for rings, pool and opt.
+// register blocks FindPCIRegs found. See the package documentation for
+// rings, pool and opt.
 func NewPCI(m bus.MMIO, regs PCIRegs, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC, error) {
 	t := &modernPCI{m: m, r: regs}
 	if m.Read16(regs.Common+commonNumQueues) == 0xffff {
@@ -154,7 +155,7 @@ func (t *modernPCI) configGeneration() uint32 {
 }
 
 func (t *modernPCI) notify(q uint16) {
-	if int(q) < len(t.notifyAddr) {
+	if int(q) < len(t.notifyAddr) && t.notifyAddr[q] != 0 { // 0: not set up yet
 		t.m.Write16(t.notifyAddr[q], q)
 	}
 }
@@ -205,7 +206,8 @@ type legacyPCI struct {
 
 // NewLegacyPCI drives a transitional virtio-pci virtio-net function
 // through its legacy I/O registers at io (see LegacyIOBase). Queue sizes
-// are fixed by the device (256 on QEMU). See New for rings, pool and opt.
+// are fixed by the device (256 on QEMU). See the package documentation
+// for rings, pool and opt.
 func NewLegacyPCI(p bus.Ports, io uint16, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC, error) {
 	t := &legacyPCI{p: p, io: io}
 	if p.In32(io+legacyDeviceFeatures) == 0xffffffff {

@@ -6,8 +6,8 @@
 // The driver uses split virtqueues (RX queue 0, TX queue 1, no control
 // queue) in a DMA region given at construction, one mbufpool buffer per
 // descriptor slot, no interrupts (avail.flags = NO_INTERRUPT) and no heap
-// allocation after New, so debugnet can run it after a panic. Reset puts a
-// device in any state back to work the same way.
+// allocation once constructed, so debugnet can run it after a panic.
+// Reset puts a device in any state back to work the same way.
 //
 // Features are kept to what a polled dumper needs: MAC, STATUS (link
 // state, if offered), VERSION_1 (required on the modern transports) and,
@@ -15,9 +15,16 @@
 // without it the header gets its own descriptor). No MRG_RXBUF, no
 // EVENT_IDX, no CTRL_VQ, no offloads.
 //
-// PCI discovery, BAR assignment and bus mastering are the caller's (see
-// package pci); FindPCIRegs and LegacyIOBase turn a configured function
-// into what NewPCI and NewLegacyPCI take.
+// NewMMIO, NewPCI and NewLegacyPCI take the transport's registers, a
+// rings region of RingBytes(queue size) bytes starting 4096-byte aligned,
+// and a pool with one free buffer of at least 12+1514 bytes per slot: a
+// slot per queue entry in each of the two queues (2×256 on legacy
+// virtio-pci, whose size is fixed), half that for a legacy device without
+// ANY_LAYOUT. They negotiate features, read the MAC address and run Reset.
+//
+// PCI discovery, BAR assignment, decoding, bus mastering and INTx disable
+// are the caller's (see package pci); FindPCIRegs and LegacyIOBase turn a
+// configured function into what NewPCI and NewLegacyPCI take.
 //
 // The ring layout is little endian and the device's index fields are read
 // and written with sync/atomic: the host (QEMU or hardware) shares them.
