@@ -324,7 +324,9 @@ func (r *rig) checkWrap(t *testing.T) {
 func (r *rig) checkTXFull(t *testing.T) {
 	var sent [][]byte
 	var err error
-	for i := 0; i < 2*len(r.nic.txBuf)+64 && err == nil; i++ {
+	// The host socket takes net.unix.max_dgram_qlen frames (10 by
+	// default, 512 where systemd sets it) before QEMU has to wait.
+	for i := 0; i < len(r.nic.txBuf)+4096 && err == nil; i++ {
 		f := r.out(100+i, byte(i))
 		if err = r.nic.Transmit(f); err == nil {
 			sent = append(sent, f)
@@ -362,8 +364,7 @@ func (r *rig) works(t *testing.T) {
 	r.inject(r.in(1514, 1), r.in(60, 2), r.in(700, 3))
 }
 
-// checkResetFromGarbage leaves received frames unpolled and TX frames in
-// flight, scribbles over both queues' rings and the driver's indexes,
+// checkResetFromGarbage leaves received frames unpolled, scribbles over both queues' rings and the driver's indexes,
 // optionally notifies the device into the garbage (QEMU then flags the
 // device broken), and Resets. Frames from before must not come out
 // afterwards.
@@ -375,9 +376,18 @@ func (r *rig) checkResetFromGarbage(t *testing.T, seed uint64, notify bool) {
 		}
 	}
 	for i := range 3 {
-		r.transmit(r.out(300, byte(i)))
+		f := r.out(300, byte(i))
+		r.transmit(f)
+		r.expect(f)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// Wait until the 5 frames are in the RX ring, unpolled.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, idx := r.nic.rx.device(); idx-r.nic.rx.lastUsed == 5 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d of 5 frames arrived", idx-r.nic.rx.lastUsed)
+		}
+	}
 	lo, hi := uint64(qemu.DMABase), uint64(len(r.vm.RAM())-4096)
 	for _, q := range []*queue{&r.nic.rx, &r.nic.tx} {
 		for i := range int(q.size) {
