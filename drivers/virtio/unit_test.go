@@ -124,6 +124,32 @@ func TestFakeDevice(t *testing.T) {
 	}
 }
 
+// TestIndexWrap runs the free-running 16-bit avail and used indexes of
+// both queues past 65535.
+func TestIndexWrap(t *testing.T) {
+	dev := newFakeMMIO(true, featMAC|featVersion1)
+	nic := mustFakeNIC(t, dev, Options{QueueSize: 8})
+	f := frame(60, hostMAC, nic.MAC(), 1)
+	for i := range 1<<16 + 100 {
+		if err := nic.Transmit(f); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !dev.inject(f[:20+i%7]) {
+			t.Fatalf("frame %d: no RX buffer", i)
+		}
+		if n := nic.Poll(func(g []byte) {
+			if len(g) != 20+i%7 {
+				t.Fatalf("frame %d: %d bytes", i, len(g))
+			}
+		}); n != 1 {
+			t.Fatalf("frame %d: polled %d", i, n)
+		}
+	}
+	if dev.sent != 1<<16+100 || nic.tx.lastUsed != 99 || nic.rx.nextAvail != 8+100 { // mod 1<<16; the last TX is reclaimed by the next Transmit
+		t.Fatalf("sent %d, TX used %d, RX avail %d", dev.sent, nic.tx.lastUsed, nic.rx.nextAvail)
+	}
+}
+
 // TestTXStall: a device that stops transmitting fills the ring; Transmit
 // fails after a bounded wait, and the notify it sends on a full ring gets
 // a device that missed notifications going again.
