@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/tamadump/tamadump/netdump/wire"
 	"github.com/tamadump/tamadump/netdump/server/servertest"
+	"github.com/tamadump/tamadump/netdump/wire"
 )
 
 func TestSmoke(t *testing.T) {

@@ -1,0 +1,93 @@
+package usernet
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+
+	"github.com/tamadump/tamadump/netdump/server"
+)
+
+// Network is server.Network on this host: the HERALD socket is bound to
+// the host's address, which is therefore every HERALD's destination.
+func (s *Stack) Network() server.Network { return network{s} }
+
+type network struct{ s *Stack }
+
+func (n network) ListenHerald(addr netip.AddrPort) (server.HeraldConn, error) {
+	a := addr.Addr()
+	if a.IsValid() && !a.IsUnspecified() && a.Unmap() != n.s.addr {
+		return nil, errNotLocal
+	}
+	c, err := n.s.ListenUDP(addr.Port())
+	if err != nil {
+		return nil, err
+	}
+	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	return &heraldConn{c: c, addr: netip.AddrPortFrom(n.s.addr, port)}, nil
+}
+
+func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (server.ClientConn, error) {
+	if local.Unmap() != n.s.addr {
+		return nil, errNotLocal
+	}
+	c, ep, err := n.s.dial(0, remote)
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{UDPConn: c, ep: ep, mtu: n.s.mtu}, nil
+}
+
+type heraldConn struct {
+	c    *gonet.UDPConn
+	addr netip.AddrPort
+}
+
+func (h *heraldConn) ReadHerald(b []byte) (int, netip.AddrPort, netip.Addr, error) {
+	n, from, err := h.c.ReadFrom(b)
+	if err != nil {
+		return 0, netip.AddrPort{}, netip.Addr{}, err
+	}
+	ap := from.(*net.UDPAddr).AddrPort()
+	return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), h.addr.Addr(), nil
+}
+
+func (h *heraldConn) Addr() netip.AddrPort { return h.addr }
+func (h *heraldConn) Close() error         { return h.c.Close() }
+
+// clientConn adapts gonet.UDPConn to server.ClientConn.
+type clientConn struct {
+	*gonet.UDPConn
+	ep  tcpip.Endpoint
+	mtu uint32
+}
+
+// inFlight is DEBUGNET_MAX_IN_FLIGHT: datagrams a client sends unacked.
+const inFlight = 64
+
+var refused = (&tcpip.ErrConnectionRefused{}).String()
+
+// Read reports an ICMP port unreachable as ECONNREFUSED, as a host socket
+// does, so that the server treats both alike.
+func (c *clientConn) Read(b []byte) (int, error) {
+	n, err := c.UDPConn.Read(b)
+	var op *net.OpError
+	if err != nil && errors.As(err, &op) && op.Err != nil && op.Err.Error() == refused {
+		op.Err = syscall.ECONNREFUSED
+	}
+	return n, err
+}
+
+// SetReadBuffer sets the receive queue (gVisor counts payload bytes), but
+// never below what a client's in-flight datagrams at this MTU need:
+// drops there are silent and cost the client a one-second retransmit.
+func (c *clientConn) SetReadBuffer(bytes int) error {
+	c.ep.SocketOptions().SetReceiveBufferSize(int64(max(bytes, inFlight*int(c.mtu-28))), true)
+	return nil
+}
+
+var _ server.ClientConn = (*clientConn)(nil)

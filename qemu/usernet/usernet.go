@@ -1,0 +1,215 @@
+// Package usernet is a user-space IPv4 host built on gVisor's netstack:
+// one Ethernet NIC with one address, answering ARP, carrying UDP. Its
+// frames are exchanged with the outside in process (Inject and Attach),
+// with a QEMU `-netdev dgram` socket (AttachDgram) or a QEMU `-netdev
+// stream` connection (AttachStream). Network puts a netdump server on it,
+// so a guest can dump to a server that needs no host networking.
+package usernet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+const (
+	nicID = 1
+	// txQueue is how many transmitted frames may wait for the output:
+	// far more than the 64 datagrams a netdump client keeps in flight.
+	txQueue = 1024
+	// DefaultMTU is the IP MTU when Config.MTU is 0.
+	DefaultMTU = 1500
+)
+
+// Config describes the host.
+type Config struct {
+	// Addr is the host's address and subnet; the subnet is reachable
+	// directly (ARP).
+	Addr netip.Prefix
+	// MAC is the NIC's address; nil picks a locally administered one
+	// derived from Addr.
+	MAC net.HardwareAddr
+	// MTU is the IP MTU (frames are 14 bytes longer); 0 means 1500.
+	MTU uint32
+}
+
+// Stack is the user-space host.
+type Stack struct {
+	st   *stack.Stack
+	ep   *channel.Endpoint
+	addr netip.Addr
+	mac  net.HardwareAddr
+	mtu  uint32
+
+	out     atomic.Pointer[func([]byte)]
+	dropped atomic.Uint64
+	cancel  context.CancelFunc
+	pumped  sync.WaitGroup
+}
+
+// New starts a stack.
+func New(cfg Config) (*Stack, error) {
+	if !cfg.Addr.IsValid() || !cfg.Addr.Addr().Is4() {
+		return nil, fmt.Errorf("usernet: %v is not an IPv4 prefix", cfg.Addr)
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTU
+	}
+	mac := cfg.MAC
+	if mac == nil {
+		a := cfg.Addr.Addr().As4()
+		mac = net.HardwareAddr{0x02, 0x00, a[0], a[1], a[2], a[3]}
+	}
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("usernet: bad MAC %v", mac)
+	}
+	st := stack.New(stack.Options{
+		NetworkProtocols: []stack.NetworkProtocolFactory{
+			// Loopback-range addresses are accepted on the NIC so
+			// that tests can stay inside 127.0.0.0/8.
+			ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
+			arp.NewProtocol,
+		},
+		TransportProtocols: []stack.TransportProtocolFactory{udp.NewProtocol},
+	})
+	ep := channel.New(txQueue, cfg.MTU+header.EthernetMinimumSize, tcpip.LinkAddress(mac))
+	if err := st.CreateNIC(nicID, ethernet.New(ep)); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("usernet: CreateNIC: %s", err)
+	}
+	addr := cfg.Addr.Addr()
+	pa := tcpip.ProtocolAddress{
+		Protocol: ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{
+			Address:   tcpip.AddrFrom4(addr.As4()),
+			PrefixLen: cfg.Addr.Bits(),
+		},
+	}
+	if err := st.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("usernet: AddProtocolAddress: %s", err)
+	}
+	st.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}})
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Stack{st: st, ep: ep, addr: addr, mac: mac, mtu: cfg.MTU, cancel: cancel}
+	s.pumped.Add(1)
+	go s.pump(ctx)
+	return s, nil
+}
+
+// Addr is the host's address.
+func (s *Stack) Addr() netip.Addr { return s.addr }
+
+// MAC is the NIC's address.
+func (s *Stack) MAC() net.HardwareAddr { return s.mac }
+
+// MTU is the IP MTU.
+func (s *Stack) MTU() uint32 { return s.mtu }
+
+// Stack is the gVisor stack, for other gonet users.
+func (s *Stack) Stack() *stack.Stack { return s.st }
+
+// Dropped counts transmitted frames discarded because no output was
+// attached.
+func (s *Stack) Dropped() uint64 { return s.dropped.Load() }
+
+// Inject delivers one received Ethernet frame (no FCS) to the stack; the
+// frame is copied. Frames for other MACs are ignored as a NIC would.
+func (s *Stack) Inject(frame []byte) {
+	if len(frame) < header.EthernetMinimumSize {
+		return
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+	s.ep.InjectInbound(0, pkt)
+	pkt.DecRef()
+}
+
+// Attach sends every frame the stack transmits to out, from one goroutine,
+// in order. The frame is only valid during the call. It replaces any
+// previous output; until one is attached frames are dropped.
+func (s *Stack) Attach(out func(frame []byte)) { s.out.Store(&out) }
+
+func (s *Stack) pump(ctx context.Context) {
+	defer s.pumped.Done()
+	frame := make([]byte, 0, s.mtu+header.EthernetMinimumSize)
+	for {
+		pkt := s.ep.ReadContext(ctx)
+		if pkt == nil {
+			return
+		}
+		frame = frame[:0]
+		for _, v := range pkt.AsSlices() {
+			frame = append(frame, v...)
+		}
+		pkt.DecRef()
+		if out := s.out.Load(); out != nil {
+			(*out)(frame)
+		} else {
+			s.dropped.Add(1)
+		}
+	}
+}
+
+// Close stops the stack; attached connections are left to their owners.
+func (s *Stack) Close() {
+	s.cancel()
+	s.pumped.Wait()
+	s.st.Close()
+	s.st.Wait()
+	s.ep.Close()
+}
+
+// ListenUDP opens a UDP socket on the host's address (port 0: any free
+// port).
+func (s *Stack) ListenUDP(port uint16) (*gonet.UDPConn, error) {
+	c, _, err := s.dial(port, netip.AddrPort{})
+	return c, err
+}
+
+// DialUDP opens a UDP socket on the host's address connected to remote.
+func (s *Stack) DialUDP(port uint16, remote netip.AddrPort) (*gonet.UDPConn, error) {
+	c, _, err := s.dial(port, remote)
+	return c, err
+}
+
+// dial is gonet.DialUDP keeping the endpoint, whose options gonet hides.
+func (s *Stack) dial(port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+	var wq waiter.Queue
+	ep, terr := s.st.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		return nil, nil, fmt.Errorf("usernet: %s", terr)
+	}
+	if terr := ep.Bind(s.full(netip.AddrPortFrom(s.addr, port))); terr != nil {
+		ep.Close()
+		return nil, nil, fmt.Errorf("usernet: bind %v:%d: %s", s.addr, port, terr)
+	}
+	if remote.IsValid() {
+		if terr := ep.Connect(s.full(remote)); terr != nil {
+			ep.Close()
+			return nil, nil, fmt.Errorf("usernet: connect %v: %s", remote, terr)
+		}
+	}
+	return gonet.NewUDPConn(&wq, ep), ep, nil
+}
+
+func (s *Stack) full(a netip.AddrPort) tcpip.FullAddress {
+	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(a.Addr().Unmap().As4()), Port: a.Port()}
+}
+
+var errNotLocal = errors.New("usernet: not this host's address")

@@ -1,0 +1,203 @@
+package usernet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tamadump/tamadump/netdump/server"
+	"github.com/tamadump/tamadump/netdump/server/servertest"
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// The stacks use 127.0.0.0/8 addresses: nothing here touches a host
+// network, and the project keeps tests inside that range anyway.
+var (
+	serverPrefix = netip.MustParsePrefix("127.0.9.1/24")
+	clientPrefix = netip.MustParsePrefix("127.0.9.2/24")
+)
+
+const ackPort = 30024
+
+func newStack(t *testing.T, p netip.Prefix, mtu uint32) *Stack {
+	t.Helper()
+	s, err := New(Config{Addr: p, MTU: mtu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// startServer runs a netdump server on st and returns its HERALD address
+// and dump directory.
+func startServer(t *testing.T, st *Stack) (*server.Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := server.New(server.Config{
+		Dir:        dir,
+		Listen:     netip.AddrPortFrom(netip.IPv4Unspecified(), 0),
+		AckPort:    ackPort,
+		Network:    st.Network(),
+		LookupAddr: func(context.Context, netip.Addr) (string, error) { return "", errors.New("numeric") },
+		Log:        func(l server.Level, m string) { t.Logf("server %s: %s", l, m) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run() }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return srv, dir
+}
+
+// dumpOver runs one whole dump from the client stack and checks the file.
+func dumpOver(t *testing.T, cl *Stack, srv *server.Server, dir string, size int) {
+	t.Helper()
+	conn, err := cl.ListenUDP(ackPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := servertest.New(servertest.Packet(conn), srv.Addr())
+	if err := c.Herald(""); err != nil {
+		t.Fatal("HERALD:", err)
+	}
+	core := make([]byte, size)
+	for i := range core {
+		core[i] = byte(i*7 + i>>9)
+	}
+	chunk := int(cl.MTU()) - wire.Overhead
+	var batch []servertest.Msg
+	for off := 0; off < len(core); off += chunk {
+		batch = append(batch, servertest.Msg{Type: wire.VMCore, Offset: uint64(off), Payload: core[off:min(off+chunk, len(core))]})
+		if len(batch) == servertest.MaxInFlight || off+chunk >= len(core) {
+			if err := c.Send(batch...); err != nil {
+				t.Fatal("VMCORE:", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal("FINISHED:", err)
+	}
+	name := "vmcore." + cl.Addr().String() + ".0"
+	got, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, core) {
+		t.Fatalf("%s: %d bytes, differs from the %d sent", name, len(got), len(core))
+	}
+}
+
+// TestInProcess joins two stacks frame by frame and dumps between them;
+// the client's full 64-datagram batches must all fit the server's queue.
+func TestInProcess(t *testing.T) {
+	sv := newStack(t, serverPrefix, 0)
+	cl := newStack(t, clientPrefix, 0)
+	var frames sync.Map
+	count := func(tag string) func([]byte) {
+		return func(f []byte) {
+			if len(f) >= 14 && f[12] == 0x08 && f[13] == 0x06 {
+				frames.Store(tag+"-arp", true)
+			}
+		}
+	}
+	cntS, cntC := count("server"), count("client")
+	sv.Attach(func(f []byte) { cntS(f); cl.Inject(f) })
+	cl.Attach(func(f []byte) { cntC(f); sv.Inject(f) })
+	srv, dir := startServer(t, sv)
+	dumpOver(t, cl, srv, dir, 3<<20)
+	if _, ok := frames.Load("server-arp"); !ok {
+		t.Error("the server stack sent no ARP")
+	}
+	if sv.Dropped()+cl.Dropped() != 0 {
+		t.Errorf("dropped frames: %d, %d", sv.Dropped(), cl.Dropped())
+	}
+}
+
+// TestJumbo: payloads beyond FreeBSD netdumpd's 4096-byte limit.
+func TestJumbo(t *testing.T) {
+	sv := newStack(t, serverPrefix, 9000)
+	cl := newStack(t, clientPrefix, 9000)
+	sv.Attach(cl.Inject)
+	cl.Attach(sv.Inject)
+	srv, dir := startServer(t, sv)
+	dumpOver(t, cl, srv, dir, 2<<20)
+}
+
+// TestDgram joins the stacks through a real pair of unix datagram sockets,
+// the transport of QEMU's -netdev dgram.
+func TestDgram(t *testing.T) {
+	tmp := t.TempDir()
+	a := &net.UnixAddr{Name: filepath.Join(tmp, "a"), Net: "unixgram"}
+	b := &net.UnixAddr{Name: filepath.Join(tmp, "b"), Net: "unixgram"}
+	ca, err := net.ListenUnixgram("unixgram", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := net.ListenUnixgram("unixgram", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	ca.SetReadBuffer(4 << 20)
+	cb.SetReadBuffer(4 << 20)
+	sv := newStack(t, serverPrefix, 0)
+	cl := newStack(t, clientPrefix, 0)
+	sv.AttachDgram(ca, b)
+	cl.AttachDgram(cb, a)
+	srv, dir := startServer(t, sv)
+	dumpOver(t, cl, srv, dir, 2<<20)
+}
+
+// TestStream joins the stacks through a unix stream connection with
+// QEMU's -netdev stream framing.
+func TestStream(t *testing.T) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "s"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	dialed, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dialed.Close()
+	var acc net.Conn
+	select {
+	case acc = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no accept")
+	}
+	defer acc.Close()
+	sv := newStack(t, serverPrefix, 0)
+	cl := newStack(t, clientPrefix, 0)
+	sv.AttachStream(acc)
+	cl.AttachStream(dialed)
+	srv, dir := startServer(t, sv)
+	dumpOver(t, cl, srv, dir, 2<<20)
+}
