@@ -1,0 +1,231 @@
+// Command netdumpd receives kernel dumps sent with FreeBSD's netdump
+// protocol: a drop-in for FreeBSD's netdumpd(8) on Linux, with the same
+// flags, defaults, files and messages (netdump-protocol.md §4).
+//
+// Differences: Go programs cannot daemon(3), so without -D netdumpd stays
+// in the foreground but logs to syslog like the daemon would. Extensions
+// (tamadump): -port, -ackport, -timeout and -tpass.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/syslog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tamadump/tamadump/netdump/server"
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+const usageText = `usage: netdumpd [-D] [-a <bind_addr>] [-d <dumpdir>] [-i <script>] [-P <pidfile>]
+		[-p <default path>]
+		[-port <herald port>] [-ackport <client port>]
+		[-timeout <duration>] [-tpass <duration>]
+
+  -a addr      IPv4 address to listen on (default: all interfaces)
+  -D           debug: log to stdout instead of syslog
+  -d dir       dump directory (default /var/crash)
+  -i script    run "script reason client_ip hostname infofile corefile"
+               after each dump (reason: success, timeout or error)
+  -P pidfile   pid file, locked while running (default /var/run/netdumpd.pid)
+  -p path      directory under dumpdir for clients that name none (default .)
+
+tamadump extensions:
+  -port N      UDP port HERALDs are received on (default 20023)
+  -ackport N   client UDP port ACKs are sent to (default 20024)
+  -timeout d   abandon a client silent for this long (default 10m0s)
+  -tpass d     check for silent clients this often (default 10s)
+
+netdumpd always stays in the foreground (Go cannot daemon(3)); without -D
+it logs to syslog (facility daemon), as the daemon would.
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	warnx := func(format string, a ...any) { fmt.Fprintf(stderr, "netdumpd: "+format+"\n", a...) }
+	fs := flag.NewFlagSet("netdumpd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		bind     = fs.String("a", "", "")
+		debug    = fs.Bool("D", false, "")
+		dumpDir  = fs.String("d", "", "")
+		handler  = fs.String("i", "", "")
+		pidPath  = fs.String("P", "/var/run/netdumpd.pid", "")
+		defPath  = fs.String("p", ".", "")
+		port     = fs.Uint("port", wire.ServerPort, "")
+		ackPort  = fs.Uint("ackport", wire.ClientPort, "")
+		timeout  = fs.Duration("timeout", server.DefaultTimeout, "")
+		tpass    = fs.Duration("tpass", server.DefaultTPass, "")
+		showHelp = fs.Bool("h", false, "")
+	)
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "netdumpd: %v\n%s", err, usageText)
+		return 1
+	}
+	if *showHelp {
+		fmt.Fprint(stderr, usageText)
+		return 0
+	}
+	if fs.NArg() != 0 {
+		// netdumpd complains but carries on.
+		fmt.Fprint(stderr, usageText)
+	}
+	if *port > 65535 || *ackPort == 0 || *ackPort > 65535 || *timeout <= 0 || *tpass <= 0 {
+		warnx("invalid -port, -ackport, -timeout or -tpass")
+		return 1
+	}
+
+	listen := netip.IPv4Unspecified()
+	if *bind == "" {
+		warnx("default: listening on all interfaces")
+	} else {
+		a, err := netip.ParseAddr(*bind)
+		if err != nil || !a.Is4() {
+			warnx("invalid bind IP specified")
+			return 1
+		}
+		listen = a
+		warnx("listening on IP %s", *bind)
+	}
+	if *handler != "" {
+		if err := unix.Access(*handler, unix.X_OK); err != nil {
+			warnx("cannot access %s: %s", *handler, errText(err))
+			return 1
+		}
+	}
+
+	pid, err := lockPidfile(*pidPath)
+	if err != nil {
+		if err == unix.EWOULDBLOCK {
+			warnx("netdumpd is already running")
+		} else {
+			warnx("pidfile_open: %s", errText(err))
+		}
+		return 1
+	}
+	defer func() {
+		os.Remove(*pidPath)
+		pid.Close()
+	}()
+
+	if *dumpDir == "" {
+		*dumpDir = "/var/crash"
+		warnx("default: dumping to /var/crash/")
+	}
+	st, err := os.Stat(*dumpDir)
+	if err != nil {
+		warnx("invalid dump location specified")
+		return 1
+	}
+	if !st.IsDir() {
+		fmt.Fprint(stderr, "Dump location is not a directory")
+		return 1
+	}
+	if err := unix.Access(*dumpDir, unix.W_OK); err != nil {
+		warnx("warning: may be unable to write into dump location: %s", errText(err))
+	}
+
+	logf, err := logger(*debug, stdout)
+	if err != nil {
+		warnx("syslog: %s; logging to stderr", errText(err))
+		logf = textLogger(stderr)
+	}
+	srv, err := server.New(server.Config{
+		Dir:         *dumpDir,
+		DefaultPath: *defPath,
+		Listen:      netip.AddrPortFrom(listen, uint16(*port)),
+		AckPort:     uint16(*ackPort),
+		Handler:     *handler,
+		Timeout:     *timeout,
+		TPass:       *tpass,
+		Log:         logf,
+	})
+	if err != nil {
+		logf(server.LevelError, "bind(): "+errText(err))
+		return 1
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	// netdumpd blocks every other signal.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
+	go func() {
+		<-sig
+		srv.Close()
+	}()
+	if err := srv.Run(); err != nil {
+		logf(server.LevelError, "recvmsg(): "+errText(err))
+		srv.Close()
+		return 1
+	}
+	return 0
+}
+
+// lockPidfile is pidfile_open + pidfile_write: the file stays locked
+// while we run.
+func lockPidfile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+// logger routes log lines to syslog, or with -D to stdout.
+func logger(debug bool, stdout io.Writer) (func(server.Level, string), error) {
+	if debug {
+		// netdumpd's -D printing sends every priority to stdout.
+		return textLogger(stdout), nil
+	}
+	w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "netdumpd")
+	if err != nil {
+		return nil, err
+	}
+	return func(l server.Level, msg string) {
+		switch l {
+		case server.LevelInfo:
+			w.Info(msg)
+		case server.LevelWarning:
+			w.Warning(msg)
+		default:
+			w.Err(msg)
+		}
+	}, nil
+}
+
+func textLogger(w io.Writer) func(server.Level, string) {
+	return func(_ server.Level, msg string) {
+		if msg == "." {
+			// Progress dots share a line, as in netdumpd.
+			io.WriteString(w, msg)
+			return
+		}
+		io.WriteString(w, msg+"\n")
+	}
+}
+
+// errText is an error as strerror(3) would say it when it is an errno.
+func errText(err error) string {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		s := e.Error()
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	return err.Error()
+}
