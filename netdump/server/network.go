@@ -50,6 +50,9 @@ func (OSNetwork) ListenHerald(addr netip.AddrPort) (HeraldConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Bursts of HERALDs (many hosts panicking at once) should queue, not
+	// drop; best effort, capped by net.core.rmem_max.
+	c.SetReadBuffer(1 << 20)
 	bound := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	h := &osHerald{c: c, pc: ipv4.NewPacketConn(c), addr: netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())}
 	if err := h.pc.SetControlMessage(ipv4.FlagDst, true); err != nil && h.addr.Addr().IsUnspecified() {

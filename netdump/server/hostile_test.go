@@ -1,0 +1,354 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tamadump/tamadump/netdump/server/servertest"
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// TestMalformed: runts, size mismatches and unexpected types are logged
+// with netdumpd's texts, never acknowledged, and do not keep a session
+// alive.
+func TestMalformed(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Timeout = 700 * time.Millisecond
+		c.TPass = 50 * time.Millisecond
+	})
+	c := h.client(1)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	hdr := func(typ wire.MsgType, seq, length uint32) []byte {
+		b := make([]byte, wire.HeaderSize)
+		wire.Header{Type: typ, Seqno: seq, Len: length}.Put(b)
+		return b
+	}
+	bad := []struct {
+		pkt []byte
+		log string
+	}{
+		{[]byte("short"), "Ignoring runt packet from 127.0.0.1 (got 5)"},
+		{append(hdr(wire.VMCore, 50, 100), make([]byte, 50)...), "Bad packet size from 127.0.0.1"},
+		{hdr(9, 51, 0), "Received unexpected message type 9 from 127.0.0.1"},
+		{hdr(wire.Herald, 52, 0), "Received unexpected message type 1 from 127.0.0.1"},
+	}
+	// Sent for longer than the idle timeout: the session must still time
+	// out, as none of these count as traffic.
+	start := time.Now()
+	for time.Since(start) < 1200*time.Millisecond && h.log.count("timed out") == 0 {
+		for _, b := range bad {
+			c.SendRaw(b.pkt)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, b := range bad {
+		if h.log.count(b.log) == 0 {
+			t.Errorf("no %q in log:\n%s", b.log, h.log)
+		}
+		if c.Expect(uint32(50+i), 0) {
+			t.Errorf("%q acknowledged", b.log)
+		}
+	}
+	h.log.waitLog(t, "Client 127.0.0.1 timed out", 1)
+	info := string(h.read("info.127.0.0.1.0"))
+	if !strings.HasSuffix(info, "Missing ranges: none\nDump incomplete: client timed out\n") {
+		t.Errorf("info:\n%s", info)
+	}
+}
+
+// TestLargePayload: a payload of the largest size a UDP datagram can
+// carry is accepted (FreeBSD's netdumpd stops at 4096).
+func TestLargePayload(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(1)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	big := pattern(3, wire.MaxPayload)
+	if err := c.Send(
+		servertest.Msg{Type: wire.VMCore, Offset: 0, Payload: big},
+		servertest.Msg{Type: wire.VMCore, Offset: wire.MaxPayload, Payload: big[:1000]},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]byte(nil), big...), big[:1000]...)
+	if got := h.read("vmcore.127.0.0.1.0"); !bytes.Equal(got, want) {
+		t.Errorf("vmcore: %d bytes", len(got))
+	}
+}
+
+// TestHeraldPath: the client's directory is honoured only inside the dump
+// directory; anything else falls back to the default path.
+func TestHeraldPath(t *testing.T) {
+	root := t.TempDir()
+	dumps := filepath.Join(root, "crash")
+	for _, d := range []string{"crash/sub/deep", "crash/def", "outside"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.Symlink("/", filepath.Join(dumps, "toroot"))
+	os.Symlink("..", filepath.Join(dumps, "up"))
+	os.Symlink("sub", filepath.Join(dumps, "alias"))
+	os.Symlink("../outside", filepath.Join(dumps, "sub", "out"))
+	h := newHarness(t, func(c *Config) { c.Dir = dumps; c.DefaultPath = "def" })
+	h.dir = dumps
+	for i, tc := range []struct{ path, dir string }{
+		{"sub", "sub"},
+		{"sub/deep/", "sub/deep"},
+		{"alias", "alias"}, // a symlink that stays inside
+		{"../outside", "def"},
+		{"/etc", "def"},
+		{"/tmp", "def"},
+		{"toroot", "def"},
+		{"toroot/tmp", "def"},
+		{"up", "def"},
+		{"up/outside", "def"},
+		{"sub/out", "def"},
+		{"sub/../sub", "def"},
+		{"missing", "def"}, // never created
+		{"", "def"},
+	} {
+		c := h.client(byte(10 + i))
+		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + i)}).String()
+		if err := c.Herald(tc.path); err != nil {
+			t.Fatalf("%q: %v", tc.path, err)
+		}
+		if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: []byte(tc.path + "!")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dumps, tc.dir, "vmcore."+ip+".0"))
+		if err != nil || string(got) != tc.path+"!" {
+			t.Errorf("HERALD path %q: %q, %v; want it in %s", tc.path, got, err, tc.dir)
+		}
+		warned := h.log.count("Can't create output files in path for client "+ip) > 0
+		if warned != (tc.dir == "def" && tc.path != "") {
+			t.Errorf("HERALD path %q: fallback warning %v", tc.path, warned)
+		}
+	}
+	for _, d := range []string{filepath.Join(root, "outside"), "/tmp", filepath.Join(dumps, "missing")} {
+		if m, _ := filepath.Glob(filepath.Join(d, "*.127.0.0.*")); len(m) > 0 {
+			t.Errorf("files escaped into %s: %v", d, m)
+		}
+	}
+}
+
+// TestNoOutputFiles: when even the default path is unusable, the HERALD is
+// not acknowledged.
+func TestNoOutputFiles(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.DefaultPath = "absent" })
+	c := h.client(1)
+	c.Retries = 1
+	c.RTO = 100 * time.Millisecond
+	if err := c.Herald("also-absent"); err == nil {
+		t.Fatal("HERALD acknowledged")
+	}
+	h.log.waitLog(t, "Can't create output files for new client 127.0.0.1 [127.0.0.1]", 1)
+}
+
+// TestHeraldRetransmit: a HERALD repeated before any data is answered from
+// the same port without a new dump; one repeated after data starts a new
+// dump and ends the old one as timed out, files kept apart.
+func TestHeraldRetransmit(t *testing.T) {
+	script, out := handlerScript(t)
+	h := newHarness(t, func(c *Config) { c.Handler = script })
+	c := h.client(1)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	port := c.DataAddr()
+	herald := make([]byte, wire.HeaderSize)
+	wire.Header{Type: wire.Herald, Seqno: 1}.Put(herald)
+	c.SendRawTo(herald, h.srv.Addr())
+	if !c.Expect(1, 2*time.Second) {
+		t.Fatal("retransmitted HERALD not acknowledged")
+	}
+	// EKCD_KEY is not dump data: a HERALD still counts as a retransmit.
+	if err := c.Send(servertest.Msg{Type: wire.EKCDKey, Payload: []byte("key")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Herald(""); err != nil || c.DataAddr() != port {
+		t.Fatalf("HERALD again: %v, port %v then %v", err, port, c.DataAddr())
+	}
+	if n := h.log.count("New dump"); n != 1 {
+		t.Fatalf("%d dumps started", n)
+	}
+
+	old := pattern(1, 3000)
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: old}); err != nil {
+		t.Fatal(err)
+	}
+	// The client rebooted and dumps again.
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	if c.DataAddr() == port {
+		t.Error("new dump on the old port")
+	}
+	h.log.waitLog(t, "Client 127.0.0.1 timed out", 1)
+	fresh := pattern(2, 2000)
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: fresh}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.read("vmcore.127.0.0.1.0"); !bytes.Equal(got, old) {
+		t.Errorf("vmcore.0: %d bytes", len(got))
+	}
+	if got := h.read("vmcore.127.0.0.1.1"); !bytes.Equal(got, fresh) {
+		t.Errorf("vmcore.1: %d bytes", len(got))
+	}
+	if !strings.HasSuffix(string(h.read("info.127.0.0.1.0")), "Dump incomplete: client timed out\n") {
+		t.Error("old dump not closed as timed out")
+	}
+	h.log.waitLog(t, "exited with status 0", 2)
+	if a, _ := handlerRuns(t, out, "timeout"); len(a) != 1 || a[0][5] != "./vmcore.127.0.0.1.0" {
+		t.Errorf("timeout handler runs: %v", a)
+	}
+}
+
+// TestHeraldFlood: HERALDs, valid and not, from 200 addresses; the
+// server answers each valid one, then serves a real dump.
+func TestHeraldFlood(t *testing.T) {
+	h := newHarness(t, nil)
+	const n = 200
+	valid := make([]byte, wire.HeaderSize)
+	wire.Header{Type: wire.Herald, Seqno: 1}.Put(valid)
+	for i := range n {
+		c := h.client(byte(20 + i))
+		c.SendRawTo(valid, h.srv.Addr())
+		c.SendRawTo(valid[:10], h.srv.Addr())
+		c.SendRawTo(append(valid[:wire.HeaderSize:wire.HeaderSize], 1, 2), h.srv.Addr())
+	}
+	h.log.waitLog(t, "New dump", n)
+	h.log.waitLog(t, "netdump_cap_herald(): Invalid argument", 2*n)
+	c := h.client(2)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	core := pattern(5, 50000)
+	if err := sendAll(c, core, 1448); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.read("vmcore.127.0.0.2.0"); !bytes.Equal(got, core) {
+		t.Error("vmcore differs")
+	}
+	if m, _ := filepath.Glob(filepath.Join(h.dir, "info.*.0")); len(m) != n+1 {
+		t.Errorf("%d info files", len(m))
+	}
+}
+
+// TestNumbering: the bounds file picks the number when it can; otherwise
+// the lowest free one is used. Aborted dumps keep their number.
+func TestNumbering(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(1)
+	bounds := filepath.Join(h.dir, "bounds.127.0.0.1")
+	dumpOnce := func(finish bool) {
+		t.Helper()
+		if err := c.Herald(""); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if finish {
+			if err := c.Finish(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	next := func() string { b, _ := os.ReadFile(bounds); return string(b) }
+
+	os.WriteFile(bounds, []byte("7\n"), 0o600)
+	dumpOnce(true)
+	if next() != "8\n" || !exists(h.dir, "info.127.0.0.1.7") {
+		t.Errorf("bounds 7: next %q", next())
+	}
+	os.WriteFile(bounds, []byte("garbage"), 0o600)
+	dumpOnce(false) // aborted below by the next HERALD: number 0 is used up
+	if next() != "1\n" || h.log.count("Invalid bound for client 127.0.0.1 [127.0.0.1]: 'garbage'") != 1 {
+		t.Errorf("garbage: next %q\n%s", next(), h.log)
+	}
+	os.WriteFile(bounds, []byte("0\n"), 0o600)
+	dumpOnce(true) // info.0 exists
+	if next() != "2\n" || h.log.count("Incorrect bounds file for client 127.0.0.1 [127.0.0.1]") != 1 || !exists(h.dir, "info.127.0.0.1.1") {
+		t.Errorf("taken: next %q\n%s", next(), h.log)
+	}
+	os.WriteFile(bounds, []byte("99999999999\n"), 0o600)
+	dumpOnce(true)
+	if next() != "3\n" {
+		t.Errorf("too large: next %q", next())
+	}
+	os.WriteFile(bounds, []byte("1500"), 0o600) // beyond MAX_DUMPS is used as is
+	dumpOnce(true)
+	if next() != "1501\n" || !exists(h.dir, "vmcore.127.0.0.1.1500") {
+		t.Errorf("1500: next %q", next())
+	}
+	if !strings.HasSuffix(string(h.read("info.127.0.0.1.0")), "Dump incomplete: client timed out\n") {
+		t.Error("aborted dump 0 not closed")
+	}
+}
+
+func exists(dir, name string) bool {
+	_, err := os.Lstat(filepath.Join(dir, name))
+	return err == nil
+}
+
+// TestBadKDH: a short KDH is acknowledged and noted in the info file.
+func TestBadKDH(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(1)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(servertest.Msg{Type: wire.KDH, Payload: make([]byte, 100)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	want := "Dump from 127.0.0.1 [127.0.0.1]\nBad KDH: packet too small\nMissing ranges: none\nSHA256: " + sha(nil) + "\nDump complete\n"
+	if got := string(h.read("info.127.0.0.1.0")); got != want {
+		t.Errorf("info:\n%s", got)
+	}
+	if h.log.count("Bad KDH from 127.0.0.1 [127.0.0.1]: packet too small") != 1 {
+		t.Error(h.log)
+	}
+}
+
+// TestHostileOffsets: offsets near 2^64 end the dump as a write error
+// instead of wrapping.
+func TestHostileOffsets(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(1)
+	c.Retries = 1
+	c.RTO = 100 * time.Millisecond
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, 1)
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Offset: 1<<64 - 4, Payload: b}); err == nil {
+		t.Error("wrapping write acknowledged")
+	}
+	if got := string(h.read("info.127.0.0.1.0")); !strings.Contains(got, "Dump unsuccessful: write error @ offset fffffffffffffffc: Invalid argument\n") {
+		t.Errorf("info:\n%s", got)
+	}
+}
