@@ -47,7 +47,7 @@ func (l *logBuf) String() string {
 }
 
 // waitLog waits until substr has been logged n times.
-func (l *logBuf) waitLog(t *testing.T, substr string, n int) {
+func (l *logBuf) waitLog(t testing.TB, substr string, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if l.count(substr) >= n {
@@ -59,18 +59,19 @@ func (l *logBuf) waitLog(t *testing.T, substr string, n int) {
 
 // harness is a server on loopback plus the ACK port its clients bind.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *Server
 	dir     string
 	log     *logBuf
 	ackPort uint16
 	runErr  chan error
+	closed  sync.Once
 }
 
 func numeric(context.Context, netip.Addr) (string, error) { return "", errors.New("no PTR") }
 
 // newHarness starts a server; mod may adjust the configuration.
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	// A port free on 127.0.0.1 serves as every client's ACK port; each
 	// client binds it on its own 127.0.0.x.
@@ -100,7 +101,9 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	return h
 }
 
-func (h *harness) close() {
+func (h *harness) close() { h.closed.Do(h.shutdown) }
+
+func (h *harness) shutdown() {
 	h.srv.Close()
 	select {
 	case err := <-h.runErr:

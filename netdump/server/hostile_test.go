@@ -352,3 +352,23 @@ func TestHostileOffsets(t *testing.T) {
 		t.Errorf("info:\n%s", got)
 	}
 }
+
+// TestProgressDot: a "." is logged at every 11522nd seqno, as netdumpd
+// does.
+func TestProgressDot(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(1)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint32{11521, 11522, 11523, 2 * 11522} {
+		b, _ := wire.AppendMessage(make([]byte, 64), wire.Header{Type: wire.VMCore, Seqno: seq, Offset: uint64(seq)}, []byte{1})
+		c.SendRaw(b)
+		if !c.Expect(seq, 2*time.Second) {
+			t.Fatalf("seqno %d not acknowledged", seq)
+		}
+	}
+	if n := h.log.count("info: ."); n != 2 {
+		t.Errorf("%d dots", n)
+	}
+}

@@ -105,7 +105,6 @@ func (s *Server) newSession(ip, dst netip.Addr, herald []byte) *session {
 		name:      files.coreBase(host),
 		lastValid: time.Now(),
 		buf:       make([]byte, wire.HeaderSize+wire.MaxPayload),
-		wb:        make([]byte, 0, writeBack),
 	}
 	c.sum.init()
 	if s.cfg.wrapCore != nil {
@@ -264,6 +263,11 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 		if !c.flush() {
 			return false
 		}
+	}
+	if c.wb == nil {
+		// Allocated with the first data, so that idle sessions (a
+		// HERALD flood) stay small.
+		c.wb = make([]byte, 0, writeBack)
 	}
 	if len(c.wb) == 0 {
 		c.wbOff = h.Offset
