@@ -82,7 +82,10 @@ func (s *Shell) netdump(argv [][]byte) {
 		s.end(cmd, true)
 		return
 	}
-	c, _ := s.m.Config()
+	c, on := s.m.Config()
+	if !on {
+		c = Config{}
+	}
 	c.Server = o.server
 	if o.client.IsValid() {
 		c.Client = o.client

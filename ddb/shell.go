@@ -209,14 +209,19 @@ func (s *Shell) dumpon(argv [][]byte) {
 // show prints the netdump configuration; "show dumpon" and "show netdump"
 // are the same at either prompt. It does not allocate.
 func (s *Shell) show(argv [][]byte) {
-	if len(argv) != 1 || !(equal(argv[0], "netdump") || equal(argv[0], "dumpon")) {
-		if len(argv) == 0 {
-			s.p.str("show: what? try show netdump\n")
-			return
-		}
+	switch {
+	case len(argv) == 0:
+		s.p.str("show: what? try show netdump\n")
+		return
+	case !equal(argv[0], "netdump") && !equal(argv[0], "dumpon"):
 		s.p.str("show: unknown object ")
 		s.p.quote(argv[0])
 		s.p.str("; try show netdump\n")
+		return
+	case len(argv) > 1:
+		s.p.str("show: unexpected argument ")
+		s.p.quote(argv[1])
+		s.p.byte('\n')
 		return
 	}
 	c, ok := s.m.Config()
