@@ -117,6 +117,11 @@ func (h *harness) shutdown() {
 
 // client binds 127.0.0.<host>:ackPort.
 func (h *harness) client(host byte) *servertest.Client {
+	return h.clientTo(host, h.srv.Addr())
+}
+
+// clientTo is client sending its HERALD to server.
+func (h *harness) clientTo(host byte, server netip.AddrPort) *servertest.Client {
 	h.t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, host), Port: int(h.ackPort)})
 	if err != nil {
@@ -124,7 +129,7 @@ func (h *harness) client(host byte) *servertest.Client {
 	}
 	c.SetReadBuffer(1 << 20)
 	h.t.Cleanup(func() { c.Close() })
-	return servertest.New(servertest.UDP(c), h.srv.Addr())
+	return servertest.New(servertest.UDP(c), server)
 }
 
 func (h *harness) read(name string) []byte {

@@ -372,3 +372,27 @@ func TestProgressDot(t *testing.T) {
 		t.Errorf("%d dots", n)
 	}
 }
+
+// TestDestinationAddress: on a wildcard socket the HERALD's destination
+// (IP_PKTINFO) becomes the per-client socket's source, which is the only
+// source the client accepts.
+func TestDestinationAddress(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Listen = netip.MustParseAddrPort("0.0.0.0:0") })
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.5"), h.srv.Addr().Port())
+	c := h.clientTo(1, to)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	if c.DataAddr().Addr() != to.Addr() {
+		t.Errorf("ACK from %v, want %v", c.DataAddr(), to.Addr())
+	}
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: []byte("multi-homed")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(h.read("vmcore.127.0.0.1.0")); got != "multi-homed" {
+		t.Errorf("vmcore: %q", got)
+	}
+}

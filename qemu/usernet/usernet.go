@@ -4,6 +4,14 @@
 // with a QEMU `-netdev dgram` socket (AttachDgram) or a QEMU `-netdev
 // stream` connection (AttachStream). Network puts a netdump server on it,
 // so a guest can dump to a server that needs no host networking.
+//
+// QEMU side, for AttachDgram(conn bound at H, peer Q):
+//
+//	-netdev dgram,id=n0,local.type=unix,local.path=Q,remote.type=unix,remote.path=H
+//
+// and for AttachStream(c), c accepted on a unix socket listening at S:
+//
+//	-netdev stream,id=n0,server=off,addr.type=unix,addr.path=S
 package usernet
 
 import (
