@@ -396,3 +396,26 @@ func TestDestinationAddress(t *testing.T) {
 		t.Errorf("vmcore: %q", got)
 	}
 }
+
+// TestOpenNoSymlinks: the fallback for kernels without openat2 opens plain
+// subdirectories and refuses every symlink.
+func TestOpenNoSymlinks(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a/b"), 0o755)
+	os.Symlink("a", filepath.Join(root, "link"))
+	os.Symlink("/", filepath.Join(root, "a/root"))
+	dir, err := openDumpDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for path, ok := range map[string]bool{"a": true, "a/b": true, "./a//b/": true, "link": false, "a/root": false, "a/root/tmp": false, "none": false} {
+		f, err := openNoSymlinks(dir, path)
+		if (err == nil) != ok {
+			t.Errorf("%q: %v", path, err)
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
+}

@@ -264,3 +264,38 @@ func BenchmarkIngest(b *testing.B) { ingest(b, 1448, 46) }
 // two per batch: more would overflow the 128 KiB SO_RCVBUF netdumpd asks
 // for (doubled by Linux) and measure retransmission timeouts instead.
 func BenchmarkIngestJumbo(b *testing.B) { ingest(b, wire.MaxPayload, 2) }
+
+// TestSparse: a declared zero run is not written: the file keeps a hole
+// there, yet has its full length and hashes as zeros.
+func TestSparse(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(1)
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	const run = 16 << 20
+	data := pattern(8, page)
+	if err := c.Send(
+		servertest.Msg{Type: wire.VMCore, Offset: 0, Payload: data},
+		servertest.Msg{Type: wire.VMCore, Offset: page, Aux2: run},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(h.dir + "/vmcore.127.0.0.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != page+run {
+		t.Errorf("size %d, want %d", st.Size(), page+run)
+	}
+	if used := st.Sys().(*syscall.Stat_t).Blocks * 512; used > 1<<20 {
+		t.Errorf("%d bytes allocated: the zero run was written", used)
+	}
+	want := append(append([]byte(nil), data...), make([]byte, run)...)
+	if info := string(h.read("info.127.0.0.1.0")); !strings.Contains(info, "Missing ranges: none\nSHA256: "+sha(want)+"\n") {
+		t.Errorf("info:\n%s", info)
+	}
+}
