@@ -35,7 +35,7 @@ var dbScript = strings.Join([]string{
 	"show regs",
 	"show",
 	"frob",
-	"netdump -s 10.0.2.3\b\b\b\b\b\b\b\b\b10.0.2.4 \x1b[A\x1b[D\x01\xff",
+	"netdump -s 10.0.2.3\b\b\b\b\b\b\b\b10.0.2.4 \x1b[A\x1b[D\x01\xff",
 	strings.Repeat("x", MaxLine+10),
 	strings.Repeat("w ", maxArgs+1),
 	"",
@@ -67,8 +67,9 @@ func TestDebugDoesNotAllocate(t *testing.T) {
 			t.Errorf("failing %v: Debug allocated %v times per session", failing, allocs)
 		}
 		// Make sure the session went where it should, not just quietly.
-		got := out.String()
-		if !strings.HasSuffix(got, "db> reset\r\n") {
+		raw := out.String()
+		got := lf(t, raw)
+		if !strings.HasSuffix(got, "db> reset\n") {
 			t.Errorf("failing %v: the session did not end at reset", failing)
 		}
 		for _, want := range []string{
@@ -91,7 +92,7 @@ func TestDebugDoesNotAllocate(t *testing.T) {
 				t.Errorf("failing: transcript lacks the machine's errors:\n%s", got)
 			}
 		} else {
-			if strings.Count(got, string(finished)) != 3 || !strings.Contains(got, "interface em0\n  client    10.0.2.15\n  server    10.0.2.2\n") {
+			if strings.Count(raw, string(finished)) != 4 || !strings.Contains(got, "interface em0\n  client    10.0.2.15\n  server    10.0.2.2\n") {
 				t.Errorf("transcript lacks the dumps:\n%s", got)
 			}
 		}

@@ -44,7 +44,7 @@ func (c Config) NextHop() netip.Addr {
 
 // Validate reports the first thing wrong with c, naming the field.
 func (c Config) Validate() error {
-	if p, bad := c.problem(); bad {
+	if p, bad := c.check(); bad {
 		if p.addr.IsValid() {
 			return fmt.Errorf("ddb: %s %s %s", p.field, p.addr, p.reason)
 		}
@@ -61,7 +61,7 @@ type problem struct {
 	reason string
 }
 
-func (c *Config) problem() (problem, bool) {
+func (c *Config) check() (problem, bool) {
 	if c.NIC == "" {
 		return problem{field: "interface", reason: "is not set"}, true
 	}

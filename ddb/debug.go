@@ -42,8 +42,7 @@ func (s *Shell) db(argv [][]byte) (stop bool) {
 	case equal(argv[0], "show"):
 		s.show(argv[1:])
 	case equal(argv[0], "bt"), equal(argv[0], "trace"), equal(argv[0], "where"):
-		s.p.flush()
-		s.m.Backtrace(s.p.w)
+		s.m.Backtrace(&s.p)
 	case equal(argv[0], "reset"):
 		s.p.flush()
 		s.m.Reset()
@@ -113,8 +112,8 @@ func (s *Shell) netdump(argv [][]byte) {
 		s.end(cmd, false)
 		return
 	}
-	if p, bad := c.problem(); bad {
-		s.problem(cmd, p)
+	if p, bad := c.check(); bad {
+		s.printProblem(cmd, p)
 		return
 	}
 	if err := s.m.Configure(c); err != nil {

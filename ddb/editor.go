@@ -55,7 +55,7 @@ func (e *editor) readLine() (line []byte, tooLong bool, err error) {
 			c := e.in[e.inPos]
 			e.inPos++
 			if e.take(c) {
-				e.echo.str("\r\n")
+				e.echo.byte('\n')
 				e.echo.flush()
 				line, tooLong = e.line[:e.n], e.overflow
 				e.n, e.overflow = 0, false

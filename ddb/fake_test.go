@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"strings"
+	"testing"
 )
 
 // fakeMachine records what the shell asks of it. Everything Debug reaches
@@ -52,7 +54,7 @@ func (m *fakeMachine) Backtrace(w io.Writer) { w.Write(stack) }
 func (m *fakeMachine) Reset()                { m.resets++ }
 
 var (
-	finished   = []byte("netdump finished.\n")
+	finished   = []byte("netdump finished.\r\n") // the machine ends its lines itself
 	stack      = []byte("goroutine 1 [running]:\nmain.main()\n\t/src/main.go:7 +0x1d\n")
 	errNoAck   = errors.New("failed to contact netdump server")
 	errNoNIC   = errors.New("interface is down")
@@ -101,3 +103,14 @@ func (w *sink) Write(b []byte) (int, error) {
 }
 
 func (w *sink) String() string { return string(w.buf[:w.n]) }
+
+// lf checks that every line of console output ends with CR LF, as a dumb
+// terminal needs, and returns the output with plain LF line ends so that
+// expectations stay readable.
+func lf(t *testing.T, s string) string {
+	t.Helper()
+	if strings.Count(s, "\n") != strings.Count(s, "\r\n") {
+		t.Errorf("bare LF in console output %q", s)
+	}
+	return strings.ReplaceAll(s, "\r\n", "\n")
+}

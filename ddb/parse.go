@@ -1,6 +1,9 @@
 package ddb
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
+)
 
 // maxArgs bounds the words on a command line; the longest valid command,
 // dumpon with every option, has 10.
@@ -123,7 +126,7 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 			o.nic = a
 			continue
 		}
-		if len(a) != 2 || indexByte(cmd.flags, a[1]) < 0 {
+		if len(a) != 2 || strings.IndexByte(cmd.flags, a[1]) < 0 {
 			s.begin(cmd)
 			s.p.str("unknown flag ")
 			s.p.quote(a)
@@ -204,15 +207,6 @@ func valueName(flag byte) string {
 	return "an IPv4 address"
 }
 
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
 // nic finds the interface called name among the machine's, returning the
 // machine's own string so that no copy is made.
 func (s *Shell) nic(name []byte) (string, bool) {
@@ -248,8 +242,8 @@ func (s *Shell) end(cmd *command, usage bool) bool {
 	return false
 }
 
-// problem prints a Config problem found once the options were combined.
-func (s *Shell) problem(cmd *command, p problem) bool {
+// printProblem prints a Config problem found once the options were combined.
+func (s *Shell) printProblem(cmd *command, p problem) bool {
 	s.begin(cmd)
 	s.p.str(p.field)
 	s.p.byte(' ')

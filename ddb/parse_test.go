@@ -141,7 +141,7 @@ func runCommandCases(t *testing.T, debug bool, cases []commandCase) {
 		if tc.dumpErr {
 			m.dumpErr = errNoAck
 		}
-		got := exec(m, debug, tc.line)
+		got := lf(t, exec(m, debug, tc.line))
 		if got != tc.want {
 			t.Errorf("%q:\n got %q\nwant %q", tc.line, got, tc.want)
 		}
@@ -305,7 +305,7 @@ func TestNetdump(t *testing.T) {
 	})
 	// A configuration the machine reports as off is not inherited.
 	m := &fakeMachine{nics: twoNICs, cfg: configured}
-	if out := exec(m, true, "netdump -s 10.0.2.2"); out != "netdump: no client address configured; give -c client\n" {
+	if out := lf(t, exec(m, true, "netdump -s 10.0.2.2")); out != "netdump: no client address configured; give -c client\n" {
 		t.Errorf("netdump with netdump off: %q", out)
 	}
 }

@@ -7,8 +7,9 @@ import (
 )
 
 // printer formats console output into a buffer made once, so that printing
-// never allocates; it writes the buffer out when full and on flush.
-// Write errors are dropped: there is nowhere else to report them.
+// never allocates; it writes the buffer out when full and on flush. It ends
+// lines with CR LF, as a dumb terminal needs. Write errors are dropped:
+// there is nowhere else to report them.
 type printer struct {
 	w   io.Writer
 	buf []byte // len: pending bytes; cap: fixed
@@ -33,25 +34,40 @@ func (p *printer) room(n int) {
 }
 
 func (p *printer) byte(c byte) {
-	p.room(1)
+	p.room(2)
+	if c == '\n' {
+		p.buf = append(p.buf, '\r')
+	}
 	p.buf = append(p.buf, c)
 }
 
-func (p *printer) str(s string) {
-	for len(s) > 0 {
-		p.room(1)
-		n := copy(p.buf[len(p.buf):cap(p.buf)], s)
-		p.buf = p.buf[:len(p.buf)+n]
-		s = s[n:]
-	}
+func (p *printer) str(s string) { text(p, s) }
+
+func (p *printer) bytes(b []byte) { text(p, b) }
+
+// Write lets the machine print through the shell (a backtrace), with the
+// same line ends.
+func (p *printer) Write(b []byte) (int, error) {
+	text(p, b)
+	return len(b), nil
 }
 
-func (p *printer) bytes(b []byte) {
-	for len(b) > 0 {
-		p.room(1)
-		n := copy(p.buf[len(p.buf):cap(p.buf)], b)
-		p.buf = p.buf[:len(p.buf)+n]
-		b = b[n:]
+func text[T string | []byte](p *printer, s T) {
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] != '\n' {
+			i++
+		}
+		for i > 0 {
+			p.room(1)
+			n := min(i, cap(p.buf)-len(p.buf))
+			p.buf = append(p.buf, s[:n]...)
+			s, i = s[n:], i-n
+		}
+		if len(s) > 0 {
+			p.byte('\n')
+			s = s[1:]
+		}
 	}
 }
 

@@ -27,30 +27,30 @@ func TestSession(t *testing.T) {
 		"help\r", // never read: reset does not return on a real machine
 	}, "")
 	want := "" +
-		"tamadump> ifconfig\r\n" +
+		"tamadump> ifconfig\n" +
 		"vtnet0\nem0\n" +
-		"tamadump> dumpon -s 10.0.2.2 -c 10.0.2.51\b \b\b \b15 -g 10.0.2.1 vtnet0\r\n" +
+		"tamadump> dumpon -s 10.0.2.2 -c 10.0.2.51\b \b\b \b15 -g 10.0.2.1 vtnet0\n" +
 		"dumpon: kernel dumps on vtnet0 to 10.0.2.2\n" +
-		"tamadump> show dumpon\r\n" +
+		"tamadump> show dumpon\n" +
 		"netdump: on\n  interface vtnet0\n  client    10.0.2.15\n  server    10.0.2.2\n  gateway   10.0.2.1\n  path      none (server's default)\n" +
-		"tamadump> dumpon -s 1.2.3 -c 10.0.2.15 vtnet0\r\n" +
+		"tamadump> dumpon -s 1.2.3 -c 10.0.2.15 vtnet0\n" +
 		"dumpon: -s: \"1.2.3\" is not an IPv4 address\n" +
-		"tamadump> \r\n" +
-		"tamadump> frob\r\n" +
+		"tamadump> \n" +
+		"tamadump> frob\n" +
 		"unknown command \"frob\"; try help\n" +
-		"tamadump> panic disk on fire\r\n" +
+		"tamadump> panic disk on fire\n" +
 		"\nKDB: enter: panic\n" +
-		"db> show netdump\r\n" +
+		"db> show netdump\n" +
 		"netdump: on\n  interface vtnet0\n  client    10.0.2.15\n  server    10.0.2.2\n  gateway   10.0.2.1\n  path      none (server's default)\n" +
-		"db> bt\r\n" +
+		"db> bt\n" +
 		string(stack) +
-		"db> dump\r\n" +
+		"db> dump\n" +
 		"netdump finished.\n" +
-		"db> netdump -s 10.0.2.3 -g 10.0.2.9\r\n" +
+		"db> netdump -s 10.0.2.3 -g 10.0.2.9\n" +
 		"netdump finished.\n" +
-		"db> c\r\n" +
+		"db> c\n" +
 		"cannot continue after a Go panic; use dump or reset\n" +
-		"db> reset\r\n"
+		"db> reset\n"
 
 	for _, chunk := range []int{0, 1, 7} {
 		var out bytes.Buffer
@@ -65,7 +65,7 @@ func TestSession(t *testing.T) {
 		if err := s.Debug(); err != nil {
 			t.Fatalf("chunk %d: Debug: %v", chunk, err)
 		}
-		if got := out.String(); got != want {
+		if got := lf(t, out.String()); got != want {
 			t.Errorf("chunk %d: transcript\n%s\nwant\n%s", chunk, got, want)
 		}
 		if m.dumps != 2 || m.resets != 1 {
@@ -84,9 +84,9 @@ func TestSessionLimits(t *testing.T) {
 	many := strings.Repeat("w ", maxArgs+1)
 	in := long + "\r" + many + "\rdumpon -s 10.0.2.2"
 	for _, prompt := range []string{Prompt, DBPrompt} {
-		want := prompt + long[:MaxLine] + strings.Repeat("\a", len(long)-MaxLine) + "\r\n" +
+		want := prompt + long[:MaxLine] + strings.Repeat("\a", len(long)-MaxLine) + "\n" +
 			"line too long; the limit is 1280 characters\n" +
-			prompt + many + "\r\n" +
+			prompt + many + "\n" +
 			"too many words; the limit is 16\n" +
 			prompt + "dumpon -s 10.0.2.2"
 		var out sink
@@ -102,7 +102,7 @@ func TestSessionLimits(t *testing.T) {
 		if err != nil {
 			t.Errorf("%q: %v", prompt, err)
 		}
-		if got := out.String(); got != want {
+		if got := lf(t, out.String()); got != want {
 			t.Errorf("%q: transcript\n%q\nwant\n%q", prompt, got, want)
 		}
 		if m.configures != 0 {
@@ -119,7 +119,7 @@ func TestSessionReadError(t *testing.T) {
 	if err := s.Run(); err != errNoNIC {
 		t.Fatalf("Run: %v", err)
 	}
-	if out.String() != "tamadump> ifconfig\r\nvtnet0\ntamadump> " {
+	if lf(t, out.String()) != "tamadump> ifconfig\nvtnet0\ntamadump> " {
 		t.Fatalf("transcript %q", out.String())
 	}
 }

@@ -21,9 +21,10 @@ type Machine interface {
 	// Panic panics with msg. In the image it does not return.
 	Panic(msg string)
 	// Dump sends memory to c's netdump server, reporting progress on the
-	// console itself.
+	// console itself (ending lines with CR LF, as the shell does).
 	Dump(c Config) error
-	// Backtrace writes the stack of the goroutine that panicked to w.
+	// Backtrace writes the stack of the goroutine that panicked to w,
+	// which turns LF into CR LF for the terminal.
 	Backtrace(w io.Writer)
 	// Reset reboots the machine. In the image it does not return.
 	Reset()
@@ -189,8 +190,8 @@ func (s *Shell) dumpon(argv [][]byte) {
 		return
 	}
 	c := Config{NIC: nic, Client: o.client, Server: o.server, Gateway: o.gateway, Path: string(o.path)}
-	if p, bad := c.problem(); bad {
-		s.problem(cmd, p)
+	if p, bad := c.check(); bad {
+		s.printProblem(cmd, p)
 		return
 	}
 	if err := s.m.Configure(c); err != nil {
