@@ -15,6 +15,8 @@ type printer struct {
 	buf []byte // len: pending bytes; cap: fixed
 }
 
+// newPrinter makes a printer with a size-byte buffer; size must be at least
+// 64, the room addr asks for.
 func newPrinter(w io.Writer, size int) printer {
 	return printer{w: w, buf: make([]byte, 0, size)}
 }
