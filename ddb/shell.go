@@ -3,7 +3,6 @@ package ddb
 import (
 	"bytes"
 	"io"
-	"strings"
 )
 
 // Machine is what the shell needs from the image. Debug calls NICs, Config,
@@ -117,7 +116,7 @@ func (s *Shell) run(argv [][]byte, line []byte) (stop bool) {
 	case equal(argv[0], "ifconfig"):
 		s.ifconfig()
 	case equal(argv[0], "panic"):
-		msg := strings.TrimSpace(string(bytes.TrimSpace(line)[len("panic"):]))
+		msg := string(bytes.TrimSpace(bytes.TrimLeft(line, " ")[len("panic"):]))
 		if msg == "" {
 			msg = DefaultPanic
 		}
