@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/tamadump/tamadump/drivers/e1000"
+	"github.com/tamadump/tamadump/drivers/nictest"
 	"github.com/tamadump/tamadump/drivers/pci"
 	"github.com/tamadump/tamadump/qemu"
 )
@@ -55,18 +57,8 @@ func startRig(t testing.TB, machine string) *rig {
 	return &rig{t: t, vm: vm, link: vm.Link("n0"), nic: newNIC(t, vm, bar0.Addr, vm.DMA()), regs: bar0.Addr}
 }
 
-// frame is an Ethernet frame of n bytes from src to dst with a payload
-// derived from seed.
-func frame(n int, dst, src [6]byte, seed byte) []byte {
-	f := pattern(n, seed)
-	copy(f[0:], dst[:])
-	copy(f[6:], src[:])
-	binary.BigEndian.PutUint16(f[12:], 0x88b5) // local experimental EtherType
-	return f
-}
-
-func (r *rig) out(n int, seed byte) []byte { return frame(n, hostMAC, r.nic.MAC(), seed) }
-func (r *rig) in(n int, seed byte) []byte  { return frame(n, r.nic.MAC(), hostMAC, seed) }
+func (r *rig) out(n int, seed byte) []byte { return nictest.Frame(n, hostMAC, r.nic.MAC(), seed) }
+func (r *rig) in(n int, seed byte) []byte  { return nictest.Frame(n, r.nic.MAC(), hostMAC, seed) }
 
 // sendAndCheck transmits f and expects exactly want on the host link.
 func (r *rig) sendAndCheck(f, want []byte) {
@@ -172,8 +164,8 @@ func (r *rig) checkRX(t *testing.T) {
 	}
 	r.inject(fs...)
 	// Broadcast passes the filter; a foreign unicast does not.
-	bcast := frame(100, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostMAC, 1)
-	foreign := frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
+	bcast := nictest.Frame(100, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostMAC, 1)
+	foreign := nictest.Frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
 	if err := r.link.Send(foreign); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +310,7 @@ func (r *rig) checkResetFromOtherDriver(t *testing.T) {
 	w(0x00d0, 0x9d)                            // IMS
 	r.reset(t)
 	// Only our address gets through now (no UPE).
-	foreign := frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
+	foreign := nictest.Frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
 	if err := r.link.Send(foreign); err != nil {
 		t.Fatal(err)
 	}
@@ -330,40 +322,7 @@ func (r *rig) checkResetFromOtherDriver(t *testing.T) {
 func BenchmarkTransmit(b *testing.B) {
 	r := startRig(b, qemu.PC)
 	for _, size := range []int{60, 1514} {
-		b.Run(itoa(size), func(b *testing.B) {
-			f := r.out(size, 1)
-			got := make(chan int)
-			stop := make(chan struct{})
-			go func() {
-				buf := make([]byte, qemu.MaxFrame)
-				n := 0
-				for {
-					if _, err := r.link.RecvInto(buf, 100*time.Millisecond); err == nil {
-						n++
-						continue
-					}
-					select {
-					case <-stop:
-						got <- n
-						return
-					default:
-					}
-				}
-			}()
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := r.nic.Transmit(f); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
-			close(stop)
-			if n := <-got; n != b.N {
-				b.Fatalf("host received %d of %d frames", n, b.N)
-			}
-		})
+		b.Run(strconv.Itoa(size), func(b *testing.B) { nictest.BenchTransmit(b, r.nic, r.link, r.out(size, 1)) })
 	}
 }
 
@@ -373,7 +332,7 @@ func BenchmarkReceive(b *testing.B) {
 	r := startRig(b, qemu.PC)
 	r.waitRX()
 	for _, size := range []int{60, 1514} {
-		b.Run(itoa(size), func(b *testing.B) {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
 			f := r.in(size, 1)
 			sent := make(chan error, 1)
 			go func() {
@@ -401,11 +360,4 @@ func BenchmarkReceive(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 		})
 	}
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }

@@ -3,11 +3,11 @@ package e1000_test
 import (
 	"bytes"
 	"errors"
-	"runtime"
 	"testing"
 
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/drivers/e1000"
+	"github.com/tamadump/tamadump/drivers/nictest"
 	"github.com/tamadump/tamadump/mbufpool"
 )
 
@@ -35,14 +35,6 @@ func newNIC(t testing.TB, mmio bus.MMIO, regs uint64, mem bus.DMA) *e1000.NIC {
 	return nic
 }
 
-func pattern(n int, seed byte) []byte {
-	f := make([]byte, n)
-	for i := range f {
-		f[i] = seed + byte(i*7)
-	}
-	return f
-}
-
 func TestFakeRingsWrap(t *testing.T) {
 	dev := newFakeDev(testMAC)
 	nic := newNIC(t, dev, fakeRegs, dev.dma())
@@ -50,7 +42,7 @@ func TestFakeRingsWrap(t *testing.T) {
 		t.Fatalf("MAC %x MTU %d", nic.MAC(), nic.MTU())
 	}
 	for i := 0; i < 3*e1000.RingSize+5; i++ {
-		f := pattern(60+i*13, byte(i))
+		f := nictest.Pattern(60+i*13, byte(i))
 		if err := nic.Transmit(f); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
@@ -74,7 +66,7 @@ func TestFakeRingsWrap(t *testing.T) {
 	// RX: batches that fill the ring, several times round.
 	for round := 0; round < 8; round++ {
 		sent := 0
-		for dev.inject(pattern(64+sent, byte(100+sent))) {
+		for dev.inject(nictest.Pattern(64+sent, byte(100+sent))) {
 			sent++
 		}
 		if sent != e1000.RingSize-1 {
@@ -82,7 +74,7 @@ func TestFakeRingsWrap(t *testing.T) {
 		}
 		got := 0
 		nic.Poll(func(f []byte) {
-			if !bytes.Equal(f, pattern(64+got, byte(100+got))) {
+			if !bytes.Equal(f, nictest.Pattern(64+got, byte(100+got))) {
 				t.Fatalf("round %d frame %d: got %d bytes", round, got, len(f))
 			}
 			got++
@@ -100,7 +92,7 @@ func TestFakeTXFullReturns(t *testing.T) {
 	dev := newFakeDev(testMAC)
 	nic := newNIC(t, dev, fakeRegs, dev.dma())
 	dev.stopTX = true
-	f := pattern(100, 1)
+	f := nictest.Pattern(100, 1)
 	for i := 0; i < e1000.RingSize-1; i++ {
 		if err := nic.Transmit(f); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
@@ -151,7 +143,7 @@ func TestFakeNoDevice(t *testing.T) {
 func TestNoAllocs(t *testing.T) {
 	dev := newFakeDev(testMAC)
 	nic := newNIC(t, dev, fakeRegs, dev.dma())
-	frame := pattern(1514, 3)
+	frame := nictest.Pattern(1514, 3)
 	sum := 0
 	fn := func(f []byte) { sum += len(f) }
 
@@ -179,23 +171,6 @@ func TestNoAllocs(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
-		if a := testing.AllocsPerRun(100, c.f); a != 0 {
-			t.Errorf("%s: %v allocations per call", c.name, a)
-		}
-		// MemStats counts the whole process: take the best of a few
-		// rounds so a stray runtime allocation elsewhere does not count.
-		best := ^uint64(0)
-		for round := 0; round < 3 && best != 0; round++ {
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for i := 0; i < 1000; i++ {
-				c.f()
-			}
-			runtime.ReadMemStats(&after)
-			best = min(best, after.Mallocs-before.Mallocs)
-		}
-		if best != 0 {
-			t.Errorf("%s: %d mallocs in 1000 calls", c.name, best)
-		}
+		nictest.NoAllocs(t, c.name, c.f)
 	}
 }

@@ -2,13 +2,14 @@ package virtio
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/tamadump/tamadump/drivers/bus"
+	"github.com/tamadump/tamadump/drivers/nictest"
 	"github.com/tamadump/tamadump/drivers/pci"
 	"github.com/tamadump/tamadump/mbufpool"
 	"github.com/tamadump/tamadump/qemu"
@@ -132,27 +133,8 @@ func startRig(t testing.TB, i int) *rig {
 	return &rig{t: t, vm: vm, link: vm.Link("n0"), nic: nic, hdrLen: tr.hdrLen}
 }
 
-// pattern is n bytes derived from seed.
-func pattern(n int, seed byte) []byte {
-	b := make([]byte, n)
-	x := uint32(seed)*2654435761 + 1
-	for i := range b {
-		x = x*1664525 + 1013904223
-		b[i] = byte(x >> 24)
-	}
-	return b
-}
-
-func frame(n int, dst, src [6]byte, seed byte) []byte {
-	f := pattern(n, seed)
-	copy(f[0:], dst[:])
-	copy(f[6:], src[:])
-	binary.BigEndian.PutUint16(f[12:], 0x88b5) // local experimental EtherType
-	return f
-}
-
-func (r *rig) out(n int, seed byte) []byte { return frame(n, hostMAC, r.nic.MAC(), seed) }
-func (r *rig) in(n int, seed byte) []byte  { return frame(n, r.nic.MAC(), hostMAC, seed) }
+func (r *rig) out(n int, seed byte) []byte { return nictest.Frame(n, hostMAC, r.nic.MAC(), seed) }
+func (r *rig) in(n int, seed byte) []byte  { return nictest.Frame(n, r.nic.MAC(), hostMAC, seed) }
 
 func (r *rig) transmit(f []byte) {
 	r.t.Helper()
@@ -236,7 +218,7 @@ func (r *rig) blast(frames [][]byte) {
 				return
 			}
 			if !bytes.Equal(buf[:n], f) {
-				got <- errors.New("frame " + itoa(i) + " differs")
+				got <- errors.New("frame " + strconv.Itoa(i) + " differs")
 				return
 			}
 		}
@@ -483,50 +465,8 @@ func BenchmarkTransmit(b *testing.B) {
 		b.Run(tr.name, func(b *testing.B) {
 			r := startRig(b, i)
 			for _, size := range []int{60, 1514} {
-				b.Run(itoa(size), func(b *testing.B) { r.benchTX(b, size) })
+				b.Run(strconv.Itoa(size), func(b *testing.B) { nictest.BenchTransmit(b, r.nic, r.link, r.out(size, 1)) })
 			}
 		})
 	}
-}
-
-func (r *rig) benchTX(b *testing.B, size int) {
-	f := r.out(size, 1)
-	got := make(chan int)
-	stop := make(chan struct{})
-	go func() {
-		buf := make([]byte, qemu.MaxFrame)
-		n := 0
-		for {
-			if _, err := r.link.RecvInto(buf, 100*time.Millisecond); err == nil {
-				n++
-				continue
-			}
-			select {
-			case <-stop:
-				got <- n
-				return
-			default:
-			}
-		}
-	}()
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := r.nic.Transmit(f); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
-	close(stop)
-	if n := <-got; n != b.N {
-		b.Fatalf("host received %d of %d frames", n, b.N)
-	}
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }

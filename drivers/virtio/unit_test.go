@@ -3,9 +3,9 @@ package virtio
 import (
 	"bytes"
 	"errors"
-	"runtime"
 	"testing"
 
+	"github.com/tamadump/tamadump/drivers/nictest"
 	"github.com/tamadump/tamadump/mbufpool"
 )
 
@@ -81,12 +81,12 @@ func TestFakeDevice(t *testing.T) {
 			// Both rings round several times, one frame at a time.
 			slots := len(nic.txBuf)
 			for i := range 3*slots + 3 {
-				f := frame(60+i*41%1455, hostMAC, nic.MAC(), byte(i))
+				f := nictest.Frame(60+i*41%1455, hostMAC, nic.MAC(), byte(i))
 				if err := nic.Transmit(f); err != nil {
 					t.Fatal(err)
 				}
 				dev.expectSent(t, f)
-				in := frame(14+i*43%1501, nic.MAC(), hostMAC, byte(i))
+				in := nictest.Frame(14+i*43%1501, nic.MAC(), hostMAC, byte(i))
 				if !dev.inject(in) {
 					t.Fatalf("frame %d: no RX buffer", i)
 				}
@@ -129,7 +129,7 @@ func TestFakeDevice(t *testing.T) {
 func TestIndexWrap(t *testing.T) {
 	dev := newFakeMMIO(true, featMAC|featVersion1)
 	nic := mustFakeNIC(t, dev, Options{QueueSize: 8})
-	f := frame(60, hostMAC, nic.MAC(), 1)
+	f := nictest.Frame(60, hostMAC, nic.MAC(), 1)
 	for i := range 1<<16 + 100 {
 		if err := nic.Transmit(f); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
@@ -160,13 +160,13 @@ func TestTXStall(t *testing.T) {
 	var err error
 	n := 0
 	for ; n < 20 && err == nil; n++ {
-		err = nic.Transmit(frame(100, hostMAC, nic.MAC(), byte(n)))
+		err = nic.Transmit(nictest.Frame(100, hostMAC, nic.MAC(), byte(n)))
 	}
 	if !errors.Is(err, ErrTXFull) || n != 9 {
 		t.Fatalf("after %d frames with TX stuck: %v", n, err)
 	}
 	dev.stopTX = false
-	f := frame(200, hostMAC, nic.MAC(), 1)
+	f := nictest.Frame(200, hostMAC, nic.MAC(), 1)
 	if err := nic.Transmit(f); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestNoAllocs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dev := newFakeMMIO(c.v2, c.offered)
 			nic := mustFakeNIC(t, dev, Options{})
-			frame := pattern(1514, 3)
+			frame := nictest.Pattern(1514, 3)
 			sum := 0
 			fn := func(f []byte) { sum += len(f) }
 			cases := []struct {
@@ -303,24 +303,7 @@ func TestNoAllocs(t *testing.T) {
 				}},
 			}
 			for _, c := range cases {
-				if a := testing.AllocsPerRun(100, c.f); a != 0 {
-					t.Errorf("%s: %v allocations per call", c.name, a)
-				}
-				// MemStats counts the whole process: take the best of a
-				// few rounds so a stray runtime allocation does not count.
-				best := ^uint64(0)
-				for round := 0; round < 3 && best != 0; round++ {
-					var before, after runtime.MemStats
-					runtime.ReadMemStats(&before)
-					for range 1000 {
-						c.f()
-					}
-					runtime.ReadMemStats(&after)
-					best = min(best, after.Mallocs-before.Mallocs)
-				}
-				if best != 0 {
-					t.Errorf("%s: %d mallocs in 1000 calls", c.name, best)
-				}
+				nictest.NoAllocs(t, c.name, c.f)
 			}
 		})
 	}
