@@ -112,14 +112,7 @@ func (s *Shell) netdump(argv [][]byte) {
 		s.end(cmd, false)
 		return
 	}
-	if p, bad := c.check(); bad {
-		s.printProblem(cmd, p)
-		return
-	}
-	if err := s.m.Configure(c); err != nil {
-		s.begin(cmd)
-		s.p.str(err.Error())
-		s.end(cmd, false)
+	if !s.configure(cmd, c) {
 		return
 	}
 	s.dump(c)

@@ -189,14 +189,7 @@ func (s *Shell) dumpon(argv [][]byte) {
 		return
 	}
 	c := Config{NIC: nic, Client: o.client, Server: o.server, Gateway: o.gateway, Path: string(o.path)}
-	if p, bad := c.check(); bad {
-		s.printProblem(cmd, p)
-		return
-	}
-	if err := s.m.Configure(c); err != nil {
-		s.begin(cmd)
-		s.p.str(err.Error())
-		s.end(cmd, false)
+	if !s.configure(cmd, c) {
 		return
 	}
 	s.p.str("dumpon: kernel dumps on ")
@@ -259,4 +252,20 @@ func (s *Shell) ifconfig() {
 		s.p.str(n)
 		s.p.byte('\n')
 	}
+}
+
+// configure validates c and hands it to the machine, printing why when
+// either refuses it.
+func (s *Shell) configure(cmd *command, c Config) bool {
+	if p, bad := c.check(); bad {
+		s.printProblem(cmd, p)
+		return false
+	}
+	if err := s.m.Configure(c); err != nil {
+		s.begin(cmd)
+		s.p.str(err.Error())
+		s.end(cmd, false)
+		return false
+	}
+	return true
 }
