@@ -1,0 +1,352 @@
+// Package debugnet is a minimal IPv4/UDP/ARP endpoint over a polled NIC,
+// after FreeBSD's debugnet (netdump-protocol.md §2): it resolves the
+// server's (or the gateway's) MAC, answers ARP for its own address, sends
+// UDP in IPv4 with DF and no fragmentation, and hands the UDP payloads the
+// server sends to its port to a handler, dropping everything else. Headers
+// are gVisor's header views over one frame buffer reserved by New, so
+// nothing allocates after that: it runs after a panic.
+package debugnet
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// Defaults, as FreeBSD's net.debugnet knobs.
+const (
+	DefaultPolls      = 2000
+	DefaultPollDelay  = 500 * time.Microsecond
+	DefaultRetries    = 10
+	DefaultARPRetries = 3
+)
+
+// Header sizes of a UDP datagram on Ethernet.
+const (
+	ethLen  = header.EthernetMinimumSize
+	ipLen   = header.IPv4MinimumSize
+	udpLen  = header.UDPMinimumSize
+	hdrLen  = ethLen + ipLen + udpLen
+	minLen  = 60 // shortest Ethernet frame without FCS
+	arpLen  = ethLen + header.ARPSize
+	ttl     = 255
+	maxIPv4 = 0xffff
+)
+
+// Config is what debugnet needs to reach one server.
+type Config struct {
+	Client, Server netip.Addr
+	// Gateway is the next hop when the server does not answer ARP;
+	// the zero Addr means none.
+	Gateway netip.Addr
+	// ClientPort is our UDP port; datagrams from Server to it reach the
+	// handler.
+	ClientPort uint16
+	// Polls × PollDelay is one wait for an answer (≈1 s by default),
+	// measured with Clock rather than counted, so it lasts as long on a
+	// fast machine as on a slow one.
+	Polls     int
+	PollDelay time.Duration
+	// ARPRetries is the number of ARP requests per target.
+	ARPRetries int
+	// Clock is a monotonic time in nanoseconds; nil uses the runtime's.
+	Clock func() int64
+	// Idle runs when a poll found nothing; nil spins. Tests yield here.
+	Idle func()
+	// Console receives progress and complaints; nil discards them.
+	Console io.Writer
+}
+
+// Errors.
+var (
+	ErrNoARP       = errors.New("debugnet: no ARP reply from the server or the gateway")
+	ErrTooBig      = errors.New("debugnet: datagram larger than the MTU allows")
+	ErrNotResolved = errors.New("debugnet: next hop not resolved (call Connect)")
+)
+
+// Conn is the endpoint. It is not safe for concurrent use.
+type Conn struct {
+	nic     NIC
+	cfg     Config
+	mac     [6]byte
+	peerMAC [6]byte
+	asker   [6]byte // who sent the ARP request being answered
+	// macStr and peerStr view mac and peerMAC as the strings gVisor's
+	// Ethernet fields take, without allocating a copy per frame.
+	macStr, peerStr tcpip.LinkAddress
+	resolved        bool
+	client, server  tcpip.Address
+	gateway         tcpip.Address
+	arpTarget       tcpip.Address // the address being resolved
+	arpFound        bool
+	maxPayload      int
+	frame           []byte // the datagram being built
+	arp             [minLen]byte
+	eth             header.EthernetFields
+	ip              header.IPv4Fields
+	udp             header.UDPFields
+	handler         func(srcPort uint16, payload []byte)
+	onFrame         func([]byte)
+	line            *Line
+	claimed         bool // another host's ARP claimed our address; said once
+	start           time.Time
+}
+
+// New prepares an endpoint on nic. handler receives each valid UDP
+// payload the server sends to ClientPort (with the server's source port);
+// it must not keep the slice. New allocates; nothing after it does.
+func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Conn, error) {
+	if !cfg.Client.Is4() || !cfg.Server.Is4() {
+		return nil, fmt.Errorf("debugnet: client %v and server %v must be IPv4 addresses", cfg.Client, cfg.Server)
+	}
+	if cfg.Gateway.IsValid() && !cfg.Gateway.Is4() {
+		return nil, fmt.Errorf("debugnet: gateway %v is not an IPv4 address", cfg.Gateway)
+	}
+	if cfg.ClientPort == 0 {
+		return nil, errors.New("debugnet: client port 0")
+	}
+	if cfg.Polls <= 0 {
+		cfg.Polls = DefaultPolls
+	}
+	if cfg.PollDelay <= 0 {
+		cfg.PollDelay = DefaultPollDelay
+	}
+	if cfg.ARPRetries <= 0 {
+		cfg.ARPRetries = DefaultARPRetries
+	}
+	mtu := nic.MTU()
+	if mtu < ipLen+udpLen+1 || mtu > maxIPv4 {
+		return nil, fmt.Errorf("debugnet: NIC MTU %d out of range", mtu)
+	}
+	c := &Conn{
+		nic:        nic,
+		cfg:        cfg,
+		mac:        nic.MAC(),
+		client:     tcpip.AddrFrom4(cfg.Client.As4()),
+		server:     tcpip.AddrFrom4(cfg.Server.As4()),
+		maxPayload: mtu - ipLen - udpLen,
+		frame:      make([]byte, ethLen+mtu),
+		handler:    handler,
+		line:       NewLine(cfg.Console),
+		start:      time.Now(),
+	}
+	if cfg.Gateway.IsValid() {
+		c.gateway = tcpip.AddrFrom4(cfg.Gateway.As4())
+	}
+	c.macStr = tcpip.LinkAddress(unsafe.String(&c.mac[0], 6))
+	c.peerStr = tcpip.LinkAddress(unsafe.String(&c.peerMAC[0], 6))
+	c.onFrame = c.input
+	if c.cfg.Clock == nil {
+		c.cfg.Clock = c.sinceStart
+	}
+	return c, nil
+}
+
+func (c *Conn) sinceStart() int64 { return int64(time.Since(c.start)) }
+
+// Now is the endpoint's clock in nanoseconds.
+func (c *Conn) Now() int64 { return c.cfg.Clock() }
+
+// Timeout is one wait for an answer: Polls × PollDelay.
+func (c *Conn) Timeout() time.Duration { return time.Duration(c.cfg.Polls) * c.cfg.PollDelay }
+
+// MaxPayload is the largest UDP payload that fits the MTU.
+func (c *Conn) MaxPayload() int { return c.maxPayload }
+
+// MAC is our address; PeerMAC the resolved next hop.
+func (c *Conn) MAC() [6]byte     { return c.mac }
+func (c *Conn) PeerMAC() [6]byte { return c.peerMAC }
+
+// Line is the endpoint's console line builder, for its users' messages.
+func (c *Conn) Line() *Line { return c.line }
+
+// Payload is where the next datagram's payload is written before Send.
+func (c *Conn) Payload() []byte { return c.frame[hdrLen : hdrLen+c.maxPayload] }
+
+// Connect resolves the next hop: the server first, then the gateway if one
+// is configured, ARPRetries requests each, one Timeout per request.
+func (c *Conn) Connect() error {
+	c.resolved = false
+	if c.gateway.Len() != 0 {
+		c.line.S("debugnet: searching for gateway MAC...\r\n").Flush()
+	} else {
+		c.line.S("debugnet: searching for server MAC...\r\n").Flush()
+	}
+	if c.resolve(c.server) {
+		return nil
+	}
+	if c.gateway.Len() != 0 {
+		c.line.S("debugnet: failed to ARP server, trying to reach gateway...\r\n").Flush()
+		if c.resolve(c.gateway) {
+			return nil
+		}
+	}
+	return ErrNoARP
+}
+
+func (c *Conn) resolve(target tcpip.Address) bool {
+	c.arpTarget, c.arpFound = target, false
+	defer func() { c.arpTarget = tcpip.Address{} }()
+	for try := 0; try < c.cfg.ARPRetries; try++ {
+		c.sendARP(header.ARPRequest, header.EthernetBroadcastAddress, [6]byte{}, target)
+		deadline := c.Now() + int64(c.Timeout())
+		for c.Now() < deadline {
+			if c.PollOnce() == 0 && c.cfg.Idle != nil {
+				c.cfg.Idle()
+			}
+			if c.arpFound {
+				c.resolved = true
+				return true
+			}
+		}
+		c.line.S("(ARP retry)\r\n").Flush()
+	}
+	return false
+}
+
+func (c *Conn) sendARP(op header.ARPOp, dst tcpip.LinkAddress, targetMAC [6]byte, targetIP tcpip.Address) {
+	f := c.arp[:]
+	clear(f)
+	c.eth = header.EthernetFields{SrcAddr: c.macStr, DstAddr: dst, Type: header.ARPProtocolNumber}
+	header.Ethernet(f).Encode(&c.eth)
+	a := header.ARP(f[ethLen:])
+	a.SetIPv4OverEthernet()
+	a.SetOp(op)
+	copy(a.HardwareAddressSender(), c.mac[:])
+	copy(a.ProtocolAddressSender(), c.client.AsSlice())
+	copy(a.HardwareAddressTarget(), targetMAC[:])
+	copy(a.ProtocolAddressTarget(), targetIP.AsSlice())
+	c.nic.Transmit(f) //nolint:errcheck // a lost ARP frame is retried like a lost reply
+}
+
+// Send transmits the n payload bytes written to Payload as one datagram
+// from ClientPort to the server's dstPort.
+func (c *Conn) Send(dstPort uint16, n int) error {
+	if !c.resolved {
+		return ErrNotResolved
+	}
+	if n < 0 || n > c.maxPayload {
+		return ErrTooBig
+	}
+	f := c.frame
+	c.eth = header.EthernetFields{SrcAddr: c.macStr, DstAddr: c.peerStr, Type: header.IPv4ProtocolNumber}
+	header.Ethernet(f).Encode(&c.eth)
+	c.ip = header.IPv4Fields{
+		TotalLength: uint16(ipLen + udpLen + n),
+		Flags:       header.IPv4FlagDontFragment,
+		TTL:         ttl,
+		Protocol:    uint8(header.UDPProtocolNumber),
+		SrcAddr:     c.client,
+		DstAddr:     c.server,
+	}
+	ip := header.IPv4(f[ethLen:])
+	ip.Encode(&c.ip)
+	ip.SetChecksum(^ip.CalculateChecksum())
+	c.udp = header.UDPFields{SrcPort: c.cfg.ClientPort, DstPort: dstPort, Length: uint16(udpLen + n)}
+	u := header.UDP(f[ethLen+ipLen:])
+	u.Encode(&c.udp)
+	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, c.client, c.server, uint16(udpLen+n))
+	sum = checksum.Checksum(f[hdrLen:hdrLen+n], sum)
+	sum = ^u.CalculateChecksum(sum)
+	if sum == 0 {
+		sum = 0xffff // 0 means "no checksum" in UDP
+	}
+	u.SetChecksum(sum)
+	end := hdrLen + n
+	if end < minLen {
+		clear(f[end:minLen])
+		end = minLen
+	}
+	return c.nic.Transmit(f[:end])
+}
+
+// PollOnce processes the frames the NIC has received and returns how many.
+func (c *Conn) PollOnce() int { return c.nic.Poll(c.onFrame) }
+
+func (c *Conn) input(f []byte) {
+	if len(f) < ethLen {
+		return
+	}
+	eth := header.Ethernet(f)
+	dst := eth.DestinationAddress()
+	if dst != c.macStr && dst != header.EthernetBroadcastAddress {
+		return
+	}
+	switch eth.Type() {
+	case header.ARPProtocolNumber:
+		c.inputARP(f[ethLen:])
+	case header.IPv4ProtocolNumber:
+		c.inputIPv4(f[ethLen:])
+	}
+}
+
+func (c *Conn) inputARP(b []byte) {
+	a := header.ARP(b)
+	if !a.IsValid() {
+		return
+	}
+	var senderMAC [6]byte
+	copy(senderMAC[:], a.HardwareAddressSender())
+	if senderMAC == c.mac || senderMAC == [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff} {
+		return
+	}
+	sender := tcpip.AddrFrom4Slice(a.ProtocolAddressSender())
+	if sender == c.client {
+		if !c.claimed {
+			c.claimed = true
+			c.line.S("debugnet: host ").MAC(senderMAC).S(" claims our address ").IP(addr(c.client)).S("\r\n").Flush()
+		}
+		return
+	}
+	switch a.Op() {
+	case header.ARPRequest:
+		if tcpip.AddrFrom4Slice(a.ProtocolAddressTarget()) == c.client {
+			// The asker's MAC lives in the Conn so that viewing it as a
+			// string does not move it to the heap.
+			c.asker = senderMAC
+			c.sendARP(header.ARPReply, tcpip.LinkAddress(unsafe.String(&c.asker[0], 6)), senderMAC, sender)
+		}
+	case header.ARPReply:
+		if c.arpTarget.Len() != 0 && sender == c.arpTarget {
+			c.peerMAC = senderMAC
+			c.arpFound = true
+		}
+	}
+}
+
+func (c *Conn) inputIPv4(b []byte) {
+	ip := header.IPv4(b)
+	if !ip.IsValid(len(b)) || ip.HeaderLength() != ipLen || !ip.IsChecksumValid() {
+		return
+	}
+	if ip.More() || ip.FragmentOffset() != 0 || ip.TransportProtocol() != header.UDPProtocolNumber {
+		return
+	}
+	if ip.SourceAddress() != c.server || ip.DestinationAddress() != c.client {
+		return
+	}
+	b = b[ipLen:ip.TotalLength()]
+	if len(b) < udpLen {
+		return
+	}
+	u := header.UDP(b)
+	if int(u.Length()) != len(b) || u.DestinationPort() != c.cfg.ClientPort {
+		return
+	}
+	payload := b[udpLen:]
+	if u.Checksum() != 0 && !u.IsChecksumValid(c.server, c.client, checksum.Checksum(payload, 0)) {
+		return
+	}
+	if c.handler != nil {
+		c.handler(u.SourcePort(), payload)
+	}
+}
+
+func addr(a tcpip.Address) netip.Addr { return netip.AddrFrom4(a.As4()) }

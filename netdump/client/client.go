@@ -1,0 +1,530 @@
+// Package client is the panic-time netdump client: it sends a dump body
+// and a kernel dump header to a netdumpd over a debugnet endpoint with
+// FreeBSD's session (netdump-protocol.md §2): HERALD, adoption of the
+// server's port, VMCORE, KDH, FINISHED, sequence numbers from 1.
+//
+// Unlike FreeBSD's stop-and-wait per 64 KiB batch it keeps a sliding window
+// of messages in flight and retransmits only what is missing (the batch
+// mode stays selectable, for comparison). All-zero chunks are not sent but
+// declared with a zero-length VMCORE whose aux2 is the run length, which
+// tamadump's server records and FreeBSD's ignores (the file has a hole
+// there either way). After New, a dump allocates nothing.
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// Defaults.
+const (
+	DefaultWindow = 64
+	// BatchBytes is FreeBSD's nd_buf: one stop-and-wait batch.
+	BatchBytes = 64 * 1024
+	// minRTO bounds the adaptive retransmission timeout from below.
+	minRTO = 10 * time.Millisecond
+	// maxZeroRun is the largest run one message declares (aux2 is 32 bits).
+	maxZeroRun = 1<<32 - wire.DataSize
+	// fastRetransmit is how many ACKs of later messages make a missing one
+	// count as lost before its timeout.
+	fastRetransmit = 3
+)
+
+// Config is the dumpon-style configuration.
+type Config struct {
+	Client, Server netip.Addr
+	Gateway        netip.Addr // zero: none
+	// Path is the relative directory sent in the HERALD.
+	Path string
+	// ServerPort and ClientPort default to 20023 and 20024.
+	ServerPort, ClientPort uint16
+	// Polls × PollDelay is the retransmission timeout (≈1 s); after
+	// Retries+1 such timeouts without any progress the dump is given up.
+	Polls      int
+	PollDelay  time.Duration
+	Retries    int
+	ARPRetries int
+	// Window is the number of messages in flight (default 64).
+	Window int
+	// Batch selects FreeBSD's scheme: send 64 KiB, wait until all of it
+	// is acknowledged, retransmit the rest after a full timeout.
+	Batch bool
+	// SendZeros turns zero-chunk elision off.
+	SendZeros bool
+	// Clock, Idle and Console: see debugnet.Config.
+	Clock   func() int64
+	Idle    func()
+	Console io.Writer
+}
+
+// Validate checks the configuration and fills in defaults.
+func (c *Config) Validate() error {
+	check := func(name string, a netip.Addr, optional bool) error {
+		switch {
+		case !a.IsValid() && optional:
+			return nil
+		case !a.IsValid():
+			return fmt.Errorf("netdump: %s address missing", name)
+		case !a.Is4():
+			return fmt.Errorf("netdump: %s %v is not IPv4; netdump is IPv4-only", name, a)
+		case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			return fmt.Errorf("netdump: %s %v is not a unicast address", name, a)
+		}
+		return nil
+	}
+	if err := check("client", c.Client, false); err != nil {
+		return err
+	}
+	if err := check("server", c.Server, false); err != nil {
+		return err
+	}
+	if err := check("gateway", c.Gateway, true); err != nil {
+		return err
+	}
+	if c.Client == c.Server {
+		return errors.New("netdump: client and server addresses are the same")
+	}
+	if len(c.Path)+1 > wire.MaxHeraldPath {
+		return fmt.Errorf("netdump: path longer than %d bytes", wire.MaxHeraldPath-1)
+	}
+	if bytes.IndexByte([]byte(c.Path), 0) >= 0 {
+		return errors.New("netdump: path contains NUL")
+	}
+	if c.ServerPort == 0 {
+		c.ServerPort = wire.ServerPort
+	}
+	if c.ClientPort == 0 {
+		c.ClientPort = wire.ClientPort
+	}
+	if c.Polls < 0 || c.Retries < 0 || c.ARPRetries < 0 || c.Window < 0 || c.PollDelay < 0 {
+		return errors.New("netdump: polls, poll delay, retries, arp_retries and window must not be negative")
+	}
+	if c.Polls == 0 {
+		c.Polls = debugnet.DefaultPolls
+	}
+	if c.PollDelay == 0 {
+		c.PollDelay = debugnet.DefaultPollDelay
+	}
+	if c.Retries == 0 {
+		c.Retries = debugnet.DefaultRetries
+	}
+	if c.ARPRetries == 0 {
+		c.ARPRetries = debugnet.DefaultARPRetries
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.Window > 4096 {
+		return errors.New("netdump: window larger than 4096 messages")
+	}
+	return nil
+}
+
+// Body is the dump: Size bytes read through views. elfcore.Core is one.
+type Body interface {
+	Size() int64
+	// Chunk returns a view of at most max bytes at off (shorter at region
+	// boundaries); empty at or beyond Size.
+	Chunk(off int64, max int) []byte
+}
+
+// Errors a dump ends with (after a console message).
+var (
+	ErrNoServer    = errors.New("netdump: failed to contact netdump server")
+	ErrTimeout     = errors.New("netdump: server stopped acknowledging; dump abandoned")
+	ErrNotFinished = errors.New("netdump: failed to close the transaction")
+	ErrBody        = errors.New("netdump: dump body ended early")
+)
+
+// Stats describe the last dump.
+type Stats struct {
+	Messages    uint64 // distinct messages
+	Sent        uint64 // datagrams transmitted, retransmissions included
+	Retransmits uint64
+	Early       uint64 // retransmissions prompted by ACKs of later messages
+	Bytes       uint64 // VMCORE payload bytes sent
+	ZeroBytes   uint64 // VMCORE bytes declared zero instead of sent
+	Elapsed     time.Duration
+}
+
+// slot is one message in flight.
+type slot struct {
+	h      wire.Header
+	sentAt int64 // last transmission
+	rto    int64 // current timeout for this message
+	later  int   // ACKs of later messages since the last transmission
+	due    bool  // presumed lost: resend at the next wait
+	tries  int
+	acked  bool
+}
+
+// Client runs dumps. It is not safe for concurrent use.
+type Client struct {
+	cfg     Config
+	conn    *debugnet.Conn
+	line    *debugnet.Line
+	payload int // message payload per datagram
+	slots   []slot
+	base    uint32 // oldest unacknowledged seqno
+	next    uint32 // next seqno to assign
+	port    uint16 // server port, adopted from the HERALD's ACK
+	adopted bool
+	// Adaptive retransmission timeout (RFC 6298 style), in ns.
+	srtt, rttvar int64
+	progress     int64 // last time an ACK acknowledged something new
+	kdh          [wire.KDHSize]byte
+	path         [wire.MaxHeraldPath]byte
+	zero         [64 * 1024]byte
+	body         Body
+	stats        Stats
+}
+
+// New prepares a client on nic; it allocates everything a dump needs.
+func New(nic debugnet.NIC, cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg}
+	conn, err := debugnet.New(nic, debugnet.Config{
+		Client: cfg.Client, Server: cfg.Server, Gateway: cfg.Gateway,
+		ClientPort: cfg.ClientPort, Polls: cfg.Polls, PollDelay: cfg.PollDelay,
+		ARPRetries: cfg.ARPRetries, Clock: cfg.Clock, Idle: cfg.Idle, Console: cfg.Console,
+	}, c.ack)
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	c.line = conn.Line()
+	c.payload = conn.MaxPayload() - wire.HeaderSize
+	if c.payload < wire.KDHSize {
+		return nil, fmt.Errorf("netdump: MTU %d too small for the 512-byte KDH", nic.MTU())
+	}
+	if c.payload > wire.MaxPayload {
+		c.payload = wire.MaxPayload
+	}
+	n := cfg.Window
+	if cfg.Batch {
+		n = (BatchBytes + c.payload - 1) / c.payload
+	}
+	c.slots = make([]slot, n)
+	return c, nil
+}
+
+// Stats reports on the last dump.
+func (c *Client) Stats() Stats { return c.stats }
+
+// PayloadSize is the VMCORE bytes per datagram (MTU − 52).
+func (c *Client) PayloadSize() int { return c.payload }
+
+// Dump sends body and then kdh (its dumplength and parity are set here
+// from body). memMB is the machine's memory for the progress line. Dump
+// does not allocate.
+func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error {
+	start := c.conn.Now()
+	c.stats = Stats{}
+	c.body = body
+	c.base, c.next, c.port, c.adopted = 1, 1, c.cfg.ServerPort, false
+	c.srtt, c.rttvar = 0, 0
+	defer func() { c.stats.Elapsed = time.Duration(c.conn.Now() - start); c.body = nil }()
+
+	kdh.DumpLength = uint64(body.Size())
+	if kdh.DumpExtent == 0 {
+		kdh.DumpExtent = kdh.DumpLength
+	}
+	if _, err := kdh.Put(c.kdh[:]); err != nil {
+		return err
+	}
+	if err := c.conn.Connect(); err != nil {
+		c.line.S("netdump: failed to contact netdump server (no ARP reply from ").IP(c.cfg.Server)
+		if c.cfg.Gateway.IsValid() {
+			c.line.S(" or gateway ").IP(c.cfg.Gateway)
+		}
+		c.line.S(")\r\n").Flush()
+		return ErrNoServer
+	}
+	// The HERALD goes alone: later messages go to the port its ACK comes from.
+	if err := c.exchange(wire.Header{Type: wire.Herald, Len: uint32(c.heraldLen())}); err != nil {
+		c.line.S("netdump: failed to contact netdump server (HERALD to ").IP(c.cfg.Server).
+			S(" not acknowledged)\r\n").Flush()
+		return ErrNoServer
+	}
+	c.line.S("netdumping to ").IP(c.cfg.Server).S(" (").MAC(c.conn.PeerMAC()).S(")\r\n").Flush()
+	if err := c.sendBody(memMB); err != nil {
+		return err
+	}
+	if err := c.exchange(wire.Header{Type: wire.Finished}); err != nil {
+		c.line.S("netdump: failed to close the transaction\r\n").Flush()
+		return ErrNotFinished
+	}
+	c.line.S("netdump finished.\r\n").Flush()
+	return nil
+}
+
+func (c *Client) heraldLen() int {
+	if c.cfg.Path == "" {
+		return 0
+	}
+	n := copy(c.path[:], c.cfg.Path)
+	c.path[n] = 0
+	return n + 1
+}
+
+// exchange sends one message and waits for its ACK, with the window
+// machinery (so HERALD and FINISHED retry as data does).
+func (c *Client) exchange(h wire.Header) error {
+	if err := c.push(h); err != nil {
+		return err
+	}
+	return c.drain()
+}
+
+// sendBody streams the VMCORE messages and the KDH through the window.
+func (c *Client) sendBody(memMB uint64) error {
+	size := c.body.Size()
+	c.line.S("Dumping ").U(uint64((size+(1<<20)-1)>>20)).S(" out of ").U(memMB).S(" MB:").Flush()
+	var off, zeroStart, zeroLen int64
+	nextPct := int64(10)
+	flushZero := func() error {
+		if zeroLen == 0 {
+			return nil
+		}
+		h := wire.Header{Type: wire.VMCore, Offset: uint64(zeroStart), Aux2: uint32(zeroLen)}
+		c.stats.ZeroBytes += uint64(zeroLen)
+		zeroLen = 0
+		return c.push(h)
+	}
+	for off < size {
+		n := int64(c.payload)
+		if size-off < n {
+			n = size - off
+		}
+		last := off+n == size
+		if !c.cfg.SendZeros && !last && c.isZero(off, int(n)) {
+			if zeroLen == 0 {
+				zeroStart = off
+			}
+			zeroLen += n
+			off += n
+			if zeroLen+int64(c.payload) > maxZeroRun {
+				if err := flushZero(); err != nil {
+					return err
+				}
+			}
+		} else {
+			if err := flushZero(); err != nil {
+				return err
+			}
+			if err := c.push(wire.Header{Type: wire.VMCore, Offset: uint64(off), Len: uint32(n)}); err != nil {
+				return err
+			}
+			c.stats.Bytes += uint64(n)
+			off += n
+		}
+		for size > 0 && off*100 >= nextPct*size && nextPct <= 100 {
+			c.line.S("..").U(uint64(nextPct)).S("%").Flush()
+			nextPct += 10
+		}
+	}
+	if err := flushZero(); err != nil {
+		return err
+	}
+	c.line.S("\r\n").Flush()
+	if err := c.push(wire.Header{Type: wire.KDH, Len: wire.KDHSize}); err != nil {
+		return err
+	}
+	return c.drain()
+}
+
+func (c *Client) isZero(off int64, n int) bool {
+	for n > 0 {
+		b := c.body.Chunk(off, n)
+		if len(b) == 0 {
+			return false // let the send path report the short body
+		}
+		for len(b) > 0 {
+			k := min(len(b), len(c.zero))
+			if !bytes.Equal(b[:k], c.zero[:k]) {
+				return false
+			}
+			b = b[k:]
+			off += int64(k)
+			n -= k
+		}
+	}
+	return true
+}
+
+// push assigns the next seqno to h, waiting for room in the window (or,
+// in batch mode, for the whole batch when it is full), and sends it.
+func (c *Client) push(h wire.Header) error {
+	if c.cfg.Batch && c.next-c.base == uint32(len(c.slots)) {
+		if err := c.drain(); err != nil {
+			return err
+		}
+	}
+	for c.next-c.base == uint32(len(c.slots)) {
+		if err := c.wait(); err != nil {
+			return err
+		}
+	}
+	h.Seqno = c.next
+	s := &c.slots[c.next%uint32(len(c.slots))]
+	*s = slot{h: h, rto: c.rto()}
+	if c.next == c.base {
+		c.progress = c.conn.Now() // the silence clock starts with the first message in flight
+	}
+	c.next++
+	c.stats.Messages++
+	return c.transmit(s)
+}
+
+// drain waits until everything in flight is acknowledged.
+func (c *Client) drain() error {
+	for c.base != c.next {
+		if err := c.wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait polls once, retransmits what timed out, and fails after Retries+1
+// timeouts without progress.
+func (c *Client) wait() error {
+	if c.conn.PollOnce() == 0 && c.cfg.Idle != nil {
+		c.cfg.Idle()
+	}
+	now := c.conn.Now()
+	timeout := int64(c.conn.Timeout())
+	if now-c.progress > timeout*int64(c.cfg.Retries+1) {
+		c.line.S("\r\nnetdump: no ACK from ").IP(c.cfg.Server).S(" for ").
+			U(uint64((now-c.progress)/int64(time.Millisecond))).S(" ms; giving up\r\n").Flush()
+		return ErrTimeout
+	}
+	retransmitted := false
+	for seq := c.base; seq != c.next; seq++ {
+		s := &c.slots[seq%uint32(len(c.slots))]
+		if s.acked || !s.due && now-s.sentAt < s.rto {
+			continue
+		}
+		if c.cfg.Batch && !retransmitted {
+			c.line.S(". ").Flush() // FreeBSD marks each retransmission round
+		}
+		retransmitted = true
+		if !s.due {
+			s.rto = min(2*s.rto, timeout)
+		}
+		if err := c.retransmit(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) retransmit(s *slot) error {
+	c.stats.Retransmits++
+	s.later, s.due = 0, false
+	return c.transmit(s)
+}
+
+// rto is the timeout for a new message: the configured one in batch mode
+// (as FreeBSD) or before any RTT was measured, else srtt + 4·rttvar.
+func (c *Client) rto() int64 {
+	max := int64(c.conn.Timeout())
+	if c.cfg.Batch || c.srtt == 0 {
+		return max
+	}
+	return min(max, int64(minRTO)+c.srtt+4*c.rttvar)
+}
+
+// transmit builds s's datagram in the endpoint's frame and sends it.
+func (c *Client) transmit(s *slot) error {
+	p := c.conn.Payload()
+	if err := s.h.Put(p); err != nil {
+		return err
+	}
+	d := p[wire.HeaderSize : wire.HeaderSize+int(s.h.Len)]
+	switch s.h.Type {
+	case wire.Herald:
+		copy(d, c.path[:])
+	case wire.KDH:
+		copy(d, c.kdh[:])
+	case wire.VMCore:
+		for off := 0; off < len(d); {
+			b := c.body.Chunk(int64(s.h.Offset)+int64(off), len(d)-off)
+			if len(b) == 0 {
+				c.line.S("\r\nnetdump: dump body shorter than its size\r\n").Flush()
+				return ErrBody
+			}
+			off += copy(d[off:], b)
+		}
+	}
+	port := c.port
+	if s.h.Type == wire.Herald {
+		port = c.cfg.ServerPort
+	}
+	s.sentAt = c.conn.Now()
+	s.tries++
+	c.stats.Sent++
+	// A NIC that refuses a frame (ring full) loses it like the wire
+	// would; the timeout resends it.
+	c.conn.Send(port, wire.HeaderSize+len(d)) //nolint:errcheck
+	return nil
+}
+
+// ack is the endpoint's handler for datagrams from the server.
+func (c *Client) ack(srcPort uint16, payload []byte) {
+	seq, err := wire.ParseAck(payload)
+	if err != nil || seq-c.base >= c.next-c.base {
+		return // not an ACK, or for nothing in flight (old, future, foreign)
+	}
+	s := &c.slots[seq%uint32(len(c.slots))]
+	if s.acked {
+		return
+	}
+	if s.h.Type == wire.Herald && !c.adopted {
+		c.port, c.adopted = srcPort, true
+	}
+	s.acked = true
+	now := c.conn.Now()
+	c.progress = now
+	if s.tries == 1 { // Karn: only unambiguous samples
+		c.sample(now - s.sentAt)
+	}
+	if !c.cfg.Batch {
+		// Messages older than this one that are still missing were
+		// probably lost: resend after a few such ACKs, not a timeout.
+		for q := c.base; q != seq; q++ {
+			o := &c.slots[q%uint32(len(c.slots))]
+			if !o.acked {
+				if o.later++; o.later == fastRetransmit {
+					o.due = true
+					c.stats.Early++ // resent by wait, not from inside the NIC's poll
+				}
+			}
+		}
+	}
+	for c.base != c.next && c.slots[c.base%uint32(len(c.slots))].acked {
+		c.base++
+	}
+}
+
+func (c *Client) sample(rtt int64) {
+	if c.srtt == 0 {
+		c.srtt, c.rttvar = rtt, rtt/2
+		return
+	}
+	d := c.srtt - rtt
+	if d < 0 {
+		d = -d
+	}
+	c.rttvar += (d - c.rttvar) / 4
+	c.srtt += (rtt - c.srtt) / 8
+}
