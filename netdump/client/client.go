@@ -288,7 +288,7 @@ func (c *Client) exchange(h wire.Header) error {
 // sendBody streams the VMCORE messages and the KDH through the window.
 func (c *Client) sendBody(memMB uint64) error {
 	size := c.body.Size()
-	c.line.S("Dumping ").U(uint64((size+(1<<20)-1)>>20)).S(" out of ").U(memMB).S(" MB:").Flush()
+	c.line.S("Dumping ").U(uint64((size + (1 << 20) - 1) >> 20)).S(" out of ").U(memMB).S(" MB:").Flush()
 	var off, zeroStart, zeroLen int64
 	nextPct := int64(10)
 	flushZero := func() error {
@@ -405,7 +405,7 @@ func (c *Client) wait() error {
 	timeout := int64(c.conn.Timeout())
 	if now-c.progress > timeout*int64(c.cfg.Retries+1) {
 		c.line.S("\r\nnetdump: no ACK from ").IP(c.cfg.Server).S(" for ").
-			U(uint64((now-c.progress)/int64(time.Millisecond))).S(" ms; giving up\r\n").Flush()
+			U(uint64((now - c.progress) / int64(time.Millisecond))).S(" ms; giving up\r\n").Flush()
 		return ErrTimeout
 	}
 	retransmitted := false
