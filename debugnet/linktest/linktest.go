@@ -50,6 +50,8 @@ type Link struct {
 	delayed  chan delayed
 	closed   chan struct{}
 	closeOne sync.Once
+	// startDelay starts the goroutine that carries delayed frames.
+	startDelay sync.Once
 }
 
 type delayed struct {
@@ -71,9 +73,9 @@ func New(mac [6]byte, mtu, queue int, f Faults) *Link {
 	for i := range l.ring {
 		l.ring[i] = make([]byte, MaxFrame)
 	}
+	l.delayed = make(chan delayed, 1<<16)
 	if f.Delay > 0 {
-		l.delayed = make(chan delayed, 1<<16)
-		go l.deliverLater()
+		l.startDelay.Do(func() { go l.deliverLater() })
 	}
 	return l
 }
@@ -89,6 +91,9 @@ func (l *Link) Attach(peer func(frame []byte)) {
 func (l *Link) SetFaults(f Faults) {
 	l.fmu.Lock()
 	l.faults = f
+	if f.Delay > 0 {
+		l.startDelay.Do(func() { go l.deliverLater() })
+	}
 	l.frames = 0
 	l.outEnd = time.Time{}
 	l.fmu.Unlock()

@@ -181,7 +181,6 @@ type Client struct {
 	progress     int64 // last time an ACK acknowledged something new
 	kdh          [wire.KDHSize]byte
 	path         [wire.MaxHeraldPath]byte
-	zero         [64 * 1024]byte
 	body         Body
 	stats        Stats
 }
@@ -310,8 +309,12 @@ func (c *Client) sendBody(memMB uint64) error {
 			if zeroLen == 0 {
 				zeroStart = off
 			}
-			zeroLen += n
-			off += n
+			// Take the whole run of zero chunks at once (but never the
+			// last chunk, which is always sent so the file has its length).
+			room := min(size-off-1, maxZeroRun-zeroLen)
+			z := n + c.zeroPrefix(off+n, room-n)/int64(c.payload)*int64(c.payload)
+			zeroLen += z
+			off += z
 			if zeroLen+int64(c.payload) > maxZeroRun {
 				if err := flushZero(); err != nil {
 					return err
@@ -342,21 +345,37 @@ func (c *Client) sendBody(memMB uint64) error {
 	return c.drain()
 }
 
+// zeroPrefix counts the zero bytes from off, up to max, page by page.
+func (c *Client) zeroPrefix(off, max int64) int64 {
+	var z int64
+	for z < max {
+		b := c.body.Chunk(off+z, int(min(max-z, 1<<20)))
+		if len(b) == 0 {
+			break
+		}
+		for len(b) > 0 {
+			k := min(len(b), wire.DataSize)
+			if !allZero(b[:k]) {
+				return z
+			}
+			z += int64(k)
+			b = b[k:]
+		}
+	}
+	return z
+}
+
 func (c *Client) isZero(off int64, n int) bool {
 	for n > 0 {
 		b := c.body.Chunk(off, n)
 		if len(b) == 0 {
 			return false // let the send path report the short body
 		}
-		for len(b) > 0 {
-			k := min(len(b), len(c.zero))
-			if !bytes.Equal(b[:k], c.zero[:k]) {
-				return false
-			}
-			b = b[k:]
-			off += int64(k)
-			n -= k
+		if !allZero(b) {
+			return false
 		}
+		off += int64(len(b))
+		n -= len(b)
 	}
 	return true
 }

@@ -114,6 +114,8 @@ func segments(size int, zero float64, seed uint64) []elfcore.Segment {
 			for i := p; i < min(p+elfcore.Page, size); i++ {
 				mem[i] = byte(r.Uint32())
 			}
+		} else {
+			mem[p] = 0 // fault the page in now, not while it is dumped
 		}
 	}
 	half := size / 2 / elfcore.Page * elfcore.Page

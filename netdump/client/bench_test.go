@@ -1,0 +1,165 @@
+package client
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/debugnet/linktest"
+	)
+
+// benchDump dumps body over a fresh testbed per iteration.
+func benchDump(b *testing.B, f linktest.Faults, mod func(*Config), size int, zero float64) {
+	segs := segments(size, zero, 5)
+	core := newBody(b, segs, "bench")
+	b.SetBytes(core.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		tb := newTestbed(b, 1500, f)
+		cfg := tb.config()
+		if mod != nil {
+			mod(&cfg)
+		}
+		c, err := New(tb.link, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := c.Dump(core, newKDH("bench"), 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGoodput is a whole dump into the netdumpd core over the
+// in-process link; compare with BenchmarkRawBlast.
+func BenchmarkGoodput(b *testing.B) { benchDump(b, linktest.Faults{}, nil, 16<<20, 0) }
+
+// BenchmarkRawBlast sends the same bytes as datagrams of the same size
+// through the same link to a UDP socket on the same host stack, with no
+// protocol at all. Without flow control the host drops what it cannot
+// take, so the measure is what arrived per second: the link's capacity
+// (reported as delivered-MB/s; ns/op includes the receiver's idle wait).
+func BenchmarkRawBlast(b *testing.B) {
+	const size = 16 << 20
+	var bytes, nanos float64
+	for b.Loop() {
+		b.StopTimer()
+		tb := newTestbed(b, 1500, linktest.Faults{})
+		sink, err := tb.stack.ListenUDP(40000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := debugnet.New(tb.link, debugnet.Config{Client: clientAddr, Server: serverPrefix.Addr(), ClientPort: 40001, Idle: yield}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := conn.Connect(); err != nil {
+			b.Fatal(err)
+		}
+		per := conn.MaxPayload() - 24 // as a netdump message's payload
+		n := (size + per - 1) / per
+		type result struct {
+			count int
+			last  time.Time
+		}
+		got := make(chan result, 1)
+		go func() {
+			buf := make([]byte, 65536)
+			var r result
+			for r.count < n {
+				sink.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, _, err := sink.ReadFrom(buf); err != nil {
+					break
+				}
+				r.count++
+				r.last = time.Now()
+			}
+			got <- r
+		}()
+		start := time.Now()
+		b.StartTimer()
+		for i := 0; i < n; i++ {
+			if err := conn.Send(40000, per+24); err != nil {
+				b.Fatal(err)
+			}
+			if i%64 == 63 {
+				yield() // let the host stack run, as the dump's polling does
+			}
+		}
+		r := <-got
+		b.StopTimer()
+		sink.Close()
+		bytes += float64(r.count * per)
+		nanos += float64(r.last.Sub(start))
+		b.StartTimer()
+	}
+	b.ReportMetric(bytes/nanos*1e3, "delivered-MB/s")
+}
+
+// BenchmarkRTT1ms compares the sliding window with FreeBSD's batches on a
+// link with a 1 ms round trip to a server that answers at once, so the
+// protocol's waiting is what is measured, not the host stack's CPU.
+func BenchmarkRTT1ms(b *testing.B) {
+	core := newBody(b, segments(8<<20, 0, 5), "bench")
+	kdh := newKDH("bench")
+	for _, mode := range []struct {
+		name   string
+		window int
+		batch  bool
+	}{{"window", 0, false}, {"window-256", 256, false}, {"batch", 0, true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			link, _ := newResponder(1500)
+			defer link.Close()
+			link.SetFaults(linktest.Faults{Delay: 500 * time.Microsecond})
+			cfg := responderConfig()
+			cfg.Batch, cfg.Window, cfg.Idle = mode.batch, mode.window, yield
+			c, err := New(link, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(core.Size())
+			for b.Loop() {
+				if err := c.Dump(core, kdh, 64); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(c.Stats().Retransmits), "retransmits/op")
+		})
+	}
+}
+
+// BenchmarkZeroPages dumps 256 MiB that is 90 % zero pages and 256 MiB of
+// random bytes into the netdumpd core over the in-process link.
+func BenchmarkZeroPages(b *testing.B) {
+	for _, zero := range []float64{0.9, 0} {
+		b.Run(fmt.Sprintf("zero-%.0f%%", zero*100), func(b *testing.B) {
+			benchDump(b, linktest.Faults{}, nil, 256<<20, zero)
+		})
+	}
+}
+
+// BenchmarkClientCPU is the client's own cost per byte (scanning, copying,
+// framing, checksums) against a server that answers at once.
+func BenchmarkClientCPU(b *testing.B) {
+	for _, zero := range []float64{0.9, 0} {
+		b.Run(fmt.Sprintf("zero-%.0f%%", zero*100), func(b *testing.B) {
+			core := newBody(b, segments(64<<20, zero, 11), "bench")
+			kdh := newKDH("bench")
+			link, _ := newResponder(1500)
+			c, err := New(link, responderConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(core.Size())
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Dump(core, kdh, 64); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
