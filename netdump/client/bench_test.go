@@ -7,7 +7,7 @@ import (
 
 	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/debugnet/linktest"
-	)
+)
 
 // benchDump dumps body over a fresh testbed per iteration.
 func benchDump(b *testing.B, f linktest.Faults, mod func(*Config), size int, zero float64) {
