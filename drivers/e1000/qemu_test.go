@@ -361,3 +361,24 @@ func BenchmarkReceive(b *testing.B) {
 		})
 	}
 }
+
+// TestNetdump runs a whole netdump through the driver into the netdumpd
+// core joined to QEMU's link, on both machines the image uses.
+func TestNetdump(t *testing.T) {
+	for _, m := range []string{qemu.PC, qemu.MicroVM} {
+		t.Run(m, func(t *testing.T) {
+			r := startRig(t, m)
+			r.waitRX()
+			st := nictest.Netdump(t, r.nic, r.link, 512<<10)
+			t.Logf("%+v", st)
+		})
+	}
+}
+
+// BenchmarkNetdumpGoodput is the goodput of whole dumps through the driver;
+// compare with BenchmarkTransmit/1514.
+func BenchmarkNetdumpGoodput(b *testing.B) {
+	r := startRig(b, qemu.PC)
+	r.waitRX()
+	nictest.BenchNetdump(b, r.nic, r.link, 1<<20)
+}

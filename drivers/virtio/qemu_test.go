@@ -470,3 +470,26 @@ func BenchmarkTransmit(b *testing.B) {
 		})
 	}
 }
+
+// TestNetdump runs a whole netdump through each transport into the
+// netdumpd core joined to QEMU's link.
+func TestNetdump(t *testing.T) {
+	for i, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			r := startRig(t, i)
+			st := nictest.Netdump(t, r.nic, r.link, 512<<10)
+			t.Logf("%+v", st)
+		})
+	}
+}
+
+// BenchmarkNetdumpGoodput is the goodput of whole dumps through each
+// transport; compare with BenchmarkTransmit/<transport>/1514.
+func BenchmarkNetdumpGoodput(b *testing.B) {
+	for i, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			r := startRig(b, i)
+			nictest.BenchNetdump(b, r.nic, r.link, 1<<20)
+		})
+	}
+}

@@ -48,7 +48,7 @@ func BenchmarkRawBlast(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		tb := newTestbed(b, 1500, linktest.Faults{})
-		sink, err := tb.stack.ListenUDP(40000)
+		sink, err := tb.Stack.ListenUDP(40000)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -142,7 +142,7 @@ func TestNoServer(t *testing.T) {
 
 func TestHeraldUnanswered(t *testing.T) {
 	b := newTestbed(t, 1500, linktest.Faults{})
-	b.stop() // the host answers ARP, but no netdumpd listens
+	b.Stop() // the host answers ARP, but no netdumpd listens
 	cfg := b.config()
 	cfg.Retries = 2
 	c, err := New(b.link, cfg)
