@@ -1,0 +1,148 @@
+// Package stockgo holds the Go side of the tamadump shim (see package
+// shim): wrappers of its custom system calls, for a stock Go program that
+// runs bare-metal on it.
+package stockgo
+
+import (
+	"errors"
+	"runtime"
+	"syscall"
+	"unsafe"
+)
+
+// System call numbers of the shim.
+const (
+	sysInfo      = 0x7000
+	sysMemMap    = 0x7001
+	sysMsgBuf    = 0x7002
+	sysCrashWait = 0x7003
+	sysHalt      = 0x7004
+	sysReboot    = 0x7005
+)
+
+// InfoMagic is Info.Magic ("tamashm1").
+const InfoMagic = 0x74616d6173686d31
+
+// Info describes the machine, as the shim found it.
+type Info struct {
+	Magic    uint64
+	RAMBase  [8]uint64 // RAM ranges (below 4 GiB), ascending
+	RAMLen   [8]uint64
+	NRAM     uint64
+	DMABase  uint64 // identity-mapped, user-accessible, never given to mmap
+	DMALen   uint64
+	TSCHz    uint64
+	BootTSC  uint64 // TSC when the shim started
+	ShimBase uint64
+	ShimLen  uint64
+	Cmdline  [256]byte // the kernel command line, NUL-terminated
+}
+
+// Run is a physically contiguous piece of RAM mapped at contiguous virtual
+// addresses. VAddr == PAddr for frames that are not mapped into user space
+// elsewhere (the shim, the Go image, the DMA region, free memory).
+type Run struct {
+	PAddr, VAddr, Len uint64
+}
+
+// Crash reasons.
+const (
+	CrashExit   = 1 // exit_group; Code is the exit status
+	CrashFault  = 2 // unhandled fault; Code is the vector, Addr CR2
+	CrashSignal = 3 // fatal signal with the default action; Code is the signal
+)
+
+// Crash describes how the program died. Regs is in the order of Linux's
+// user_regs_struct (r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi
+// rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs).
+type Crash struct {
+	Reason uint64
+	Code   uint64
+	Addr   uint64
+	TID    uint64
+	Regs   [27]uint64
+}
+
+// Indexes into Crash.Regs.
+const (
+	RegRBP = 4
+	RegRIP = 16
+	RegRSP = 19
+)
+
+// ErrNotShim is returned by ReadInfo when the program does not run on the shim.
+var ErrNotShim = errors.New("stockgo: not running on the tamadump shim")
+
+// ReadInfo asks the shim for the machine description.
+func ReadInfo() (Info, error) {
+	var in Info
+	_, _, e := syscall.RawSyscall(sysInfo, uintptr(unsafe.Pointer(&in)), 0, 0)
+	if e != 0 || in.Magic != InfoMagic {
+		return Info{}, ErrNotShim
+	}
+	return in, nil
+}
+
+// MemMap fills dst with the RAM map and returns the total number of runs,
+// which may exceed len(dst).
+func MemMap(dst []Run) (int, error) {
+	var p unsafe.Pointer
+	if len(dst) > 0 {
+		p = unsafe.Pointer(&dst[0])
+	}
+	n, _, e := syscall.RawSyscall(sysMemMap, uintptr(p), uintptr(len(dst)), 0)
+	if e != 0 {
+		return 0, ErrNotShim
+	}
+	return int(n), nil
+}
+
+// MsgBuf copies the last len(dst) bytes (at most 64 KiB) written to the
+// console, oldest first, and returns how many it copied.
+func MsgBuf(dst []byte) int {
+	if len(dst) == 0 {
+		return 0
+	}
+	n, _, e := syscall.RawSyscall(sysMsgBuf, uintptr(unsafe.Pointer(&dst[0])), uintptr(len(dst)), 0)
+	if e != 0 {
+		return 0
+	}
+	return int(n)
+}
+
+// WaitCrash blocks until another thread of the program exits or dies, then
+// fills c; by then every other thread is stopped for good. Call it from a
+// goroutine locked to its thread (runtime.LockOSThread), from the start: a
+// crash before the first call ends the machine. Only one thread may wait.
+// It does not allocate.
+//
+// It waits in an ordinary blocking system call (syscall.Syscall), so the
+// runtime takes its P away and never needs to preempt it: a goroutine that
+// a Go fatal panic finds preempted, or on its way back into the scheduler,
+// never runs again (the scheduler stays frozen). Coming back needs an idle
+// P, so run with GOMAXPROCS of at least 2. The shim also starts the program
+// with GODEBUG=dontfreezetheworld=1, which keeps the panic from blocking
+// the return from the system call.
+func WaitCrash(c *Crash) error {
+	for {
+		_, _, e := syscall.Syscall(sysCrashWait, uintptr(unsafe.Pointer(c)), 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			runtime.Gosched()
+		default:
+			return e
+		}
+	}
+}
+
+// Halt ends the machine: QEMU exits with status (code<<1)|1.
+func Halt(code int) {
+	syscall.RawSyscall(sysHalt, uintptr(code), 0, 0)
+}
+
+// Reboot resets the machine (QEMU exits when run with -no-reboot).
+func Reboot() {
+	syscall.RawSyscall(sysReboot, 0, 0, 0)
+}
