@@ -69,6 +69,7 @@ var (
 	ErrNoARP       = errors.New("debugnet: no ARP reply from the server or the gateway")
 	ErrTooBig      = errors.New("debugnet: datagram larger than the MTU allows")
 	ErrNotResolved = errors.New("debugnet: next hop not resolved (call Connect)")
+	ErrNotIPv4     = errors.New("debugnet: addresses must be IPv4")
 )
 
 // Conn is the endpoint. It is not safe for concurrent use.
@@ -147,6 +148,24 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 		c.cfg.Clock = c.sinceStart
 	}
 	return c, nil
+}
+
+// SetAddrs points the endpoint at other addresses (DDB's netdump command
+// does this after a panic), without allocating; the next hop must be
+// resolved again with Connect.
+func (c *Conn) SetAddrs(client, server, gateway netip.Addr) error {
+	if !client.Is4() || !server.Is4() || gateway.IsValid() && !gateway.Is4() {
+		return ErrNotIPv4
+	}
+	c.cfg.Client, c.cfg.Server, c.cfg.Gateway = client, server, gateway
+	c.client = tcpip.AddrFrom4(client.As4())
+	c.server = tcpip.AddrFrom4(server.As4())
+	c.gateway = tcpip.Address{}
+	if gateway.IsValid() {
+		c.gateway = tcpip.AddrFrom4(gateway.As4())
+	}
+	c.resolved = false
+	return nil
 }
 
 func (c *Conn) sinceStart() int64 { return int64(time.Since(c.start)) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/debugnet/linktest"
+	"github.com/tamadump/tamadump/netdump/dumptest"
 )
 
 // benchDump dumps body over a fresh testbed per iteration.
@@ -111,7 +112,7 @@ func BenchmarkRTT1ms(b *testing.B) {
 		batch  bool
 	}{{"window", 0, false}, {"window-256", 256, false}, {"batch", 0, true}} {
 		b.Run(mode.name, func(b *testing.B) {
-			link, _ := newResponder(1500)
+			link, _ := dumptest.NewResponder(1500)
 			defer link.Close()
 			link.SetFaults(linktest.Faults{Delay: 500 * time.Microsecond})
 			cfg := responderConfig()
@@ -148,7 +149,7 @@ func BenchmarkClientCPU(b *testing.B) {
 		b.Run(fmt.Sprintf("zero-%.0f%%", zero*100), func(b *testing.B) {
 			core := newBody(b, segments(64<<20, zero, 11), "bench")
 			kdh := newKDH("bench")
-			link, _ := newResponder(1500)
+			link, _ := dumptest.NewResponder(1500)
 			c, err := New(link, responderConfig())
 			if err != nil {
 				b.Fatal(err)

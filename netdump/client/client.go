@@ -12,11 +12,11 @@
 package client
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
@@ -94,7 +94,7 @@ func (c *Config) Validate() error {
 	if len(c.Path)+1 > wire.MaxHeraldPath {
 		return fmt.Errorf("netdump: path longer than %d bytes", wire.MaxHeraldPath-1)
 	}
-	if bytes.IndexByte([]byte(c.Path), 0) >= 0 {
+	if strings.IndexByte(c.Path, 0) >= 0 {
 		return errors.New("netdump: path contains NUL")
 	}
 	if c.ServerPort == 0 {
@@ -215,6 +215,25 @@ func New(nic debugnet.NIC, cfg Config) (*Client, error) {
 	c.slots = make([]slot, n)
 	return c, nil
 }
+
+// Retarget changes the addresses and path for the next dump without
+// allocating (the path must fit MaxHeraldPath), for DDB's netdump command
+// after a panic. Ports, timeouts and window stay.
+func (c *Client) Retarget(client, server, gateway netip.Addr, path string) error {
+	cfg := c.cfg
+	cfg.Client, cfg.Server, cfg.Gateway, cfg.Path = client, server, gateway, path
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := c.conn.SetAddrs(client, server, gateway); err != nil {
+		return err
+	}
+	c.cfg = cfg
+	return nil
+}
+
+// Config is the configuration in use, defaults filled in.
+func (c *Client) Config() Config { return c.cfg }
 
 // Stats reports on the last dump.
 func (c *Client) Stats() Stats { return c.stats }

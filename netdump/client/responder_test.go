@@ -9,86 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/tamadump/tamadump/debugnet/linktest"
+	"github.com/tamadump/tamadump/netdump/dumptest"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
-
-var serverMAC = [6]byte{0x02, 0, 0, 0, 9, 1}
-
-// frame builds an Ethernet frame holding an IPv4/UDP datagram (UDP
-// checksum 0: none) into b, using gVisor's header views.
-func frame(b []byte, src, dst [6]byte, srcIP, dstIP netip.Addr, sport, dport uint16, payload []byte) []byte {
-	const hl = header.EthernetMinimumSize + header.IPv4MinimumSize + header.UDPMinimumSize
-	n := hl + len(payload)
-	b = b[:max(n, 60)]
-	clear(b)
-	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(src[:]), DstAddr: tcpip.LinkAddress(dst[:]), Type: header.IPv4ProtocolNumber})
-	ip := header.IPv4(b[header.EthernetMinimumSize:])
-	ip.Encode(&header.IPv4Fields{TotalLength: uint16(n - header.EthernetMinimumSize), TTL: 64, Protocol: uint8(header.UDPProtocolNumber),
-		SrcAddr: tcpip.AddrFrom4(srcIP.As4()), DstAddr: tcpip.AddrFrom4(dstIP.As4())})
-	ip.SetChecksum(^ip.CalculateChecksum())
-	header.UDP(b[header.EthernetMinimumSize+header.IPv4MinimumSize:]).Encode(&header.UDPFields{SrcPort: sport, DstPort: dport, Length: uint16(header.UDPMinimumSize + len(payload))})
-	copy(b[hl:], payload)
-	return b
-}
-
-func arpFrame(b []byte, op header.ARPOp, src, dst [6]byte, senderIP, targetIP netip.Addr) []byte {
-	b = b[:60]
-	clear(b)
-	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(src[:]), DstAddr: tcpip.LinkAddress(dst[:]), Type: header.ARPProtocolNumber})
-	a := header.ARP(b[header.EthernetMinimumSize:])
-	a.SetIPv4OverEthernet()
-	a.SetOp(op)
-	copy(a.HardwareAddressSender(), src[:])
-	s4, t4 := senderIP.As4(), targetIP.As4()
-	copy(a.ProtocolAddressSender(), s4[:])
-	copy(a.ProtocolAddressTarget(), t4[:])
-	return b
-}
-
-// responder is a netdump server reduced to its ACKs, answering in place
-// from preallocated buffers, so a whole dump can run with nothing else
-// allocating in the process.
-type responder struct {
-	link  *linktest.Link
-	out   [128]byte
-	ack   [4]byte
-	port  uint16
-	bytes uint64
-	msgs  uint64
-}
-
-func newResponder(mtu int) (*linktest.Link, *responder) {
-	l := linktest.New(clientMAC, mtu, 1024, linktest.Faults{})
-	r := &responder{link: l, port: 31000}
-	l.Attach(r.input)
-	return l, r
-}
-
-func (r *responder) input(f []byte) {
-	eth := header.Ethernet(f)
-	switch eth.Type() {
-	case header.ARPProtocolNumber:
-		a := header.ARP(f[header.EthernetMinimumSize:])
-		if a.Op() == header.ARPRequest {
-			r.link.Deliver(arpFrame(r.out[:], header.ARPReply, serverMAC, clientMAC, serverPrefix.Addr(), clientAddr))
-		}
-	case header.IPv4ProtocolNumber:
-		ip := header.IPv4(f[header.EthernetMinimumSize:])
-		u := header.UDP(ip.Payload())
-		h, payload, err := wire.ParseMessage(u.Payload())
-		if err != nil {
-			return
-		}
-		r.msgs++
-		r.bytes += uint64(len(payload))
-		binary.BigEndian.PutUint32(r.ack[:], h.Seqno)
-		r.link.Deliver(frame(r.out[:], serverMAC, clientMAC, serverPrefix.Addr(), clientAddr, r.port, wire.ClientPort, r.ack[:]))
-	}
-}
 
 func responderConfig() Config {
 	return Config{Client: clientAddr, Server: serverPrefix.Addr(), Retries: 2}
@@ -97,7 +23,7 @@ func responderConfig() Config {
 // TestNoAllocation runs whole dumps with the garbage collector off and
 // counts the process's heap allocations from start to FINISHED.
 func TestNoAllocation(t *testing.T) {
-	link, r := newResponder(1500)
+	link, r := dumptest.NewResponder(1500)
 	c, err := New(link, responderConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -119,11 +45,11 @@ func TestNoAllocation(t *testing.T) {
 	if d := after.Mallocs - before.Mallocs; d != 0 {
 		t.Errorf("%d heap allocations during 3 dumps", d)
 	}
-	if r.bytes == 0 {
+	if r.Bytes == 0 {
 		t.Fatal("responder saw no data")
 	}
 	// And per packet: one datagram out, its ACK in.
-	link2, _ := newResponder(1500)
+	link2, _ := dumptest.NewResponder(1500)
 	c2, _ := New(link2, responderConfig())
 	if err := c2.conn.Connect(); err != nil {
 		t.Fatal(err)
@@ -158,14 +84,14 @@ func TestHostileFrames(t *testing.T) {
 			default:
 			}
 			binary.BigEndian.PutUint32(seq[:], 0xdead0000+i) // never sent
-			inject(frame(buf[:], serverMAC, clientMAC, serverPrefix.Addr(), clientAddr, 20023, wire.ClientPort, seq[:]))
+			inject(dumptest.Frame(buf[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 20023, wire.ClientPort, seq[:]))
 			binary.BigEndian.PutUint32(seq[:], i%400) // plausible, but from another host
-			inject(frame(buf[:], stranger, clientMAC, other, clientAddr, 20023, wire.ClientPort, seq[:]))
-			inject(frame(buf[:], serverMAC, stranger, serverPrefix.Addr(), other, 20023, wire.ClientPort, seq[:])) // for another MAC
-			inject(frame(buf[:], serverMAC, clientMAC, serverPrefix.Addr(), clientAddr, 20023, 9999, seq[:]))      // another port
-			inject(arpFrame(buf[:], header.ARPRequest, stranger, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, clientAddr, serverPrefix.Addr()))
+			inject(dumptest.Frame(buf[:], stranger, clientMAC, other, clientAddr, 20023, wire.ClientPort, seq[:]))
+			inject(dumptest.Frame(buf[:], dumptest.ServerMAC, stranger, serverPrefix.Addr(), other, 20023, wire.ClientPort, seq[:])) // for another MAC
+			inject(dumptest.Frame(buf[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 20023, 9999, seq[:]))      // another port
+			inject(dumptest.ARPFrame(buf[:], header.ARPRequest, stranger, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, clientAddr, serverPrefix.Addr()))
 			inject(buf[:7]) // runt
-			bad := frame(buf[:], serverMAC, clientMAC, serverPrefix.Addr(), clientAddr, 20023, wire.ClientPort, seq[:])
+			bad := dumptest.Frame(buf[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 20023, wire.ClientPort, seq[:])
 			bad[header.EthernetMinimumSize+10] ^= 0xff // IPv4 checksum broken
 			inject(bad)
 			time.Sleep(200 * time.Microsecond)

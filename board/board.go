@@ -1,0 +1,287 @@
+// Package board is what the image's boards have in common: the crash they
+// report, the memory they describe, and the Dumper, which prepares
+// everything the panic path needs while the machine is healthy and then
+// sends the dump without allocating. Each board (TamaGo, or stock Go on
+// the shim) supplies a Machine and calls Dumper.Crashed from its own crash
+// hook.
+package board
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/client"
+	"github.com/tamadump/tamadump/netdump/elfcore"
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// Reason says how the machine crashed.
+type Reason uint8
+
+const (
+	Panic  Reason = iota + 1 // the Go runtime ended the program (unrecovered panic, fatal error)
+	Fault                    // a CPU exception nobody handled
+	Signal                   // a fatal signal (stock-Go board)
+)
+
+func (r Reason) String() string {
+	switch r {
+	case Panic:
+		return "panic"
+	case Fault:
+		return "CPU exception"
+	case Signal:
+		return "fatal signal"
+	}
+	return "crash"
+}
+
+// Crash is what a board captured at the failure.
+type Crash struct {
+	Reason Reason
+	Code   uint64 // exit status, vector or signal
+	Addr   uint64 // faulting address, when known
+	Regs   elfcore.Regs
+}
+
+// Machine is what the Dumper needs from a board.
+type Machine interface {
+	// Hostname goes into the kernel dump header.
+	Hostname() string
+	// Memory appends the memory to dump to dst[:0] without allocating.
+	Memory(dst []elfcore.Segment) ([]elfcore.Segment, error)
+	// MemoryMB is the machine's RAM, for the progress line.
+	MemoryMB() uint64
+	// MsgBuf copies the newest console output into dst, oldest first.
+	MsgBuf(dst []byte) int
+}
+
+// NIC is a network interface that can be brought back from any state.
+type NIC interface {
+	debugnet.NIC
+	Reset() error
+}
+
+// MaxSegments bounds the memory map a dump can describe.
+const MaxSegments = 8192
+
+// Dumper holds the panic path's state, all of it allocated up front.
+type Dumper struct {
+	m       Machine
+	nic     NIC
+	console io.Writer
+	version string
+	cl      *client.Client
+	core    *elfcore.Core
+	segs    []elfcore.Segment
+	info    elfcore.Info
+	kdh     wire.KernelDumpHeader
+	msgbuf  []byte
+	panic   []byte // the panic message, within msgbuf
+	line    *debugnet.Line
+	crashed bool
+}
+
+// NewDumper prepares a dumper for m's memory through nic. version is the
+// image's build description for the KDH.
+func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
+	return &Dumper{
+		m: m, nic: nic, console: console, version: version,
+		core:   elfcore.New(MaxSegments),
+		segs:   make([]elfcore.Segment, 0, MaxSegments),
+		msgbuf: make([]byte, 64<<10),
+		line:   debugnet.NewLine(console),
+	}
+}
+
+// Configure sets where dumps go. Before a crash it may allocate (the
+// client is made here); after one, only the addresses and path change.
+func (d *Dumper) Configure(cfg client.Config) error {
+	if d.cl != nil {
+		old := d.cl.Config()
+		cfg.Console, cfg.Clock, cfg.Idle = old.Console, old.Clock, old.Idle
+		if sameTuning(old, cfg) {
+			return d.cl.Retarget(cfg.Client, cfg.Server, cfg.Gateway, cfg.Path)
+		}
+	}
+	if d.crashed {
+		return errors.New("board: only addresses and path can change after the crash")
+	}
+	if cfg.Console == nil {
+		cfg.Console = d.console
+	}
+	cl, err := client.New(d.nic, cfg)
+	if err != nil {
+		return err
+	}
+	d.cl = cl
+	return nil
+}
+
+// sameTuning reports whether b differs from a in addresses and path only
+// (a has its defaults filled in).
+func sameTuning(a, b client.Config) bool {
+	if err := b.Validate(); err != nil {
+		return true // Retarget reports the error
+	}
+	return a.ServerPort == b.ServerPort && a.ClientPort == b.ClientPort &&
+		a.Polls == b.Polls && a.PollDelay == b.PollDelay && a.Retries == b.Retries &&
+		a.ARPRetries == b.ARPRetries && a.Window == b.Window && a.Batch == b.Batch &&
+		a.SendZeros == b.SendZeros
+}
+
+// Config is the current configuration; ok is false when dumps are off.
+func (d *Dumper) Config() (cfg client.Config, ok bool) {
+	if d.cl == nil {
+		return client.Config{}, false
+	}
+	return d.cl.Config(), true
+}
+
+// Crashed records the crash: the registers, and the panic message taken
+// from the console output. It does not allocate.
+func (d *Dumper) Crashed(c *Crash) {
+	d.crashed = true
+	d.info.Regs = c.Regs
+	d.info.PID = 1
+	switch c.Reason {
+	case Fault:
+		d.info.Signal = 11 // SIGSEGV
+	case Signal:
+		d.info.Signal = uint16(c.Code)
+	default:
+		d.info.Signal = 6 // SIGABRT: what gdb shows for an abort
+	}
+	n := d.m.MsgBuf(d.msgbuf)
+	d.panic = PanicMessage(d.msgbuf[:n])
+	if len(d.panic) == 0 {
+		// Nothing printed a message: say what the board saw.
+		d.line.S("board: ").S(c.Reason.String()).S(" (code ").U(c.Code).S(") with no panic message on the console\r\n").Flush()
+		d.panic = append(d.msgbuf[:0], c.Reason.String()...)
+	}
+	d.info.Panic = d.panic
+}
+
+// Panic is the recorded panic message.
+func (d *Dumper) Panic() []byte { return d.panic }
+
+// Backtrace writes the runtime's traceback of the crash from the console
+// output: everything from the first "goroutine " line after the last
+// panic message.
+func (d *Dumper) Backtrace(w io.Writer) {
+	n := d.m.MsgBuf(d.msgbuf)
+	b := d.msgbuf[:n]
+	if i := lastAtLineStart(b, "panic: "); i >= 0 {
+		b = b[i:]
+	}
+	if i := bytes.Index(b, []byte("goroutine ")); i >= 0 {
+		w.Write(b[i:]) //nolint:errcheck // the console
+		return
+	}
+	io.WriteString(w, "no traceback on the console\n") //nolint:errcheck
+}
+
+// Dump sends the machine's memory as an ELF core, with the KDH, to the
+// configured server. It resets the NIC first and does not allocate.
+func (d *Dumper) Dump() error {
+	if d.cl == nil {
+		return errNotConfigured
+	}
+	if err := d.nic.Reset(); err != nil {
+		d.line.S("netdump: resetting the interface failed: ").S(err.Error()).S("\r\n").Flush()
+		return err
+	}
+	segs, err := d.m.Memory(d.segs[:0])
+	if err != nil {
+		return err
+	}
+	if err := d.core.Build(segs, &d.info); err != nil {
+		return err
+	}
+	d.kdh = wire.KernelDumpHeader{
+		Version:             wire.KDHVersion,
+		ArchitectureVersion: 2, // amd64
+		DumpTime:            uint64(time.Now().Unix()),
+		BlockSize:           wire.DataSize,
+	}
+	wire.SetText(d.kdh.Magic[:], wire.KDHMagic)
+	wire.SetText(d.kdh.Architecture[:], "amd64")
+	wire.SetText(d.kdh.Hostname[:], d.m.Hostname())
+	d.kdh.SetVersionString(d.version)
+	n := copy(d.kdh.PanicString[:len(d.kdh.PanicString)-1], d.panic)
+	clear(d.kdh.PanicString[n:])
+	return d.cl.Dump(d.core, &d.kdh, d.m.MemoryMB())
+}
+
+var errNotConfigured = errors.New("board: netdump is not configured")
+
+// Stats are the last dump's statistics.
+func (d *Dumper) Stats() client.Stats {
+	if d.cl == nil {
+		return client.Stats{}
+	}
+	return d.cl.Stats()
+}
+
+// PanicMessage finds the last panic or fatal-error message the Go runtime
+// printed in console output b: the text after "panic: " or "fatal error: "
+// to the end of its line, without the " [recovered]" a re-panic adds. The
+// result aliases b.
+func PanicMessage(b []byte) []byte {
+	at, skip := -1, 0
+	for _, p := range [...]string{"panic: ", "fatal error: "} {
+		if i := lastAtLineStart(b, p); i > at {
+			at, skip = i, len(p)
+		}
+	}
+	if at < 0 {
+		return nil
+	}
+	m := b[at+skip:]
+	if i := bytes.IndexByte(m, '\n'); i >= 0 {
+		m = m[:i]
+	}
+	return bytes.TrimSuffix(bytes.TrimRight(m, "\r"), []byte(" [recovered]"))
+}
+
+// lastAtLineStart is the index of the last occurrence of p at the start of
+// a line of b, or -1.
+func lastAtLineStart(b []byte, p string) int {
+	for end := len(b); end > 0; {
+		i := bytes.LastIndex(b[:end], []byte(p))
+		if i < 0 {
+			return -1
+		}
+		if i == 0 || b[i-1] == '\n' {
+			return i
+		}
+		end = i
+	}
+	return -1
+}
+
+// ParseConfig reads dumpon-style settings given as strings at build time
+// or on a command line: server and client addresses, optional gateway and
+// path.
+func ParseConfig(server, clientIP, gateway, path string) (client.Config, error) {
+	var c client.Config
+	var err error
+	if c.Server, err = netip.ParseAddr(server); err != nil {
+		return c, fmt.Errorf("server %q: %w", server, err)
+	}
+	if c.Client, err = netip.ParseAddr(clientIP); err != nil {
+		return c, fmt.Errorf("client %q: %w", clientIP, err)
+	}
+	if gateway != "" {
+		if c.Gateway, err = netip.ParseAddr(gateway); err != nil {
+			return c, fmt.Errorf("gateway %q: %w", gateway, err)
+		}
+	}
+	c.Path = path
+	return c, c.Validate()
+}
