@@ -85,6 +85,7 @@ type Dumper struct {
 	panic   []byte // the panic message, within msgbuf
 	line    *debugnet.Line
 	crashed bool
+	off     bool
 }
 
 // NewDumper prepares a dumper for m's memory through nic. version is the
@@ -102,6 +103,7 @@ func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
 // Configure sets where dumps go. Before a crash it may allocate (the
 // client is made here); after one, only the addresses and path change.
 func (d *Dumper) Configure(cfg client.Config) error {
+	d.off = false
 	if d.cl != nil {
 		old := d.cl.Config()
 		cfg.Console, cfg.Clock, cfg.Idle = old.Console, old.Clock, old.Idle
@@ -135,9 +137,12 @@ func sameTuning(a, b client.Config) bool {
 		a.SendZeros == b.SendZeros
 }
 
+// Off turns dumping off until the next Configure.
+func (d *Dumper) Off() { d.off = true }
+
 // Config is the current configuration; ok is false when dumps are off.
 func (d *Dumper) Config() (cfg client.Config, ok bool) {
-	if d.cl == nil {
+	if d.cl == nil || d.off {
 		return client.Config{}, false
 	}
 	return d.cl.Config(), true
@@ -189,7 +194,7 @@ func (d *Dumper) Backtrace(w io.Writer) {
 // Dump sends the machine's memory as an ELF core, with the KDH, to the
 // configured server. It resets the NIC first and does not allocate.
 func (d *Dumper) Dump() error {
-	if d.cl == nil {
+	if d.cl == nil || d.off {
 		return errNotConfigured
 	}
 	if err := d.nic.Reset(); err != nil {
@@ -230,13 +235,21 @@ func (d *Dumper) Stats() client.Stats {
 
 // PanicMessage finds the last panic or fatal-error message the Go runtime
 // printed in console output b: the text after "panic: " or "fatal error: "
-// to the end of its line, without the " [recovered]" a re-panic adds. The
+// to the end of its line, without the " [recovered]" a re-panic adds, or a
+// whole "SIGILL: illegal instruction" line of an unexpected signal. The
 // result aliases b.
 func PanicMessage(b []byte) []byte {
 	at, skip := -1, 0
-	for _, p := range [...]string{"panic: ", "fatal error: "} {
-		if i := lastAtLineStart(b, p); i > at {
+	for _, p := range [...]string{"panic: ", "fatal error: ", "SIG"} {
+		i := lastAtLineStart(b, p)
+		if p == "SIG" && i >= 0 && !signalLine(b[i:]) {
+			continue
+		}
+		if i > at {
 			at, skip = i, len(p)
+			if p == "SIG" {
+				skip = 0
+			}
 		}
 	}
 	if at < 0 {
@@ -247,6 +260,15 @@ func PanicMessage(b []byte) []byte {
 		m = m[:i]
 	}
 	return bytes.TrimSuffix(bytes.TrimRight(m, "\r"), []byte(" [recovered]"))
+}
+
+// signalLine reports whether b starts like "SIGSEGV: segmentation violation".
+func signalLine(b []byte) bool {
+	i := 3
+	for i < len(b) && b[i] >= 'A' && b[i] <= 'Z' {
+		i++
+	}
+	return i > 3 && i+1 < len(b) && b[i] == ':' && b[i+1] == ' '
 }
 
 // lastAtLineStart is the index of the last occurrence of p at the start of

@@ -135,8 +135,10 @@ func TestPanicMessage(t *testing.T) {
 		"x\npanic: first [recovered]\npanic: second\r\n":    "second",
 		"fatal error: concurrent map writes\n\ngoroutine 5": "concurrent map writes",
 		"panic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a]": "runtime error: invalid memory address or nil pointer dereference",
-		"log: not a panic: really\n": "",
-		"":                           "",
+		"log: not a panic: really\n":                       "",
+		"boot\nSIGILL: illegal instruction\nPC=0x4a m=0\n": "SIGILL: illegal instruction",
+		"SIGNAL lost\n":                                    "",
+		"":                                                 "",
 	} {
 		if got := string(PanicMessage([]byte(in))); got != want {
 			t.Errorf("PanicMessage(%q) = %q, want %q", in, got, want)

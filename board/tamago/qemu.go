@@ -36,7 +36,7 @@ const MinRAMMiB = (DefaultRAMStart + DefaultRAMSize + DefaultDMASize + 1<<20 - 1
 // accelerator (-accel kvm) options.
 func QEMUArgs(kernel string, ramMiB int) []string {
 	return []string{
-		"-machine", "microvm,x-option-roms=on,pit=on,pic=off,rtc=on",
+		"-machine", "microvm,x-option-roms=on,pit=on,pic=off,rtc=on,pcie=on",
 		"-smp", "1",
 		"-cpu", "max",
 		"-m", strconv.Itoa(ramMiB) + "M",

@@ -1,0 +1,33 @@
+package main
+
+import "time"
+
+// trigger crashes the image the way a test asks for, after delay.
+func trigger(kind, delay string) {
+	if d, err := time.ParseDuration(delay); err == nil {
+		time.Sleep(d)
+	}
+	switch kind {
+	case "nil":
+		var p *[16]uint64
+		Marker = p[3] // nil dereference
+	case "index":
+		s := []int{1, 2, 3}
+		i := len(s) + int(Marker>>62) + 2
+		Marker = uint64(s[i])
+	case "fault":
+		ud2()
+	case "goroutine":
+		done := make(chan struct{})
+		go func() { panic("boom in a goroutine") }()
+		<-done
+	default:
+		panic(kind)
+	}
+}
+
+// ud2 executes an invalid instruction: a CPU exception.
+func ud2()
+
+// rdtsc reads the time-stamp counter.
+func rdtsc() uint64

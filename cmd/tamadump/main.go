@@ -1,0 +1,332 @@
+// Command tamadump is the example unikernel: it boots on a board (TamaGo,
+// or stock Go on the shim), finds its NIC, serves ping and UDP echo with
+// gVisor's network stack, offers the dumpon shell on the serial console,
+// and when it crashes sends its memory to a netdumpd with FreeBSD's
+// netdump protocol.
+//
+// Settings come from build-time defaults (-ldflags "-X main.setting=...")
+// and, on the stock-Go board, from words on the kernel command line:
+//
+//	server=IP client=IP gateway=IP path=DIR nic=vtnet0|em0|virtio-mmio|virtio-pci|e1000
+//	debug=on        a db> prompt after a crash instead of dumping at once
+//	after=halt|reboot
+//	hostname=NAME
+//	crash=boom|nil|index|fault|goroutine  crash=... after crashdelay=DURATION (tests)
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/tamadump/tamadump/board"
+	"github.com/tamadump/tamadump/board/microvm"
+	"github.com/tamadump/tamadump/ddb"
+	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/drivers/bus"
+	"github.com/tamadump/tamadump/netdump/client"
+	"github.com/tamadump/tamadump/qemu/usernet"
+)
+
+// Build-time defaults: -ldflags "-X main.server=10.0.2.2 ...".
+var (
+	version    = "dev"
+	server     string
+	clientAddr string
+	gateway    string
+	path       string
+	nicName    string
+	debug      = "off"
+	after      = "halt"
+	hostname   = "tamadump"
+	crash      string
+	crashDelay string
+)
+
+// machine is what a board gives the image.
+type machine interface {
+	board.Machine
+	Name() string
+	Console() io.Writer
+	ConsoleInput() io.Reader
+	DMA() bus.DMA
+	// OnCrash runs fn once after the program fails, with every other
+	// activity stopped; fn must not allocate.
+	OnCrash(fn func(*board.Crash))
+	// Settings are the command-line words, if the board has any.
+	Settings() []string
+	BootTime() time.Duration
+	Halt(code int)
+	Reboot()
+}
+
+// Pattern is memory the image fills before anything can crash, so that a
+// test finds it in the vmcore at the address the image prints.
+var Pattern [4096]byte
+
+// Marker is a global a debugger reads from the vmcore.
+var Marker uint64 = 0x7461_6d61_6475_6d70 // "tamadump"
+
+func main() {
+	m := newMachine()
+	out := m.Console()
+	for _, w := range m.Settings() {
+		set(out, w)
+	}
+	fmt.Fprintf(out, "tamadump %s on %s (%s): %d MB RAM, booted in %v\r\n",
+		version, m.Name(), runtime.Version(), m.MemoryMB(), m.BootTime().Round(time.Millisecond))
+	fillPattern()
+	fmt.Fprintf(out, "pattern at %#x, marker at %#x\r\n", uintptr(unsafe.Pointer(&Pattern[0])), uintptr(unsafe.Pointer(&Marker)))
+
+	img := &image{m: m, out: out, line: debugnet.NewLine(out)}
+	found, err := microvm.Find(bus.Direct{}, m.DMA(), nicName)
+	if err != nil {
+		fmt.Fprintf(out, "no network: %v\r\n", err)
+	} else {
+		img.nic = found
+		fmt.Fprintf(out, "%s: %s, MAC %s\r\n", found.Name, found.Desc, macString(found.NIC.MAC()))
+		img.dumper = board.NewDumper(m, found.NIC, out, versionString(m))
+		if server != "" {
+			img.configureDefaults()
+		}
+	}
+	img.shell = ddb.New(img, m.ConsoleInput(), out)
+	m.OnCrash(img.crashed)
+	if img.dumper != nil {
+		img.startNetwork()
+	}
+	fmt.Fprintf(out, "READY\r\n")
+	if crash != "" {
+		go trigger(crash, crashDelay)
+	}
+	if err := img.shell.Run(); err != nil {
+		fmt.Fprintf(out, "console: %v\r\n", err)
+	}
+	select {} // the network keeps serving
+}
+
+// set applies one key=value word from the command line.
+func set(out io.Writer, w string) {
+	k, v, ok := strings.Cut(w, "=")
+	if !ok {
+		fmt.Fprintf(out, "ignoring %q: not key=value\r\n", w)
+		return
+	}
+	p := map[string]*string{
+		"server": &server, "client": &clientAddr, "gateway": &gateway, "path": &path,
+		"nic": &nicName, "debug": &debug, "after": &after, "hostname": &hostname,
+		"crash": &crash, "crashdelay": &crashDelay,
+	}[k]
+	if p == nil {
+		fmt.Fprintf(out, "ignoring unknown setting %q\r\n", k)
+		return
+	}
+	*p = v
+}
+
+func fillPattern() {
+	const text = "TAMADUMP-PATTERN-"
+	for i := range Pattern {
+		Pattern[i] = text[i%len(text)]
+	}
+}
+
+func versionString(m machine) string {
+	return fmt.Sprintf("tamadump %s (%s board, %s)\n", version, m.Name(), runtime.Version())
+}
+
+func macString(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// image ties the board, the NIC, the dumper and the shell together.
+type image struct {
+	m      machine
+	out    io.Writer
+	nic    microvm.Found
+	dumper *board.Dumper
+	shell  *ddb.Shell
+	names  []string
+	mu     sync.Mutex // the driver, between the stack's goroutines
+	allocs [1]metrics.Sample
+	line   *debugnet.Line
+}
+
+func (img *image) configureDefaults() {
+	cfg, err := board.ParseConfig(server, clientAddr, gateway, path)
+	if err == nil {
+		err = img.dumper.Configure(cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(img.out, "dumpon: %v\r\n", err)
+		return
+	}
+	fmt.Fprintf(img.out, "dumpon: netdump to %s from %s on %s\r\n", server, clientAddr, img.nic.Name)
+}
+
+// startNetwork runs gVisor's stack on the NIC for normal operation: it
+// answers ARP and ping, and echoes UDP on port 7.
+func (img *image) startNetwork() {
+	addr, err := netip.ParseAddr(clientAddr)
+	if err != nil {
+		fmt.Fprintf(img.out, "network: no address (set client=IP)\r\n")
+		return
+	}
+	mac := img.nic.NIC.MAC()
+	st, err := usernet.New(usernet.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:]})
+	if err != nil {
+		fmt.Fprintf(img.out, "network: %v\r\n", err)
+		return
+	}
+	nic := img.nic.NIC
+	st.Attach(func(f []byte) {
+		img.mu.Lock()
+		nic.Transmit(f) //nolint:errcheck // a full ring drops, as a wire would
+		img.mu.Unlock()
+	})
+	go func() {
+		for {
+			img.mu.Lock()
+			n := nic.Poll(st.Inject)
+			img.mu.Unlock()
+			if n == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	echo, err := st.ListenUDP(7)
+	if err != nil {
+		fmt.Fprintf(img.out, "network: echo: %v\r\n", err)
+		return
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(buf[:n], from) //nolint:errcheck
+		}
+	}()
+	fmt.Fprintf(img.out, "network: %s up, %v, echo on udp/7\r\n", img.nic.Name, netip.PrefixFrom(addr, 24))
+}
+
+// crashed is the panic path: every other activity has stopped.
+func (img *image) crashed(c *board.Crash) {
+	if c.Reason == board.Fault {
+		img.line.S("\r\npanic: Fatal trap ").U(c.Code).S(": ").S(trapName(c.Code)).S(" at rip ").X(c.Regs[16]).S(", address ").X(c.Addr).S("\r\n").Flush()
+	}
+	if img.dumper == nil {
+		img.line.S("tamadump: crashed, and there is no network interface to dump through\r\n").Flush()
+		img.m.Halt(2)
+		return
+	}
+	img.dumper.Crashed(c)
+	img.line.S("tamadump: ").S(c.Reason.String()).S(": ").B(img.dumper.Panic()).S("\r\n").Flush()
+	before := img.mallocs()
+	var err error
+	if debug == "on" {
+		err = img.shell.Debug()
+	} else if _, ok := img.dumper.Config(); !ok {
+		img.line.S("tamadump: netdump is not configured (dumpon); not dumping\r\n").Flush()
+		err = errNotConfigured
+	} else {
+		err = img.dumper.Dump()
+	}
+	st := img.dumper.Stats()
+	img.line.S("tamadump: heap allocations after the crash: ").U(img.mallocs() - before).S("\r\n").Flush()
+	if err == nil && st.Sent > 0 {
+		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
+			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions\r\n").Flush()
+	}
+	code := 0
+	if err != nil {
+		code = 1
+	}
+	if after == "reboot" {
+		img.m.Reboot()
+	}
+	img.m.Halt(code)
+}
+
+var errNotConfigured = errors.New("netdump is not configured")
+
+// mallocs reads the runtime's count of heap allocations; metrics.Read
+// with a preallocated sample does not allocate.
+func (img *image) mallocs() uint64 {
+	img.allocs[0].Name = "/gc/heap/allocs:objects"
+	metrics.Read(img.allocs[:])
+	if img.allocs[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return img.allocs[0].Value.Uint64()
+}
+
+func trapName(v uint64) string {
+	switch v {
+	case 0:
+		return "divide error"
+	case 3:
+		return "breakpoint"
+	case 6:
+		return "invalid opcode"
+	case 13:
+		return "general protection fault"
+	case 14:
+		return "page fault"
+	}
+	return "exception"
+}
+
+// ddb.Machine.
+
+func (img *image) NICs() []string {
+	if img.names == nil && img.dumper != nil {
+		img.names = []string{img.nic.Name}
+	}
+	return img.names
+}
+
+func (img *image) Config() (ddb.Config, bool) {
+	if img.dumper == nil {
+		return ddb.Config{}, false
+	}
+	c, ok := img.dumper.Config()
+	return ddb.Config{NIC: img.nic.Name, Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path}, ok
+}
+
+func (img *image) Configure(c ddb.Config) error {
+	if img.dumper == nil {
+		return errors.New("no network interface")
+	}
+	if !c.Server.IsValid() {
+		img.dumper.Off()
+		return nil
+	}
+	return img.dumper.Configure(client.Config{Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path})
+}
+
+func (img *image) Panic(msg string) { panic(msg) }
+
+func (img *image) Dump(ddb.Config) error {
+	if img.dumper == nil {
+		return errors.New("no network interface")
+	}
+	return img.dumper.Dump()
+}
+
+func (img *image) Backtrace(w io.Writer) {
+	if img.dumper != nil {
+		img.dumper.Backtrace(w)
+	}
+}
+
+func (img *image) Reset() { img.m.Reboot() }

@@ -1,0 +1,303 @@
+// Package boot runs the tamadump image as a whole machine under QEMU with
+// a netdump server alongside, without root: the guest's NIC is a `-netdev
+// dgram` whose other end is a user-space gVisor host (qemu/usernet) on
+// which the netdumpd core listens. The serial console is a pipe the caller
+// reads (Expect) and writes (Send). `make qemu` and the end-to-end tests
+// use it.
+package boot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tamadump/tamadump/netdump/server"
+	"github.com/tamadump/tamadump/qemu/usernet"
+)
+
+// The virtual network: nothing on the host has these addresses; they live
+// in the user-space stack and the guest only.
+var (
+	ServerAddr = netip.MustParsePrefix("127.0.9.1/24")
+	GuestAddr  = netip.MustParseAddr("127.0.9.2")
+	GuestMAC   = "52:54:00:12:34:56"
+)
+
+// NICs the image supports, as QEMU devices.
+var NICs = []string{"virtio-mmio", "virtio-mmio-legacy", "virtio-pci", "e1000"}
+
+// Config describes one run.
+type Config struct {
+	// QEMUArgs boot the image (the board's machine, memory, kernel);
+	// the network device and the serial console are added here.
+	QEMUArgs []string
+	NIC      string // one of NICs; "" means virtio-mmio
+	DumpDir  string // where netdumpd writes
+	// Console receives a copy of everything the guest prints.
+	Console io.Writer
+	// Log receives netdumpd's log lines.
+	Log io.Writer
+}
+
+// Machine is a running guest with its server.
+type Machine struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stack  *usernet.Stack
+	srv    *server.Server
+	srvErr chan error
+	tmp    string
+	exited chan struct{}
+	exit   error
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	console bytes.Buffer
+	logs    []string
+}
+
+// Start boots the guest and the server.
+func Start(cfg Config) (m *Machine, err error) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return nil, errors.New("qemu-system-x86_64 not found: install QEMU (apt-get install qemu-system-x86)")
+	}
+	nicArgs, err := deviceArgs(cfg.NIC)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "tamadump-boot-")
+	if err != nil {
+		return nil, err
+	}
+	m = &Machine{tmp: tmp, exited: make(chan struct{}), srvErr: make(chan error, 1)}
+	m.cond = sync.NewCond(&m.mu)
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	m.stack, err = usernet.New(usernet.Config{Addr: ServerAddr})
+	if err != nil {
+		return nil, err
+	}
+	hostPath, qemuPath := filepath.Join(tmp, "net.h"), filepath.Join(tmp, "net.q")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: hostPath, Net: "unixgram"})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadBuffer(4 << 20) //nolint:errcheck // best effort
+	m.stack.AttachDgram(conn, &net.UnixAddr{Name: qemuPath, Net: "unixgram"})
+
+	m.srv, err = server.New(server.Config{
+		Dir:        cfg.DumpDir,
+		Listen:     netip.AddrPortFrom(netip.IPv4Unspecified(), 20023),
+		Network:    m.stack.Network(),
+		LookupAddr: func(context.Context, netip.Addr) (string, error) { return "", errors.New("numeric") },
+		Log: func(l server.Level, msg string) {
+			if cfg.Log != nil {
+				fmt.Fprintf(cfg.Log, "netdumpd: %s\n", msg)
+			}
+			m.mu.Lock()
+			m.logs = append(m.logs, msg)
+			m.cond.Broadcast()
+			m.mu.Unlock()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() { m.srvErr <- m.srv.Run() }()
+
+	args := append([]string{}, cfg.QEMUArgs...)
+	args = append(args, "-serial", "stdio",
+		"-netdev", "dgram,id=n0,local.type=unix,local.path="+qemuPath+",remote.type=unix,remote.path="+hostPath)
+	args = append(args, nicArgs...)
+	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	m.stdin, err = m.cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr tail
+	m.cmd.Stderr = &stderr
+	if err := m.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting QEMU: %w", err)
+	}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := out.Read(buf)
+			if n > 0 {
+				if cfg.Console != nil {
+					cfg.Console.Write(buf[:n]) //nolint:errcheck
+				}
+				m.mu.Lock()
+				m.console.Write(buf[:n])
+				m.cond.Broadcast()
+				m.mu.Unlock()
+			}
+			if err != nil {
+				break
+			}
+		}
+		err := m.cmd.Wait()
+		if s := stderr.String(); s != "" && err != nil {
+			err = fmt.Errorf("%w; QEMU said: %s", err, s)
+		}
+		m.mu.Lock()
+		m.exit = err
+		m.mu.Unlock()
+		close(m.exited)
+		m.mu.Lock()
+		m.cond.Broadcast()
+		m.mu.Unlock()
+	}()
+	return m, nil
+}
+
+func deviceArgs(nic string) ([]string, error) {
+	mac := ",mac=" + GuestMAC
+	switch nic {
+	case "", "virtio-mmio":
+		return []string{"-global", "virtio-mmio.force-legacy=false", "-device", "virtio-net-device,netdev=n0" + mac}, nil
+	case "virtio-mmio-legacy":
+		return []string{"-device", "virtio-net-device,netdev=n0" + mac}, nil
+	case "virtio-pci":
+		return []string{"-device", "virtio-net-pci,netdev=n0,disable-legacy=on,romfile=" + mac}, nil
+	case "e1000":
+		return []string{"-device", "e1000,netdev=n0,romfile=" + mac}, nil
+	}
+	return nil, fmt.Errorf("unknown NIC %q; choose one of %s", nic, strings.Join(NICs, ", "))
+}
+
+// Expect waits until the console output matches re and returns the match
+// (with submatches), or fails after timeout or when QEMU exits.
+func (m *Machine) Expect(re string, timeout time.Duration) ([]string, error) {
+	rx, err := regexp.Compile(re)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
+	defer t.Stop()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		if s := rx.FindStringSubmatch(m.console.String()); s != nil {
+			return s, nil
+		}
+		select {
+		case <-m.exited:
+			return nil, fmt.Errorf("QEMU exited (%v) before the console showed %q", m.exit, re)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("console did not show %q within %v", re, timeout)
+		}
+		m.cond.Wait()
+	}
+}
+
+// Console is everything the guest printed so far.
+func (m *Machine) Console() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.console.String()
+}
+
+// Send types a line on the serial console.
+func (m *Machine) Send(line string) error {
+	_, err := io.WriteString(m.stdin, line+"\r")
+	return err
+}
+
+// WaitLog waits for a netdumpd log line containing s.
+func (m *Machine) WaitLog(s string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
+	defer t.Stop()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		for _, l := range m.logs {
+			if strings.Contains(l, s) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("netdumpd did not log %q within %v (log: %q)", s, timeout, m.logs)
+		}
+		m.cond.Wait()
+	}
+}
+
+// Wait waits for QEMU to exit and returns its exit status.
+func (m *Machine) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-m.exited:
+	case <-time.After(timeout):
+		return -1, fmt.Errorf("QEMU still running after %v", timeout)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ee *exec.ExitError
+	if errors.As(m.exit, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, m.exit
+}
+
+// Stack is the server's network host (for sending traffic to the guest).
+func (m *Machine) Stack() *usernet.Stack { return m.stack }
+
+// Close stops QEMU and the server and removes the sockets.
+func (m *Machine) Close() {
+	if m.cmd != nil && m.cmd.Process != nil {
+		m.cmd.Process.Kill() //nolint:errcheck // may have exited
+		<-m.exited
+	}
+	if m.srv != nil {
+		m.srv.Close()
+		<-m.srvErr
+	}
+	if m.stack != nil {
+		m.stack.Close()
+	}
+	os.RemoveAll(m.tmp)
+}
+
+// tail keeps the end of QEMU's stderr for error messages.
+type tail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 4096 {
+		t.b = t.b[len(t.b)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}

@@ -1,0 +1,173 @@
+package boot
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// images are built once per board for all tests.
+var (
+	imagesMu sync.Mutex
+	images   = map[string]*Image{}
+)
+
+func image(t *testing.T, board string) *Image {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+	if board == TamaGo {
+		if _, err := TamaGoToolchain(); err != nil {
+			t.Skipf("SKIP: TamaGo board not tested: %v", err)
+		}
+	}
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if img := images[board]; img != nil {
+		return img
+	}
+	dir, err := os.MkdirTemp("", "tamadump-image-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Build(board, dir, map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images[board] = img
+	return img
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, img := range images {
+		os.RemoveAll(filepath.Dir(img.ELF))
+	}
+	os.Exit(code)
+}
+
+// run boots img with nic, waits for READY, and returns the machine.
+func run(t *testing.T, img *Image, nic string) (*Machine, string) {
+	t.Helper()
+	dir := t.TempDir()
+	var console bytes.Buffer
+	m, err := Start(Config{QEMUArgs: img.QEMUArgs(0), NIC: nic, DumpDir: dir, Console: &syncWriter{w: &console}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Close()
+		if t.Failed() {
+			t.Logf("console:\n%s", m.Console())
+		}
+	})
+	if _, err := m.Expect(`READY`, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return m, dir
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// checkDump waits for the dump and checks the vmcore and info file.
+func checkDump(t *testing.T, m *Machine, dir, panicMsg string) (vmcore string) {
+	t.Helper()
+	if err := m.WaitLog("Completed dump", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	status, err := m.Wait(30 * time.Second)
+	if err != nil || status != 1 { // Halt(0)
+		t.Fatalf("QEMU exit status %d (%v), want 1 (dump succeeded)", status, err)
+	}
+	vmcore = filepath.Join(dir, "vmcore.127.0.9.2.0")
+	info, err := os.ReadFile(filepath.Join(dir, "info.127.0.9.2.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Panic String: " + panicMsg, "Dump complete", "Missing ranges: none", "Architecture: amd64", "Hostname: tamadump", "Header Parity Check: Pass"} {
+		if !strings.Contains(string(info), want) {
+			t.Fatalf("info lacks %q:\n%s", want, info)
+		}
+	}
+	// The pattern the image wrote, at the address it printed.
+	addr := must(m.Expect(`pattern at 0x([0-9a-f]+)`, time.Second))[1]
+	a, _ := strconv.ParseUint(addr, 16, 64)
+	f, err := elf.Open(vmcore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Type != elf.ET_CORE {
+		t.Fatalf("vmcore is %v", f.Type)
+	}
+	got := make([]byte, 34)
+	found := false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && a >= p.Vaddr && a+uint64(len(got)) <= p.Vaddr+p.Filesz {
+			if _, err := p.ReadAt(got, int64(a-p.Vaddr)); err != nil {
+				t.Fatal(err)
+			}
+			found = true
+		}
+	}
+	if !found || string(got) != "TAMADUMP-PATTERN-TAMADUMP-PATTERN-" {
+		t.Fatalf("pattern at %#x: found %v, %q", a, found, got)
+	}
+	if !strings.Contains(m.Console(), "heap allocations after the crash: 0") {
+		t.Errorf("allocations after the crash:\n%s", lastLines(m.Console(), 8))
+	}
+	return vmcore
+}
+
+func must(s []string, err error) []string {
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+var _ = regexp.MustCompile
+var _ = wire.KDHSize
+var _ = fmt.Sprint
+
+func TestPanicDumps(t *testing.T) {
+	for _, board := range []string{StockGo, TamaGo} {
+		for _, nic := range NICs {
+			t.Run(board+"/"+nic, func(t *testing.T) {
+				img := image(t, board)
+				m, dir := run(t, img, nic)
+				if err := m.Send("panic boom"); err != nil {
+					t.Fatal(err)
+				}
+				checkDump(t, m, dir, "boom")
+			})
+		}
+	}
+}

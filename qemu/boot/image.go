@@ -1,0 +1,147 @@
+package boot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/tamadump/tamadump/board/stockgo/shim"
+	"github.com/tamadump/tamadump/board/tamago"
+)
+
+// Image is a built tamadump image and how QEMU boots it.
+type Image struct {
+	Board string // "tamago" or "stockgo"
+	ELF   string // the Go program (for gdb)
+	shim  string
+	set   map[string]string
+}
+
+// Boards.
+const (
+	TamaGo  = "tamago"
+	StockGo = "stockgo"
+)
+
+// ModuleRoot finds the repository from this source file.
+func ModuleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// TamaGoToolchain returns the TamaGo go command: $TAMAGO, or the one
+// `go tool tamago` would run (tamago.md: <cache>/tamago-go/tamago-goX.Y.Z).
+func TamaGoToolchain() (string, error) {
+	if t := os.Getenv("TAMAGO"); t != "" {
+		if _, err := os.Stat(t); err != nil {
+			return "", fmt.Errorf("TAMAGO=%s: %w", t, err)
+		}
+		return t, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	// The module version of github.com/usbarmory/tamago selects the
+	// toolchain tag; go.mod pins v1.26.0.
+	p := filepath.Join(cache, "tamago-go", "tamago-go1.26.0", "bin", "go")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no TamaGo toolchain: %s is missing and $TAMAGO is not set. "+
+			"TamaGo's installer (go tool tamago) clones github.com/usbarmory/tamago-go at tag tamago-go1.26.0 "+
+			"into %s and builds it with src/make.bash; or set TAMAGO to a TamaGo go binary", p, filepath.Dir(filepath.Dir(p)))
+	}
+	return p, nil
+}
+
+// Build builds the image for board ("" picks TamaGo when its toolchain is
+// present, else stock Go) into dir, with settings (server, client, crash,
+// ... as cmd/tamadump documents) as its defaults.
+func Build(board, dir string, settings map[string]string) (*Image, error) {
+	if board == "" {
+		board = StockGo
+		if _, err := TamaGoToolchain(); err == nil {
+			board = TamaGo
+		}
+	}
+	img := &Image{Board: board, ELF: filepath.Join(dir, "tamadump-"+board+".elf"), set: settings}
+	root := ModuleRoot()
+	switch board {
+	case StockGo:
+		cmd := exec.Command("go", "build", "-trimpath", "-o", img.ELF, "./cmd/tamadump")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building the stock-Go image: %v\n%s", err, out)
+		}
+		s, err := shim.Build(dir)
+		if err != nil {
+			return nil, err
+		}
+		img.shim = s
+	case TamaGo:
+		tg, err := TamaGoToolchain()
+		if err != nil {
+			return nil, err
+		}
+		ld := tamago.LinkerFlags
+		for _, k := range sortedKeys(settings) {
+			ld += " -X main." + variable(k) + "=" + settings[k]
+		}
+		cmd := exec.Command(tg, "build", "-tags", tamago.BuildTags, "-trimpath", "-ldflags", ld, "-o", img.ELF, "./cmd/tamadump")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GOOS=tamago", "GOOSPKG=github.com/usbarmory/tamago", "GOARCH=amd64", "GOTOOLCHAIN=local")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building the TamaGo image: %v\n%s", err, out)
+		}
+	default:
+		return nil, errors.New("unknown board " + board + "; choose tamago or stockgo")
+	}
+	return img, nil
+}
+
+// variable maps a setting to the image's variable (cmd/tamadump).
+func variable(k string) string {
+	switch k {
+	case "client":
+		return "clientAddr"
+	case "nic":
+		return "nicName"
+	case "crashdelay":
+		return "crashDelay"
+	}
+	return k
+}
+
+func sortedKeys(m map[string]string) []string {
+	var k []string
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// QEMUArgs boots the image with ramMiB of RAM (0: the board's default).
+// Settings of the stock-Go image travel on its command line.
+func (img *Image) QEMUArgs(ramMiB int) []string {
+	if img.Board == TamaGo {
+		if ramMiB == 0 {
+			ramMiB = 64
+		}
+		args := tamago.QEMUArgs(img.ELF, ramMiB)
+		return args
+	}
+	if ramMiB == 0 {
+		ramMiB = 64
+	}
+	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
+	for _, k := range sortedKeys(img.set) {
+		words = append(words, k+"="+img.set[k])
+	}
+	return append(shim.QEMUArgs(img.shim, img.ELF, ramMiB, "-- "+strings.Join(words, " ")), "-nodefaults")
+}
