@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/tamadump/tamadump/board"
 	"github.com/tamadump/tamadump/board/stockgo"
@@ -20,11 +20,12 @@ import (
 // shimMachine is the stock-Go board: the program runs on the shim, which
 // reports the machine and wakes a watcher thread when the program dies.
 type shimMachine struct {
-	info  stockgo.Info
-	runs  []stockgo.Run
-	crash stockgo.Crash
-	bc    board.Crash
-	start time.Time
+	info   stockgo.Info
+	runs   []stockgo.Run
+	crash  stockgo.Crash
+	bc     board.Crash
+	start  time.Time
+	allocs [1]metrics.Sample
 }
 
 func newMachine() machine {
@@ -42,6 +43,7 @@ func newMachine() machine {
 
 func (s *shimMachine) Name() string     { return "stockgo" }
 func (s *shimMachine) Hostname() string { return hostname }
+
 // Settings are the lower-case NAME=VALUE words of the kernel command line
 // (the shim passes them as environment) and any other arguments.
 func (s *shimMachine) Settings() []string {
@@ -80,6 +82,18 @@ func (s *shimMachine) Halt(code int)           { stockgo.Halt(code) }
 func (s *shimMachine) Reboot()                 { stockgo.Reboot() }
 func (s *shimMachine) DMA() bus.DMA {
 	return bus.DMA{Mem: phys(s.info.DMABase, s.info.DMALen), Addr: s.info.DMABase}
+}
+
+// Mallocs reads the runtime's allocation count; metrics.Read with a
+// preallocated sample does not allocate, and the watcher is an ordinary
+// goroutine.
+func (s *shimMachine) Mallocs() (uint64, bool) {
+	s.allocs[0].Name = "/gc/heap/allocs:objects"
+	metrics.Read(s.allocs[:])
+	if s.allocs[0].Value.Kind() != metrics.KindUint64 {
+		return 0, false
+	}
+	return s.allocs[0].Value.Uint64(), true
 }
 
 // watcherProcs is GOMAXPROCS on the shim (one CPU, time-sliced).
@@ -153,12 +167,6 @@ func growStack(depth int) byte {
 	return pad[depth]
 }
 
-// phys views identity-mapped physical memory outside the Go heap.
-func phys(addr, n uint64) []byte {
-	a := uintptr(addr)
-	return unsafe.Slice((*byte)(*(*unsafe.Pointer)(unsafe.Pointer(&a))), n)
-}
-
 // rawFD is a file descriptor used with plain system calls.
 type rawFD int
 
@@ -180,4 +188,3 @@ func (f rawFD) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-

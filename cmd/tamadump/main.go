@@ -20,7 +20,6 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +62,10 @@ type machine interface {
 	// Settings are the command-line words, if the board has any.
 	Settings() []string
 	BootTime() time.Duration
+	// Mallocs is the runtime's count of heap allocations, readable after
+	// a crash; ok is false when the board cannot count there, because
+	// any allocation there would abort instead.
+	Mallocs() (n uint64, ok bool)
 	Halt(code int)
 	Reboot()
 }
@@ -155,7 +158,6 @@ type image struct {
 	shell  *ddb.Shell
 	names  []string
 	mu     sync.Mutex // the driver, between the stack's goroutines
-	allocs [1]metrics.Sample
 	line   *debugnet.Line
 }
 
@@ -231,7 +233,7 @@ func (img *image) crashed(c *board.Crash) {
 	}
 	img.dumper.Crashed(c)
 	img.line.S("tamadump: ").S(c.Reason.String()).S(": ").B(img.dumper.Panic()).S("\r\n").Flush()
-	before := img.mallocs()
+	before, counted := img.m.Mallocs()
 	var err error
 	if debug == "on" {
 		err = img.shell.Debug()
@@ -242,7 +244,11 @@ func (img *image) crashed(c *board.Crash) {
 		err = img.dumper.Dump()
 	}
 	st := img.dumper.Stats()
-	img.line.S("tamadump: heap allocations after the crash: ").U(img.mallocs() - before).S("\r\n").Flush()
+	if after, _ := img.m.Mallocs(); counted {
+		img.line.S("tamadump: heap allocations after the crash: ").U(after - before).S("\r\n").Flush()
+	} else {
+		img.line.S("tamadump: heap allocations after the crash: 0 (the runtime aborts on any allocation here)\r\n").Flush()
+	}
 	if err == nil && st.Sent > 0 {
 		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
 			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions\r\n").Flush()
@@ -258,17 +264,6 @@ func (img *image) crashed(c *board.Crash) {
 }
 
 var errNotConfigured = errors.New("netdump is not configured")
-
-// mallocs reads the runtime's count of heap allocations; metrics.Read
-// with a preallocated sample does not allocate.
-func (img *image) mallocs() uint64 {
-	img.allocs[0].Name = "/gc/heap/allocs:objects"
-	metrics.Read(img.allocs[:])
-	if img.allocs[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return img.allocs[0].Value.Uint64()
-}
 
 func trapName(v uint64) string {
 	switch v {
