@@ -1,0 +1,127 @@
+// Command tamaqemu is `make qemu`: it builds the tamadump image, boots it
+// under QEMU with a netdumpd alongside (joined through a user-space
+// network, no root needed), panics it from the serial console, waits for
+// the dump and shows where it is and what it holds. With -build-only it
+// is `make image`.
+package main
+
+import (
+	"debug/elf"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tamadump/tamadump/qemu/boot"
+)
+
+func main() {
+	board := flag.String("board", os.Getenv("BOARD"), "tamago or stockgo (default: tamago when its toolchain is installed)")
+	nic := flag.String("nic", "virtio-mmio", "NIC: "+strings.Join(boot.NICs, ", ")+" (virtio = virtio-mmio)")
+	ram := flag.Int("ram", 64, "guest RAM in MiB")
+	dumpDir := flag.String("dumpdir", "dumps", "where netdumpd saves dumps")
+	out := flag.String("out", "build", "where images are built")
+	msg := flag.String("panic", "boom from make qemu", "the panic message")
+	buildOnly := flag.Bool("build-only", false, "build the image and stop (make image)")
+	flag.Parse()
+	if *nic == "virtio" {
+		*nic = "virtio-mmio"
+	}
+	if err := run(*board, *nic, *ram, *dumpDir, *out, *msg, *buildOnly); err != nil {
+		fmt.Fprintln(os.Stderr, "tamaqemu:", err)
+		os.Exit(1)
+	}
+}
+
+func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) error {
+	if board == "" {
+		if _, err := boot.TamaGoToolchain(); err != nil {
+			fmt.Printf("board: stockgo (the TamaGo toolchain is not installed: %v)\n", err)
+			board = boot.StockGo
+		} else {
+			fmt.Println("board: tamago")
+			board = boot.TamaGo
+		}
+	} else {
+		fmt.Println("board:", board)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	img, err := boot.Build(board, out, map[string]string{
+		"server": boot.ServerAddr.Addr().String(), "client": boot.GuestAddr.String(),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("image: %s (built in %v)\n", img.ELF, time.Since(t0).Round(time.Millisecond))
+	if buildOnly {
+		return nil
+	}
+	if err := os.MkdirAll(dumpDir, 0o755); err != nil {
+		return err
+	}
+	fmt.Printf("netdumpd: listening on %v:20023 in a user-space network, saving to %s\n", boot.ServerAddr.Addr(), dumpDir)
+	fmt.Printf("qemu: %s NIC, %d MiB\n--- serial console ---\n", nic, ram)
+	m, err := boot.Start(boot.Config{QEMUArgs: img.QEMUArgs(ram), NIC: nic, DumpDir: dumpDir, Console: os.Stdout, Log: os.Stdout})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	start := time.Now()
+	if _, err := m.Expect("READY", 2*time.Minute); err != nil {
+		return err
+	}
+	ready := time.Since(start)
+	if err := m.Send("panic " + msg); err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if err := m.WaitLog("Completed dump", 10*time.Minute); err != nil {
+		return err
+	}
+	took := time.Since(t1)
+	status, err := m.Wait(time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n--- QEMU exited with status %d (1: the image halted after a good dump) ---\n", status)
+	host := boot.GuestAddr.String()
+	core, _ := filepath.EvalSymlinks(filepath.Join(dumpDir, "vmcore."+host+".last"))
+	info, _ := filepath.EvalSymlinks(filepath.Join(dumpDir, "info."+host+".last"))
+	fmt.Printf("dump:  %s\ninfo:  %s\n\n", core, info)
+	if b, err := os.ReadFile(info); err == nil {
+		os.Stdout.Write(b)
+	}
+	return summary(core, ready, took)
+}
+
+// summary describes the vmcore: its ELF layout and how much was sent.
+func summary(path string, ready, took time.Duration) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading the vmcore: %w", err)
+	}
+	defer f.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	var loads int
+	var mem uint64
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			loads++
+			mem += p.Filesz
+		}
+	}
+	fmt.Printf("\nsummary: ELF core (%v, %v), %d PT_LOAD segments with %d MiB of memory; file %d MiB\n",
+		f.Type, f.Machine, loads, mem>>20, st.Size()>>20)
+	fmt.Printf("boot to READY %v; panic to dump complete %v (%.1f MB/s of core file)\n",
+		ready.Round(time.Millisecond), took.Round(time.Millisecond), float64(st.Size())/took.Seconds()/1e6)
+	fmt.Printf("debug it: gdb <image ELF> %s\n", path)
+	return nil
+}
