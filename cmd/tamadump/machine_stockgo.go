@@ -38,6 +38,10 @@ func newMachine() machine {
 	// (stockgo.WaitCrash), and the threads frozen at the crash keep theirs:
 	// with more Ps than busy goroutines one is always idle.
 	runtime.GOMAXPROCS(watcherProcs)
+	checkRuntimeLayout()
+	if !layoutOK {
+		fmt.Fprintf(os.Stderr, "tamadump: unexpected runtime layout; a crash's registers will be the dying thread's\n")
+	}
 	return &shimMachine{info: info, runs: make([]stockgo.Run, board.MaxSegments), start: time.Now()}
 }
 
@@ -149,10 +153,28 @@ func (s *shimMachine) OnCrash(fn func(*board.Crash)) {
 			s.bc.Reason = board.Signal
 		default:
 			s.bc.Reason = board.Panic
+			// The runtime exits on its system stack; the goroutine
+			// that panicked is what a debugger wants.
+			panickingGoroutine((*[27]uint64)(&s.bc.Regs), s.mapped)
 		}
 		fn(&s.bc)
 	}()
 	<-ready
+}
+
+// mapped reports whether the 8 bytes at addr are in mapped RAM.
+func (s *shimMachine) mapped(addr uintptr) bool {
+	n, err := stockgo.MemMap(s.runs)
+	if err != nil {
+		return false
+	}
+	a := uint64(addr)
+	for _, r := range s.runs[:min(n, len(s.runs))] {
+		if a >= r.VAddr && a+8 <= r.VAddr+r.Len && a >= lowMemory {
+			return true
+		}
+	}
+	return false
 }
 
 // growStack touches 256 KiB of stack.

@@ -3,7 +3,6 @@ package boot
 import (
 	"bytes"
 	"debug/elf"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tamadump/tamadump/netdump/wire"
 )
 
 // images are built once per board for all tests.
@@ -153,9 +151,26 @@ func lastLines(s string, n int) string {
 	return strings.Join(l[max(0, len(l)-n):], "\n")
 }
 
-var _ = regexp.MustCompile
-var _ = wire.KDHSize
-var _ = fmt.Sprint
+// gdbCheck reads a global and the backtrace of the crash from the vmcore
+// with Debian's gdb.
+func gdbCheck(t *testing.T, img *Image, vmcore string) {
+	t.Helper()
+	if _, err := exec.LookPath("gdb"); err != nil {
+		t.Log("gdb not installed: skipping the debugger check")
+		return
+	}
+	out, err := exec.Command("gdb", "-batch", "-nx", "-ex", "set auto-load safe-path /",
+		"-ex", "print/x 'main.Marker'", "-ex", "bt", img.ELF, vmcore).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gdb: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "0x74616d6164756d70") {
+		t.Errorf("gdb did not read main.Marker from the vmcore:\n%s", out)
+	}
+	if !regexp.MustCompile(`in main\.main \(\)`).Match(out) {
+		t.Errorf("gdb's backtrace does not reach main.main:\n%s", out)
+	}
+}
 
 func TestPanicDumps(t *testing.T) {
 	for _, board := range []string{StockGo, TamaGo} {
@@ -166,7 +181,10 @@ func TestPanicDumps(t *testing.T) {
 				if err := m.Send("panic boom"); err != nil {
 					t.Fatal(err)
 				}
-				checkDump(t, m, dir, "boom")
+				vmcore := checkDump(t, m, dir, "boom")
+				if nic == "virtio-mmio" {
+					gdbCheck(t, img, vmcore)
+				}
 			})
 		}
 	}
