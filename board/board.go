@@ -272,14 +272,16 @@ func signalLine(b []byte) bool {
 }
 
 // lastAtLineStart is the index of the last occurrence of p at the start of
-// a line of b, or -1.
+// a line of b, or right after a shell prompt ("tamadump> ", "db> ": the
+// runtime's message follows the prompt when a background goroutine
+// crashes), or -1.
 func lastAtLineStart(b []byte, p string) int {
 	for end := len(b); end > 0; {
 		i := bytes.LastIndex(b[:end], []byte(p))
 		if i < 0 {
 			return -1
 		}
-		if i == 0 || b[i-1] == '\n' {
+		if i == 0 || b[i-1] == '\n' || i >= 2 && b[i-2] == '>' && b[i-1] == ' ' {
 			return i
 		}
 		end = i

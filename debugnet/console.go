@@ -26,6 +26,13 @@ func (l *Line) B(b []byte) *Line { l.buf = append(l.buf, b...); return l }
 // U appends an unsigned number.
 func (l *Line) U(v uint64) *Line { l.buf = strconv.AppendUint(l.buf, v, 10); return l }
 
+// X appends a number in hexadecimal with a 0x prefix.
+func (l *Line) X(v uint64) *Line {
+	l.buf = append(l.buf, "0x"...)
+	l.buf = strconv.AppendUint(l.buf, v, 16)
+	return l
+}
+
 // IP appends an address.
 func (l *Line) IP(a netip.Addr) *Line { l.buf = a.AppendTo(l.buf); return l }
 

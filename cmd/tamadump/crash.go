@@ -13,7 +13,7 @@ func trigger(kind, delay string) {
 		Marker = p[3] // nil dereference
 	case "index":
 		s := []int{1, 2, 3}
-		i := len(s) + int(Marker>>62) + 2
+		i := len(s) + int(Marker>>63) + 2 // 5, opaque to the compiler
 		Marker = uint64(s[i])
 	case "fault":
 		ud2()

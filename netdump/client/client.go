@@ -306,7 +306,7 @@ func (c *Client) exchange(h wire.Header) error {
 // sendBody streams the VMCORE messages and the KDH through the window.
 func (c *Client) sendBody(memMB uint64) error {
 	size := c.body.Size()
-	c.line.S("Dumping ").U(uint64((size + (1 << 20) - 1) >> 20)).S(" out of ").U(memMB).S(" MB:").Flush()
+	c.line.S("Dumping ").U(uint64(size>>20)).S(" out of ").U(memMB).S(" MB:").Flush()
 	var off, zeroStart, zeroLen int64
 	nextPct := int64(10)
 	flushZero := func() error {

@@ -31,7 +31,7 @@ func TestDumpEndToEnd(t *testing.T) {
 	cfg.Path = ""
 	c := dumpOnce(t, b, cfg, 1<<20, 0.5)
 	out := b.console.String()
-	for _, want := range []string{"netdumping to 127.0.9.1 (", "Dumping 2 out of 64 MB:..10%..20%", "..100%", "netdump finished."} {
+	for _, want := range []string{"netdumping to 127.0.9.1 (", "Dumping 1 out of 64 MB:..10%..20%", "..100%", "netdump finished."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("console lacks %q:\n%s", want, out)
 		}

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // images are built once per board for all tests.
@@ -185,6 +184,32 @@ func TestPanicDumps(t *testing.T) {
 				if nic == "virtio-mmio" {
 					gdbCheck(t, img, vmcore)
 				}
+			})
+		}
+	}
+}
+
+// TestCrashKinds: a nil dereference, an index out of range, a CPU
+// exception and a panic on another goroutine each produce a dump with the
+// right panic string.
+func TestCrashKinds(t *testing.T) {
+	for _, board := range []string{StockGo, TamaGo} {
+		for _, tc := range []struct {
+			kind string
+			want map[string]string // panic string per board
+		}{
+			{"nil", map[string]string{StockGo: "runtime error: invalid memory address or nil pointer dereference", TamaGo: "Fatal trap 14: page fault at rip 0x"}},
+			{"index", map[string]string{StockGo: "runtime error: index out of range [5] with length 3", TamaGo: "runtime error: index out of range [5] with length 3"}},
+			{"fault", map[string]string{StockGo: "SIGILL: illegal instruction", TamaGo: "Fatal trap 6: invalid opcode at rip 0x"}},
+			{"goroutine", map[string]string{StockGo: "boom in a goroutine", TamaGo: "boom in a goroutine"}},
+		} {
+			t.Run(board+"/"+tc.kind, func(t *testing.T) {
+				img, err := image(t, board).With(map[string]string{"crash": tc.kind, "crashdelay": "300ms"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, dir := run(t, img, "virtio-mmio")
+				checkDump(t, m, dir, tc.want[board])
 			})
 		}
 	}

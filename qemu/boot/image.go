@@ -104,6 +104,29 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 	return img, nil
 }
 
+// With is the image with more settings: the same binary with another
+// command line on the stock-Go board, a new build (in a directory next to
+// this one's) on TamaGo, whose settings are compiled in.
+func (img *Image) With(extra map[string]string) (*Image, error) {
+	set := map[string]string{}
+	for k, v := range img.set {
+		set[k] = v
+	}
+	for k, v := range extra {
+		set[k] = v
+	}
+	if img.Board == StockGo {
+		c := *img
+		c.set = set
+		return &c, nil
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(img.ELF), "variant-")
+	if err != nil {
+		return nil, err
+	}
+	return Build(img.Board, dir, set)
+}
+
 // variable maps a setting to the image's variable (cmd/tamadump).
 func variable(k string) string {
 	switch k {
