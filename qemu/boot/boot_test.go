@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,5 +213,116 @@ func TestCrashKinds(t *testing.T) {
 				checkDump(t, m, dir, tc.want[board])
 			})
 		}
+	}
+}
+
+// TestDebugger stops at the db> prompt after the panic, as FreeBSD's ddb:
+// bt shows the panicking goroutine, netdump on the fly dumps to the
+// server named there, reset ends the machine.
+func TestDebugger(t *testing.T) {
+	for _, board := range []string{StockGo, TamaGo} {
+		t.Run(board, func(t *testing.T) {
+			img, err := image(t, board).With(map[string]string{"debug": "on"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, dir := run(t, img, "e1000")
+			m.Send("panic stop here")
+			if _, err := m.Expect(`db> $`, 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			m.Send("bt")
+			if _, err := m.Expect(`(?s)goroutine 1 \[running\]:.*main\.main\(\).*db> $`, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			m.Send("netdump -s 127.0.9.1 -c 127.0.9.2")
+			if _, err := m.Expect(`(?s)netdump finished\..*db> $`, 60*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.WaitLog("Completed dump", 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			info := string(WaitInfo(t, dir))
+			if !strings.Contains(info, "Panic String: stop here") {
+				t.Fatalf("info:\n%s", info)
+			}
+			m.Send("reset")
+			if _, err := m.Wait(30 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestPanicUnderTraffic panics the image while the host floods its UDP
+// echo port: the dump still completes.
+func TestPanicUnderTraffic(t *testing.T) {
+	img := image(t, StockGo)
+	m, dir := run(t, img, "virtio-pci")
+	conn, err := m.Stack().DialUDP(0, netip.AddrPortFrom(GuestAddr, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stop := make(chan struct{})
+	var sent, echoed int
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		payload := bytes.Repeat([]byte("traffic!"), 128)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := conn.Write(payload); err == nil {
+				sent++
+			}
+			// About 10 MB/s: far more than the guest echoes under TCG,
+			// without starving the host's two cores.
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := conn.Read(buf); err == nil {
+				echoed++
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	m.Send("panic under load")
+	checkDump(t, m, dir, "under load")
+	close(stop)
+	wg.Wait()
+	if echoed == 0 {
+		t.Fatalf("the image echoed none of %d datagrams: the load never reached it", sent)
+	}
+	t.Logf("sent %d datagrams, %d echoed", sent, echoed)
+}
+
+// WaitInfo waits for the first info file in dir.
+func WaitInfo(t *testing.T, dir string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "info.127.0.9.2.0"))
+		if err == nil && bytes.Contains(b, []byte("Dump complete")) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no complete info file: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
