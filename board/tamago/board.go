@@ -102,6 +102,7 @@ func hwinit1() {
 	UART0.Init()
 
 	calibrate()
+	setWallClock()
 	initCrash()
 }
 

@@ -150,3 +150,58 @@ func SinceHook() time.Duration {
 func HookAt() time.Duration {
 	return tscDuration(hookTSC)
 }
+
+// CMOS RTC registers for the wall clock.
+const (
+	rtcSeconds = 0x00
+	rtcMinutes = 0x02
+	rtcHours   = 0x04
+	rtcDay     = 0x07
+	rtcMonth   = 0x08
+	rtcYear    = 0x09
+	rtcRegB    = 0x0b
+	rtcBinary  = 1 << 2
+)
+
+// setWallClock starts the clock at the RTC's date and time (QEMU keeps it
+// in UTC), so time.Now — and the dump time in the KDH — is real. It runs
+// before anything reads the clock, so the jump is not observed.
+func setWallClock() {
+	for i := 0; i < 1000000; i++ { // wait out an update in progress
+		outb(rtcIndex, rtcRegA)
+		if inb(rtcData)&rtcUIP == 0 {
+			break
+		}
+	}
+	outb(rtcIndex, rtcRegB)
+	binary := inb(rtcData)&rtcBinary != 0
+	read := func(reg uint8) int64 {
+		outb(rtcIndex, reg)
+		v := inb(rtcData)
+		if !binary {
+			v = v&0x0f + v>>4*10
+		}
+		return int64(v)
+	}
+	sec, min, hour := read(rtcSeconds), read(rtcMinutes), read(rtcHours)
+	day, month, year := read(rtcDay), read(rtcMonth), 2000+read(rtcYear)
+	if month < 1 || month > 12 || day < 1 || day > 31 {
+		return // no RTC: time stays relative to boot
+	}
+	secs := daysFromCivil(year, month, day)*86400 + hour*3600 + min*60 + sec
+	AMD64.SetTime(secs*1e9 + AMD64.GetTime())
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to y-m-d
+// (proleptic Gregorian calendar).
+func daysFromCivil(y, m, d int64) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}

@@ -7,9 +7,3 @@ TEXT ·rdtsc(SB), NOSPLIT, $0-8
 	ORQ DX, AX
 	MOVQ AX, ret+0(FP)
 	RET
-
-// func getg() uintptr
-TEXT ·getg(SB), NOSPLIT, $0-8
-	MOVQ (TLS), AX
-	MOVQ AX, ret+0(FP)
-	RET

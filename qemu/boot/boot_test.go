@@ -109,6 +109,9 @@ func checkDump(t *testing.T, m *Machine, dir, panicMsg string) (vmcore string) {
 			t.Fatalf("info lacks %q:\n%s", want, info)
 		}
 	}
+	if year := strconv.Itoa(time.Now().UTC().Year()); !regexp.MustCompile(`Dumptime: .*` + year).Match(info) {
+		t.Errorf("dump time is not this year's (%s):\n%s", year, info)
+	}
 	// The pattern the image wrote, at the address it printed.
 	addr := must(m.Expect(`pattern at 0x([0-9a-f]+)`, time.Second))[1]
 	a, _ := strconv.ParseUint(addr, 16, 64)
