@@ -380,5 +380,5 @@ func TestNetdump(t *testing.T) {
 func BenchmarkNetdumpGoodput(b *testing.B) {
 	r := startRig(b, qemu.PC)
 	r.waitRX()
-	nictest.BenchNetdump(b, r.nic, r.link, 1<<20)
+	nictest.BenchNetdump(b, r.nic, r.link, 8<<20)
 }

@@ -489,7 +489,7 @@ func BenchmarkNetdumpGoodput(b *testing.B) {
 	for i, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
 			r := startRig(b, i)
-			nictest.BenchNetdump(b, r.nic, r.link, 1<<20)
+			nictest.BenchNetdump(b, r.nic, r.link, 8<<20)
 		})
 	}
 }
