@@ -251,7 +251,8 @@ func (img *image) crashed(c *board.Crash) {
 	}
 	if err == nil && st.Sent > 0 {
 		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
-			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions\r\n").Flush()
+			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions (").
+			U(st.Refused).S(" refused by the NIC, ").U(st.Early).S(" early)\r\n").Flush()
 	}
 	code := 0
 	if err != nil {

@@ -29,7 +29,7 @@ const (
 	// BatchBytes is FreeBSD's nd_buf: one stop-and-wait batch.
 	BatchBytes = 64 * 1024
 	// minRTO bounds the adaptive retransmission timeout from below.
-	minRTO = 10 * time.Millisecond
+	minRTO = 40 * time.Millisecond
 	// maxZeroRun is the largest run one message declares (aux2 is 32 bits).
 	maxZeroRun = 1<<32 - wire.DataSize
 	// fastRetransmit is how many ACKs of later messages make a missing one
@@ -149,6 +149,7 @@ type Stats struct {
 	Sent        uint64 // datagrams transmitted, retransmissions included
 	Retransmits uint64
 	Early       uint64 // retransmissions prompted by ACKs of later messages
+	Refused     uint64 // datagrams the NIC refused (ring full), resent at once
 	Bytes       uint64 // VMCORE payload bytes sent
 	ZeroBytes   uint64 // VMCORE bytes declared zero instead of sent
 	Elapsed     time.Duration
@@ -515,9 +516,12 @@ func (c *Client) transmit(s *slot) error {
 	s.sentAt = c.conn.Now()
 	s.tries++
 	c.stats.Sent++
-	// A NIC that refuses a frame (ring full) loses it like the wire
-	// would; the timeout resends it.
-	c.conn.Send(port, wire.HeaderSize+len(d)) //nolint:errcheck
+	if err := c.conn.Send(port, wire.HeaderSize+len(d)); err != nil {
+		// The NIC refused the frame (its ring stayed full): resend at
+		// the next wait, after polling, rather than after a timeout.
+		c.stats.Refused++
+		s.due = true
+	}
 	return nil
 }
 
