@@ -303,6 +303,11 @@ func TestPanicUnderTraffic(t *testing.T) {
 			}
 		}
 	}()
+	if rtt, err := m.Stack().Ping(GuestAddr, 10*time.Second); err != nil {
+		t.Fatalf("ping %v: %v", GuestAddr, err)
+	} else {
+		t.Logf("ping %v: %v", GuestAddr, rtt)
+	}
 	time.Sleep(time.Second)
 	m.Send("panic under load")
 	checkDump(t, m, dir, "under load")

@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -32,6 +33,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -94,7 +96,7 @@ func New(cfg Config) (*Stack, error) {
 			ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
 			arp.NewProtocol,
 		},
-		TransportProtocols: []stack.TransportProtocolFactory{udp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{udp.NewProtocol, icmp.NewProtocol4},
 	})
 	ep := channel.New(txQueue, cfg.MTU+header.EthernetMinimumSize, tcpip.LinkAddress(mac))
 	if err := st.CreateNIC(nicID, ethernet.New(ep)); err != nil {
@@ -214,6 +216,41 @@ func (s *Stack) dial(port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.
 		}
 	}
 	return gonet.NewUDPConn(&wq, ep), ep, nil
+}
+
+// Ping sends one ICMP echo request to dst and waits for the reply.
+func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
+	var wq waiter.Queue
+	ep, terr := s.st.NewEndpoint(icmp.ProtocolNumber4, ipv4.ProtocolNumber, &wq)
+	if terr != nil {
+		return 0, fmt.Errorf("usernet: %s", terr)
+	}
+	if terr := ep.Connect(s.full(netip.AddrPortFrom(dst, 0))); terr != nil {
+		ep.Close()
+		return 0, fmt.Errorf("usernet: ping %v: %s", dst, terr)
+	}
+	c := gonet.NewUDPConn(&wq, ep)
+	defer c.Close()
+	req := make([]byte, header.ICMPv4MinimumSize+8)
+	icmpv4 := header.ICMPv4(req)
+	icmpv4.SetType(header.ICMPv4Echo)
+	icmpv4.SetSequence(1)
+	copy(req[header.ICMPv4MinimumSize:], "tamadump")
+	start := time.Now()
+	if _, err := c.Write(req); err != nil {
+		return 0, err
+	}
+	c.SetReadDeadline(start.Add(timeout))
+	buf := make([]byte, 1500)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return 0, err
+		}
+		if r := header.ICMPv4(buf[:n]); n >= header.ICMPv4MinimumSize && r.Type() == header.ICMPv4EchoReply {
+			return time.Since(start), nil
+		}
+	}
 }
 
 func (s *Stack) full(a netip.AddrPort) tcpip.FullAddress {
