@@ -7,6 +7,7 @@ import (
 	"errors"
 	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -117,18 +118,23 @@ func MsgBuf(dst []byte) int {
 // It does not allocate.
 //
 // It waits in an ordinary blocking system call (syscall.Syscall), so the
-// runtime takes its P away and never needs to preempt it: a goroutine that
-// a Go fatal panic finds preempted, or on its way back into the scheduler,
-// never runs again (the scheduler stays frozen). Coming back needs an idle
-// P, so run with GOMAXPROCS of at least 2. The shim also starts the program
-// with GODEBUG=dontfreezetheworld=1, which keeps the panic from blocking
-// the return from the system call.
+// runtime never needs to preempt it: a goroutine that a Go fatal panic
+// finds preempted, or on its way back into the scheduler, never runs
+// again. The wait is cut into short slices (waitSlice) so that the
+// runtime's monitor does not hand the P to another thread meanwhile:
+// coming back with its own P needs no lock, while getting another one
+// needs the scheduler's, which a frozen thread may hold. Run with
+// GOMAXPROCS of at least 2. The shim also starts the program with
+// GODEBUG=dontfreezetheworld=1, which keeps the panic from blocking the
+// return from the system call; and it halts with a message if the watcher
+// never gets back into the program.
 func WaitCrash(c *Crash) error {
 	for {
-		_, _, e := syscall.Syscall(sysCrashWait, uintptr(unsafe.Pointer(c)), 0, 0)
+		_, _, e := syscall.Syscall(sysCrashWait, uintptr(unsafe.Pointer(c)), uintptr(waitSlice), 0)
 		switch e {
 		case 0:
 			return nil
+		case syscall.EAGAIN:
 		case syscall.EINTR:
 			runtime.Gosched()
 		default:
@@ -136,6 +142,10 @@ func WaitCrash(c *Crash) error {
 		}
 	}
 }
+
+// waitSlice is shorter than the 10 ms after which the runtime's monitor
+// takes the P of a thread in a system call even when others are idle.
+const waitSlice = 5 * time.Millisecond
 
 // Halt ends the machine: QEMU exits with status (code<<1)|1.
 func Halt(code int) {

@@ -171,3 +171,11 @@ func TestBootCrashWaitWatcherFault(t *testing.T) {
 	out, st := boot(t, "crash-watcherfault", "")
 	expect(t, out, st, 251, "WATCHER reason=", "shim: fault in the dump path (vector 14 at rip")
 }
+
+// A watcher woken but never back in the program (here: spinning, as one
+// stuck in the runtime would) makes the shim halt after 5 s with a
+// message, status (124<<1|1)&0xff, rather than hang.
+func TestBootCrashWaitWatcherStuck(t *testing.T) {
+	out, st := boot(t, "crash-watcherstuck", "")
+	expect(t, out, st, 249, "panic: boom", "shim: crash watcher woken but stuck in the runtime; halting")
+}

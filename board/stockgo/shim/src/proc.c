@@ -29,6 +29,10 @@ struct crash { u64 reason, code, addr, tid, regs[27]; };
 static struct thread *watcher;
 static int crashed;
 static u64 crash_time;
+/* After waking the watcher: when, and whether it has made a system call
+ * since (proof that it got back into the program). */
+static u64 woke_time;
+static int watcher_back;
 static struct crash crash_info;
 #define KEY_CRASH 1
 #define KEY_SERIAL 2
@@ -70,6 +74,10 @@ static void wake_expired(void) {
 	}
 	if (crashed == 1 && now - crash_time > 1000000000ull) {
 		kprintf("shim: crash watcher did not arrive\n");
+		halt_exit(HALT_NO_WATCHER);
+	}
+	if (crashed == 2 && !watcher_back && now - woke_time > 5000000000ull) {
+		kprintf("shim: crash watcher woken but stuck in the runtime; halting\n");
 		halt_exit(HALT_NO_WATCHER);
 	}
 }
@@ -555,16 +563,28 @@ struct info {
 	char cmdline[256];
 };
 
-static u64 sys_crashwait(u64 uptr) {
+/* CRASHWAIT(crash, timeout_ns): timeout 0 waits for ever; otherwise
+ * -EAGAIN when it passes with no crash, so the caller can return before
+ * the runtime takes its P away (it would need the scheduler's lock to get
+ * one back, which a frozen thread may hold). */
+static u64 sys_crashwait(u64 uptr, u64 timeout) {
 	if (watcher && watcher != cur && watcher->state != T_DEAD)
 		return -EBUSY;
 	watcher = cur;
-	while (!crashed)
-		if (block(KEY_CRASH, 0) == W_INTR && !crashed)
+	u64 deadline = timeout ? now_ns() + timeout : 0;
+	while (!crashed) {
+		int w = block(KEY_CRASH, deadline);
+		if (crashed)
+			break;
+		if (w == W_INTR)
 			return -EINTR;
+		if (w == W_TIMEOUT)
+			return -EAGAIN;
+	}
 	if (crashed == 1) {
 		freeze_others();
 		crashed = 2;
+		woke_time = now_ns();
 	}
 	memcpy((void *)uptr, &crash_info, sizeof crash_info);
 	return 0;
@@ -574,6 +594,8 @@ static int unknown_seen[512];
 
 static u64 syscall(struct frame *f) {
 	u64 a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10, a4 = f->r8;
+	if (crashed == 2 && cur == watcher && f->rax != 0x7003)
+		watcher_back = 1;
 	switch (f->rax) {
 	case 0: return sys_read(a0, a1, a2);
 	case 1: return sys_write(a0, a1, a2);
@@ -722,7 +744,7 @@ static u64 syscall(struct frame *f) {
 	}
 	case 0x7001: return memmap_runs(a0, a1);
 	case 0x7002: return msgbuf_copy((u8 *)a0, a1);
-	case 0x7003: return sys_crashwait(a0);
+	case 0x7003: return sys_crashwait(a0, a1);
 	case 0x7004: halt_exit(a0);
 	case 0x7005: reboot();
 	}

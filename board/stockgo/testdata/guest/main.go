@@ -36,22 +36,27 @@ func main() {
 	case "info":
 		info()
 	case "crash-main":
-		startWatcher(false)
+		startWatcher("")
 		panic("boom")
 	case "crash-goroutine":
-		startWatcher(false)
+		startWatcher("")
 		go func() {
 			var p *int
 			*p = 1
 		}()
 		time.Sleep(10 * time.Second)
 	case "crash-watcherfault":
-		startWatcher(true)
+		startWatcher("fault")
+		panic("boom")
+	case "crash-watcherstuck":
+		startWatcher("stuck")
 		panic("boom")
 	}
 }
 
 var sink []byte
+
+var stuckSpins uint64
 
 func gc() {
 	runtime.GOMAXPROCS(2)
@@ -215,12 +220,21 @@ func hex(b []byte, v uint64) []byte {
 	return b
 }
 
-func startWatcher(faultAfter bool) {
+// startWatcher starts the crash watcher; after says what it does once
+// woken: "" reports and halts, "fault" faults, "stuck" spins without a
+// system call, as a watcher that never got back into the program.
+func startWatcher(after string) {
 	runtime.GOMAXPROCS(2)
 	go func() {
 		runtime.LockOSThread()
 		close(started)
-		if err := stockgo.WaitCrash(&crash); err != nil {
+		err := stockgo.WaitCrash(&crash)
+		if after == "stuck" {
+			for {
+				stuckSpins++
+			}
+		}
+		if err != nil {
 			raw([]byte("waitcrash error\n"))
 			stockgo.Halt(3)
 		}
@@ -245,7 +259,7 @@ func startWatcher(faultAfter bool) {
 		if bytes.Contains(msg[:n], []byte("nil pointer dereference")) {
 			raw([]byte("MSGBUF has the nil dereference\n"))
 		}
-		if faultAfter {
+		if after == "fault" {
 			var p *int
 			*p = 2
 		}
