@@ -152,15 +152,11 @@ func sortedKeys(m map[string]string) []string {
 // QEMUArgs boots the image with ramMiB of RAM (0: the board's default).
 // Settings of the stock-Go image travel on its command line.
 func (img *Image) QEMUArgs(ramMiB int) []string {
-	if img.Board == TamaGo {
-		if ramMiB == 0 {
-			ramMiB = 64
-		}
-		args := tamago.QEMUArgs(img.ELF, ramMiB)
-		return args
-	}
 	if ramMiB == 0 {
-		ramMiB = 64
+		ramMiB = DefaultRAMMiB
+	}
+	if img.Board == TamaGo {
+		return tamago.QEMUArgs(img.ELF, ramMiB)
 	}
 	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
 	for _, k := range sortedKeys(img.set) {
@@ -168,3 +164,8 @@ func (img *Image) QEMUArgs(ramMiB int) []string {
 	}
 	return append(shim.QEMUArgs(img.shim, img.ELF, ramMiB, "-- "+strings.Join(words, " ")), "-nodefaults")
 }
+
+// DefaultRAMMiB is the guest memory when none is given: enough for both
+// boards (the TamaGo board needs tamago.MinRAMMiB), small enough that a
+// whole dump is quick under emulation.
+const DefaultRAMMiB = 64
