@@ -260,7 +260,12 @@ func TestDebugger(t *testing.T) {
 // TestPanicUnderTraffic panics the image while the host floods its UDP
 // echo port: the dump still completes.
 func TestPanicUnderTraffic(t *testing.T) {
-	img := image(t, StockGo)
+	for _, board := range []string{StockGo, TamaGo} {
+		t.Run(board, func(t *testing.T) { panicUnderTraffic(t, image(t, board)) })
+	}
+}
+
+func panicUnderTraffic(t *testing.T, img *Image) {
 	m, dir := run(t, img, "virtio-pci")
 	conn, err := m.Stack().DialUDP(0, netip.AddrPortFrom(GuestAddr, 7))
 	if err != nil {
