@@ -19,6 +19,7 @@ const (
 	sysCrashWait = 0x7003
 	sysHalt      = 0x7004
 	sysReboot    = 0x7005
+	sysCrashBack = 0x7006
 )
 
 // InfoMagic is Info.Magic ("tamashm1").
@@ -127,12 +128,15 @@ func MsgBuf(dst []byte) int {
 // GOMAXPROCS of at least 2. The shim also starts the program with
 // GODEBUG=dontfreezetheworld=1, which keeps the panic from blocking the
 // return from the system call; and it halts with a message if the watcher
-// never gets back into the program.
+// does not report back (CRASHBACK) within 5 s of being woken.
 func WaitCrash(c *Crash) error {
 	for {
 		_, _, e := syscall.Syscall(sysCrashWait, uintptr(unsafe.Pointer(c)), uintptr(waitSlice), 0)
 		switch e {
 		case 0:
+			// Back through the runtime's return from the system call:
+			// tell the shim, which otherwise halts after a while.
+			syscall.RawSyscall(sysCrashBack, 0, 0, 0)
 			return nil
 		case syscall.EAGAIN:
 		case syscall.EINTR:

@@ -110,13 +110,16 @@ func BenchmarkRTT1ms(b *testing.B) {
 		name   string
 		window int
 		batch  bool
-	}{{"window", 0, false}, {"window-256", 256, false}, {"batch", 0, true}} {
+	}{{"window", 0, false}, {"window-fixed-64", 64, false}, {"batch", 0, true}} {
 		b.Run(mode.name, func(b *testing.B) {
 			link, _ := dumptest.NewResponder(1500)
 			defer link.Close()
 			link.SetFaults(linktest.Faults{Delay: 500 * time.Microsecond})
 			cfg := responderConfig()
-			cfg.Batch, cfg.Window, cfg.Idle = mode.batch, mode.window, yield
+			cfg.Batch, cfg.Idle = mode.batch, yield
+			if mode.window != 0 {
+				cfg.Window, cfg.MaxWindow = mode.window, mode.window
+			}
 			c, err := New(link, cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -128,6 +131,7 @@ func BenchmarkRTT1ms(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(c.Stats().Retransmits), "retransmits/op")
+			b.ReportMetric(float64(c.Stats().Window), "window")
 		})
 	}
 }

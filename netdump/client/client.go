@@ -26,6 +26,10 @@ import (
 // Defaults.
 const (
 	DefaultWindow = 64
+	// DefaultMaxWindow bounds the window's growth.
+	DefaultMaxWindow = 256
+	// minWindow is the smallest the window shrinks to after losses.
+	minWindow = 8
 	// BatchBytes is FreeBSD's nd_buf: one stop-and-wait batch.
 	BatchBytes = 64 * 1024
 	// minRTO bounds the adaptive retransmission timeout from below.
@@ -51,8 +55,13 @@ type Config struct {
 	PollDelay  time.Duration
 	Retries    int
 	ARPRetries int
-	// Window is the number of messages in flight (default 64).
-	Window int
+	// Window is the number of messages in flight at the start (default
+	// 64). Without losses it grows, doubling every round trip and then by
+	// one per round trip, up to MaxWindow (default 256, at least Window),
+	// so the link stays full however long its round trip; each loss
+	// episode halves it. MaxWindow = Window keeps it fixed.
+	Window    int
+	MaxWindow int
 	// Batch selects FreeBSD's scheme: send 64 KiB, wait until all of it
 	// is acknowledged, retransmit the rest after a full timeout.
 	Batch bool
@@ -103,8 +112,8 @@ func (c *Config) Validate() error {
 	if c.ClientPort == 0 {
 		c.ClientPort = wire.ClientPort
 	}
-	if c.Polls < 0 || c.Retries < 0 || c.ARPRetries < 0 || c.Window < 0 || c.PollDelay < 0 {
-		return errors.New("netdump: polls, poll delay, retries, arp_retries and window must not be negative")
+	if c.Polls < 0 || c.Retries < 0 || c.ARPRetries < 0 || c.Window < 0 || c.MaxWindow < 0 || c.PollDelay < 0 {
+		return errors.New("netdump: polls, poll delay, retries, arp_retries and windows must not be negative")
 	}
 	if c.Polls == 0 {
 		c.Polls = debugnet.DefaultPolls
@@ -121,7 +130,13 @@ func (c *Config) Validate() error {
 	if c.Window == 0 {
 		c.Window = DefaultWindow
 	}
-	if c.Window > 4096 {
+	if c.MaxWindow == 0 {
+		c.MaxWindow = max(DefaultMaxWindow, c.Window)
+	}
+	if c.MaxWindow < c.Window {
+		return errors.New("netdump: maximum window smaller than the window")
+	}
+	if c.MaxWindow > 4096 {
 		return errors.New("netdump: window larger than 4096 messages")
 	}
 	return nil
@@ -150,6 +165,8 @@ type Stats struct {
 	Retransmits uint64
 	Early       uint64 // retransmissions prompted by ACKs of later messages
 	Refused     uint64 // datagrams the NIC refused (ring full), resent at once
+	Losses      uint64 // loss episodes (each halved the window)
+	Window      uint32 // the window at the end
 	Bytes       uint64 // VMCORE payload bytes sent
 	ZeroBytes   uint64 // VMCORE bytes declared zero instead of sent
 	Elapsed     time.Duration
@@ -175,8 +192,13 @@ type Client struct {
 	slots   []slot
 	base    uint32 // oldest unacknowledged seqno
 	next    uint32 // next seqno to assign
-	port    uint16 // server port, adopted from the HERALD's ACK
-	adopted bool
+	// The window: cwnd messages may be in flight; below ssthresh it grows
+	// by one per ACK (slow start), above by one per cwnd ACKs. A loss
+	// halves it once per episode: until recoverAt is acknowledged.
+	cwnd, ssthresh, grow uint32
+	recoverAt            uint32
+	port                 uint16 // server port, adopted from the HERALD's ACK
+	adopted              bool
 	// Adaptive retransmission timeout (RFC 6298 style), in ns.
 	srtt, rttvar int64
 	progress     int64 // last time an ACK acknowledged something new
@@ -209,7 +231,7 @@ func New(nic debugnet.NIC, cfg Config) (*Client, error) {
 	if c.payload > wire.MaxPayload {
 		c.payload = wire.MaxPayload
 	}
-	n := cfg.Window
+	n := cfg.MaxWindow
 	if cfg.Batch {
 		n = (BatchBytes + c.payload - 1) / c.payload
 	}
@@ -250,8 +272,16 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 	c.stats = Stats{}
 	c.body = body
 	c.base, c.next, c.port, c.adopted = 1, 1, c.cfg.ServerPort, false
+	c.cwnd, c.ssthresh, c.grow, c.recoverAt = uint32(c.cfg.Window), uint32(len(c.slots)), 0, 1
+	if c.cfg.Batch {
+		c.cwnd = uint32(len(c.slots))
+	}
 	c.srtt, c.rttvar = 0, 0
-	defer func() { c.stats.Elapsed = time.Duration(c.conn.Now() - start); c.body = nil }()
+	defer func() {
+		c.stats.Elapsed = time.Duration(c.conn.Now() - start)
+		c.stats.Window = c.cwnd
+		c.body = nil
+	}()
 
 	kdh.DumpLength = uint64(body.Size())
 	if kdh.DumpExtent == 0 {
@@ -307,7 +337,7 @@ func (c *Client) exchange(h wire.Header) error {
 // sendBody streams the VMCORE messages and the KDH through the window.
 func (c *Client) sendBody(memMB uint64) error {
 	size := c.body.Size()
-	c.line.S("Dumping ").U(uint64(size>>20)).S(" out of ").U(memMB).S(" MB:").Flush()
+	c.line.S("Dumping ").U(uint64(size >> 20)).S(" out of ").U(memMB).S(" MB:").Flush()
 	var off, zeroStart, zeroLen int64
 	nextPct := int64(10)
 	flushZero := func() error {
@@ -408,10 +438,10 @@ func (c *Client) push(h wire.Header) error {
 			return err
 		}
 	}
-	if n := uint32(len(c.slots)); c.next-c.base == n {
+	if c.next-c.base >= c.cwnd {
 		// Full: wait for a quarter of the window to free up, so a poll
 		// (an expensive register read on some NICs) serves several sends.
-		for c.next-c.base > n-max(1, n/4) {
+		for c.next-c.base+max(1, c.cwnd/4) > c.cwnd {
 			if err := c.wait(); err != nil {
 				return err
 			}
@@ -464,6 +494,7 @@ func (c *Client) wait() error {
 		if !s.due {
 			s.rto = min(2*s.rto, timeout)
 		}
+		c.lost(seq)
 		if err := c.retransmit(s); err != nil {
 			return err
 		}
@@ -539,6 +570,7 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		c.port, c.adopted = srcPort, true
 	}
 	s.acked = true
+	c.opened()
 	now := c.conn.Now()
 	c.progress = now
 	if s.tries == 1 { // Karn: only unambiguous samples
@@ -553,6 +585,7 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 				if o.later++; o.later == fastRetransmit {
 					o.due = true
 					c.stats.Early++ // resent by wait, not from inside the NIC's poll
+					c.lost(q)
 				}
 			}
 		}
@@ -560,6 +593,33 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	for c.base != c.next && c.slots[c.base%uint32(len(c.slots))].acked {
 		c.base++
 	}
+}
+
+// opened grows the window after an ACK.
+func (c *Client) opened() {
+	if c.cfg.Batch || c.cwnd >= uint32(len(c.slots)) {
+		return
+	}
+	if c.cwnd < c.ssthresh {
+		c.cwnd++
+		return
+	}
+	if c.grow++; c.grow >= c.cwnd {
+		c.cwnd++
+		c.grow = 0
+	}
+}
+
+// lost halves the window for a loss of message seq, once per episode: the
+// messages in flight when the first loss was seen may all be lost with it.
+func (c *Client) lost(seq uint32) {
+	if c.cfg.Batch || int32(seq-c.recoverAt) < 0 {
+		return
+	}
+	c.cwnd = max(c.cwnd/2, minWindow)
+	c.ssthresh = c.cwnd
+	c.recoverAt = c.next
+	c.stats.Losses++
 }
 
 func (c *Client) sample(rtt int64) {

@@ -51,7 +51,8 @@ func TestDumpModes(t *testing.T) {
 	}{
 		{"batch", func(c *Config) { c.Batch = true }, 1500},
 		{"send-zeros", func(c *Config) { c.SendZeros = true }, 1500},
-		{"window-1", func(c *Config) { c.Window = 1 }, 1500},
+		{"window-1", func(c *Config) { c.Window, c.MaxWindow = 1, 1 }, 1500},
+		{"window-fixed-64", func(c *Config) { c.MaxWindow = 64 }, 1500},
 		{"jumbo", func(c *Config) {}, 9000},
 		{"small-mtu", func(c *Config) {}, 576},
 	} {

@@ -55,7 +55,7 @@ func TestNoAllocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2.body = core
-	c2.base, c2.next = 1, 1
+	c2.base, c2.next, c2.cwnd = 1, 1, 64
 	n := testing.AllocsPerRun(1000, func() {
 		if err := c2.exchange(wire.Header{Type: wire.VMCore, Offset: 4096, Len: uint32(c2.payload)}); err != nil {
 			t.Fatal(err)

@@ -87,4 +87,3 @@ func (r *Responder) input(f []byte) {
 		r.link.Deliver(Frame(r.out[:], ServerMAC, ClientMAC, ServerPrefix.Addr(), ClientAddr, r.port, wire.ClientPort, r.ack[:]))
 	}
 }
-

@@ -29,8 +29,8 @@ struct crash { u64 reason, code, addr, tid, regs[27]; };
 static struct thread *watcher;
 static int crashed;
 static u64 crash_time;
-/* After waking the watcher: when, and whether it has made a system call
- * since (proof that it got back into the program). */
+/* After waking the watcher: when, and whether it has said (CRASHBACK)
+ * that it got back into the program through the runtime. */
 static u64 woke_time;
 static int watcher_back;
 static struct crash crash_info;
@@ -594,8 +594,6 @@ static int unknown_seen[512];
 
 static u64 syscall(struct frame *f) {
 	u64 a0 = f->rdi, a1 = f->rsi, a2 = f->rdx, a3 = f->r10, a4 = f->r8;
-	if (crashed == 2 && cur == watcher && f->rax != 0x7003)
-		watcher_back = 1;
 	switch (f->rax) {
 	case 0: return sys_read(a0, a1, a2);
 	case 1: return sys_write(a0, a1, a2);
@@ -745,6 +743,10 @@ static u64 syscall(struct frame *f) {
 	case 0x7001: return memmap_runs(a0, a1);
 	case 0x7002: return msgbuf_copy((u8 *)a0, a1);
 	case 0x7003: return sys_crashwait(a0, a1);
+	case 0x7006: /* CRASHBACK: the woken watcher runs program code again */
+		if (cur == watcher && crashed == 2)
+			watcher_back = 1;
+		return 0;
 	case 0x7004: halt_exit(a0);
 	case 0x7005: reboot();
 	}

@@ -228,12 +228,15 @@ func startWatcher(after string) {
 	go func() {
 		runtime.LockOSThread()
 		close(started)
-		err := stockgo.WaitCrash(&crash)
 		if after == "stuck" {
+			// CRASHWAIT by hand, never reporting back: as a watcher
+			// stuck in the runtime on its way out of the system call.
+			syscall.Syscall(0x7003, uintptr(unsafe.Pointer(&crash)), 0, 0)
 			for {
 				stuckSpins++
 			}
 		}
+		err := stockgo.WaitCrash(&crash)
 		if err != nil {
 			raw([]byte("waitcrash error\n"))
 			stockgo.Halt(3)
