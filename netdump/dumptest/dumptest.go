@@ -7,7 +7,9 @@ package dumptest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -177,7 +179,8 @@ func (s *Server) Check(tb testing.TB, client netip.Addr, n int, core *elfcore.Co
 		}
 		i++
 	}
-	for _, want := range []string{"Panic String: " + msg, "Dump complete", "Missing ranges: none", "Architecture: amd64", "Hostname: testbox", "Header Parity Check: Pass"} {
+	sum := sha256.Sum256(want)
+	for _, want := range []string{"Panic String: " + msg, "Dump complete", "Missing ranges: none", "Architecture: amd64", "Hostname: testbox", "Header Parity Check: Pass", "SHA256: " + hex.EncodeToString(sum[:])} {
 		if !strings.Contains(info, want) {
 			tb.Fatalf("info file lacks %q:\n%s", want, info)
 		}

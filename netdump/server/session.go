@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -251,7 +252,7 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 			return false
 		}
 		c.cov.add(h.Offset, h.Offset+n)
-		c.sum.add(h.Offset, n, nil)
+		c.hash(h.Offset, n, nil)
 		c.ackOwn(h.Seqno)
 		return true
 	}
@@ -282,6 +283,11 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 
 // flush writes the write-back buffer; false means the dump failed.
 func (c *session) flush() bool {
+	if len(c.wb) == 0 {
+		return true
+	}
+	// Compare with what is there before overwriting it.
+	c.hash(c.wbOff, uint64(len(c.wb)), c.wb)
 	data, off := c.wb, c.wbOff
 	for len(data) > 0 {
 		n, err := c.core.WriteAt(data, int64(off))
@@ -295,8 +301,47 @@ func (c *session) flush() bool {
 		}
 		data, off = data[n:], off+uint64(n)
 	}
-	c.sum.add(c.wbOff, uint64(len(c.wb)), c.wb)
 	c.wb = c.wb[:0]
+	return true
+}
+
+// hash feeds [off, off+n) — data, or zeros when data is nil — to the
+// running SHA-256. A retransmission rewrites bytes already hashed; when
+// they are the bytes already there (an honest client resends the same
+// memory) the hash stands and only what lies beyond is new, so a lossy
+// dump is not hashed again from the start at the end.
+func (c *session) hash(off, n uint64, data []byte) {
+	if next := c.sum.next; off < next && !c.sum.broken && c.unchanged(off, min(n, next-off), data) {
+		skip := min(n, next-off)
+		if skip == n {
+			return
+		}
+		off, n = off+skip, n-skip
+		if data != nil {
+			data = data[skip:]
+		}
+	}
+	c.sum.add(off, n, data)
+}
+
+// unchanged reports whether the file's [off, off+n) holds data[:n] (zeros
+// when data is nil). It reads the file back: only retransmissions get here.
+func (c *session) unchanged(off, n uint64, data []byte) bool {
+	buf := make([]byte, min(n, 64<<10))
+	for done := uint64(0); done < n; {
+		k := min(uint64(len(buf)), n-done)
+		if _, err := c.core.ReadAt(buf[:k], int64(off+done)); err != nil {
+			return false
+		}
+		want := zeros[:k]
+		if data != nil {
+			want = data[done : done+k]
+		}
+		if !bytes.Equal(buf[:k], want) {
+			return false
+		}
+		done += k
+	}
 	return true
 }
 
