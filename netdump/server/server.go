@@ -32,8 +32,10 @@ import (
 const (
 	DefaultTimeout = 600 * time.Second // CLIENT_TIMEOUT
 	DefaultTPass   = 10 * time.Second  // CLIENT_TPASS
-	// RecvBuffer is the per-client SO_RCVBUF netdumpd asks for.
-	RecvBuffer = 128 << 10
+	// RecvBuffer is the per-client SO_RCVBUF asked for: netdumpd's 128 KiB
+	// holds about 60 full datagrams, tamadump's client keeps up to 256 in
+	// flight (the kernel may cap it at net.core.rmem_max).
+	RecvBuffer = 1 << 20
 	// maxLinger bounds the completed sessions kept to re-ACK a late
 	// FINISHED.
 	maxLinger = 64

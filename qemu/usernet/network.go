@@ -68,8 +68,10 @@ type clientConn struct {
 	mtu uint32
 }
 
-// inFlight is DEBUGNET_MAX_IN_FLIGHT: datagrams a client sends unacked.
-const inFlight = 64
+// inFlight is how many datagrams a client may send unacked: the largest
+// window of tamadump's client (netdump/client.DefaultMaxWindow; FreeBSD's
+// DEBUGNET_MAX_IN_FLIGHT is 64).
+const inFlight = 256
 
 var refused = (&tcpip.ErrConnectionRefused{}).String()
 
