@@ -84,7 +84,7 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		}
 		img.shim = s
 	case TamaGo:
-		tg, err := TamaGoToolchain()
+		tg, err := tamagoCommand(root)
 		if err != nil {
 			return nil, err
 		}
@@ -125,6 +125,26 @@ func (img *Image) With(extra map[string]string) (*Image, error) {
 		return nil, err
 	}
 	return Build(img.Board, dir, set)
+}
+
+// tamagoCommand is the go command that builds for GOOS=tamago: $TAMAGO,
+// or TamaGo's own launcher (`go tool tamago`, run through its path: the
+// stock go command refuses GOOS=tamago before it would start the tool),
+// once TamaGoToolchain has found the toolchain it launches.
+func tamagoCommand(root string) (string, error) {
+	if _, err := TamaGoToolchain(); err != nil {
+		return "", err
+	}
+	if t := os.Getenv("TAMAGO"); t != "" {
+		return t, nil
+	}
+	cmd := exec.Command("go", "tool", "-n", "tamago")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool -n tamago: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // variable maps a setting to the image's variable (cmd/tamadump).
