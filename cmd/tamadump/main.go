@@ -182,7 +182,8 @@ func (img *image) startNetwork() {
 		return
 	}
 	mac := img.nic.NIC.MAC()
-	st, err := usernet.New(usernet.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:]})
+	gw, _ := netip.ParseAddr(gateway)
+	st, err := usernet.New(usernet.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:], Gateway: gw})
 	if err != nil {
 		fmt.Fprintf(img.out, "network: %v\r\n", err)
 		return

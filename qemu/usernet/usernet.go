@@ -57,6 +57,9 @@ type Config struct {
 	MAC net.HardwareAddr
 	// MTU is the IP MTU (frames are 14 bytes longer); 0 means 1500.
 	MTU uint32
+	// Gateway, if set, is the next hop for addresses outside Addr's
+	// subnet.
+	Gateway netip.Addr
 }
 
 // Stack is the user-space host.
@@ -115,7 +118,11 @@ func New(cfg Config) (*Stack, error) {
 		st.Close()
 		return nil, fmt.Errorf("usernet: AddProtocolAddress: %s", err)
 	}
-	st.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}})
+	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
+	if cfg.Gateway.Is4() {
+		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: nicID})
+	}
+	st.SetRouteTable(routes)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Stack{st: st, ep: ep, addr: addr, mac: mac, mtu: cfg.MTU, cancel: cancel}
 	s.pumped.Add(1)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/tamadump/tamadump/netdump/server"
 	"github.com/tamadump/tamadump/netdump/server/servertest"
 	"github.com/tamadump/tamadump/netdump/wire"
@@ -200,4 +202,37 @@ func TestStream(t *testing.T) {
 	cl.AttachStream(dialed)
 	srv, dir := startServer(t, sv)
 	dumpOver(t, cl, srv, dir, 2<<20)
+}
+
+// TestGateway: traffic beyond the subnet goes to the gateway, whose MAC
+// the stack asks for first. gVisor treats every 127/8 address as on-link,
+// so this one uses documentation addresses; no frame leaves the test.
+func TestGateway(t *testing.T) {
+	gw := netip.MustParseAddr("192.0.2.254")
+	s, err := New(Config{Addr: netip.MustParsePrefix("192.0.2.2/24"), Gateway: gw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	arp := make(chan []byte, 8)
+	s.Attach(func(f []byte) {
+		if header.Ethernet(f).Type() == header.ARPProtocolNumber {
+			arp <- append([]byte(nil), f...)
+		}
+	})
+	c, err := s.DialUDP(0, netip.MustParseAddrPort("198.51.100.5:7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("hello")) //nolint:errcheck // resolution is what is tested
+	select {
+	case f := <-arp:
+		target := header.ARP(f[header.EthernetMinimumSize:]).ProtocolAddressTarget()
+		if netip.AddrFrom4([4]byte(target)) != gw {
+			t.Fatalf("ARP for %v, want the gateway %v", target, gw)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ARP request for the gateway")
+	}
 }
