@@ -34,7 +34,8 @@ const (
 	BatchBytes = 64 * 1024
 	// minRTO bounds the adaptive retransmission timeout from below.
 	minRTO = 40 * time.Millisecond
-	// maxZeroRun is the largest run one message declares (aux2 is 32 bits).
+	// maxZeroRun is the largest run one message declares (aux2 is 32
+	// bits), a whole number of pages.
 	maxZeroRun = 1<<32 - wire.DataSize
 	// fastRetransmit is how many ACKs of later messages make a missing one
 	// count as lost before its timeout.
@@ -338,41 +339,35 @@ func (c *Client) exchange(h wire.Header) error {
 func (c *Client) sendBody(memMB uint64) error {
 	size := c.body.Size()
 	c.line.S("Dumping ").U(uint64(size >> 20)).S(" out of ").U(memMB).S(" MB:").Flush()
-	var off, zeroStart, zeroLen int64
+	const page = wire.DataSize
+	var off int64
 	nextPct := int64(10)
-	flushZero := func() error {
-		if zeroLen == 0 {
-			return nil
-		}
-		h := wire.Header{Type: wire.VMCore, Offset: uint64(zeroStart), Aux2: uint32(zeroLen)}
-		c.stats.ZeroBytes += uint64(zeroLen)
-		zeroLen = 0
-		return c.push(h)
+	// zeroPage reports whether the page at p (page-aligned) is elided:
+	// all zero, and not the last page, which is always sent so that the
+	// file gets its full length.
+	zeroPage := func(p int64) bool {
+		return !c.cfg.SendZeros && p+page < size && c.isZero(p, page)
 	}
 	for off < size {
-		n := int64(c.payload)
-		if size-off < n {
-			n = size - off
-		}
-		last := off+n == size
-		if !c.cfg.SendZeros && !last && c.isZero(off, int(n)) {
-			if zeroLen == 0 {
-				zeroStart = off
-			}
-			// Take the whole run of zero chunks at once (but never the
-			// last chunk, which is always sent so the file has its length).
-			room := min(size-off-1, maxZeroRun-zeroLen)
-			z := n + c.zeroPrefix(off+n, room-n)/int64(c.payload)*int64(c.payload)
-			zeroLen += z
-			off += z
-			if zeroLen+int64(c.payload) > maxZeroRun {
-				if err := flushZero(); err != nil {
-					return err
-				}
-			}
-		} else {
-			if err := flushZero(); err != nil {
+		if off%page == 0 && zeroPage(off) {
+			// A run of whole zero pages, declared in one message.
+			room := min(size-1-off, maxZeroRun) / page * page
+			z := page + c.zeroPrefix(off+page, room-page)/page*page
+			if err := c.push(wire.Header{Type: wire.VMCore, Offset: uint64(off), Aux2: uint32(z)}); err != nil {
 				return err
+			}
+			c.stats.ZeroBytes += uint64(z)
+			off += z
+		} else {
+			// Data up to a full datagram, cut short where a zero page
+			// starts, so that a lone page of data costs no more than
+			// its own bytes.
+			n := min(int64(c.payload), size-off)
+			for b := (off/page + 1) * page; b < off+n; b += page {
+				if zeroPage(b) {
+					n = b - off
+					break
+				}
 			}
 			if err := c.push(wire.Header{Type: wire.VMCore, Offset: uint64(off), Len: uint32(n)}); err != nil {
 				return err
@@ -384,9 +379,6 @@ func (c *Client) sendBody(memMB uint64) error {
 			c.line.S("..").U(uint64(nextPct)).S("%").Flush()
 			nextPct += 10
 		}
-	}
-	if err := flushZero(); err != nil {
-		return err
 	}
 	c.line.S("\r\n").Flush()
 	if err := c.push(wire.Header{Type: wire.KDH, Len: wire.KDHSize}); err != nil {
