@@ -95,6 +95,33 @@ func (p *Pool) Get() (Buf, error) {
 	return Buf{Data: p.region.Mem[off : off+p.bufSize : off+p.bufSize], Addr: p.region.Addr + uint64(off), idx: i}, nil
 }
 
+// Take fills every slot of the given slices with a buffer, or, when the
+// pool runs dry, returns what it took and ErrEmpty: drivers take their
+// ring buffers all at once.
+func (p *Pool) Take(slots ...[]Buf) error {
+	for i, s := range slots {
+		for j := range s {
+			b, err := p.Get()
+			if err != nil {
+				for _, t := range slots[:i] {
+					p.putAll(t)
+				}
+				p.putAll(s[:j])
+				return err
+			}
+			s[j] = b
+		}
+	}
+	return nil
+}
+
+func (p *Pool) putAll(bufs []Buf) {
+	for i := range bufs {
+		p.Put(bufs[i])
+		bufs[i] = Buf{}
+	}
+}
+
 // Put returns a buffer. Returning a buffer twice, or one from another pool,
 // is a bug in the caller and panics: silently accepting it would hand the
 // same memory to two users.

@@ -112,3 +112,28 @@ func BenchmarkGetPut(b *testing.B) {
 		p.Put(x)
 	}
 }
+
+func TestTakeAllOrNothing(t *testing.T) {
+	p := newPool(t, 8*2048, 2048)
+	var all []Buf
+	for b, err := p.Get(); err == nil; b, err = p.Get() {
+		all = append(all, b)
+	}
+	for _, b := range all {
+		p.Put(b)
+	}
+	n := len(all)
+	a, b := make([]Buf, 2), make([]Buf, n-1)
+	if err := p.Take(a, b); err != ErrEmpty {
+		t.Fatalf("taking %d of %d: %v", n+1, n, err)
+	}
+	if st := p.Stats(); st.InUse != 0 || a[0].Valid() {
+		t.Fatalf("%d buffers still out after a failed Take", st.InUse)
+	}
+	if err := p.Take(a, b[:n-2]); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); int(st.InUse) != n || !a[1].Valid() || !b[n-3].Valid() || b[n-2].Valid() {
+		t.Fatalf("after Take: %+v", st)
+	}
+}

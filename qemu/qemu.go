@@ -2,12 +2,13 @@
 // operating system, so drivers can be tested on the host against the same
 // NIC emulation the boards meet.
 //
-// Start launches qemu-system-x86_64 with a firmware that only halts, so the
-// CPU leaves every device untouched, and speaks QEMU's qtest protocol over a
-// Unix socket. The returned *VM is a bus.MMIO and a bus.Ports (each access is
-// one qtest round trip), and DMA returns guest RAM mapped into the test
-// process (a shared memory file; file offset = guest physical address), so
-// descriptor rings and buffers are plain memory on both sides. Each netdev
+// Start launches qemu-system-x86_64 (qemu-system-arm for MCIMX6ULEVK, see
+// arm.go) with a firmware that only halts, so the CPU leaves every device
+// untouched, and speaks QEMU's qtest protocol over a Unix socket. The
+// returned *VM is a bus.MMIO and a bus.Ports (each access is one qtest
+// round trip), and DMA returns guest RAM mapped into the test process (a
+// shared memory file; file offset = guest physical address - VM.RAMBase),
+// so descriptor rings and buffers are plain memory on both sides. Each netdev
 // named in Config.Netdevs is a `-netdev dgram` backend whose other end is a
 // Link the test sends and receives raw Ethernet frames on.
 //
@@ -20,7 +21,7 @@
 //	})
 //	// vm.Out32(0xcf8, ...), vm.Read32(bar0+8), vm.DMA(), vm.Link("n0").Send(frame)
 //
-// Start skips the test when qemu-system-x86_64 is not installed, and Close
+// Start skips the test when the machine's QEMU is not installed, and Close
 // runs through t.Cleanup. A QEMU that stops answering fails the test (with
 // its stderr) instead of hanging it: every reply has a deadline, and after a
 // failure all accesses return all-ones at once.
@@ -59,7 +60,8 @@ const (
 
 // Config describes the virtual machine.
 type Config struct {
-	// Machine is PC (the default), Q35 or MicroVM.
+	// Machine is PC (the default), Q35, MicroVM or MCIMX6ULEVK (Arm, see
+	// arm.go).
 	Machine string
 	// MachineOpts are appended to -machine. Empty on MicroVM means
 	// "pcie=on" (PCI through ECAM at 0xe0000000).
@@ -92,6 +94,8 @@ type VM struct {
 	stderr  *tailBuffer
 	exited  chan struct{}
 	ram     []byte
+	ramBase uint64 // guest physical address of ram[0]
+	dmaBase uint64 // where DMA begins
 	links   map[string]*Link
 	timeout time.Duration
 
@@ -113,8 +117,10 @@ var (
 )
 
 // Available reports whether the QEMU binary is installed.
-func Available() bool {
-	_, err := exec.LookPath(Binary)
+func Available() bool { return installed(Binary) }
+
+func installed(bin string) bool {
+	_, err := exec.LookPath(bin)
 	return err == nil
 }
 
@@ -123,8 +129,8 @@ func Available() bool {
 // start.
 func Start(tb testing.TB, cfg Config) *VM {
 	tb.Helper()
-	if !Available() {
-		tb.Skipf("%s is not installed (apt-get install qemu-system-x86); skipping the QEMU device test", Binary)
+	if bin, pkg := binaryFor(cfg.Machine); !installed(bin) {
+		tb.Skipf("%s is not installed (apt-get install %s); skipping the QEMU device test", bin, pkg)
 	}
 	vm, err := start(tb, cfg)
 	if err != nil {
@@ -159,10 +165,11 @@ func start(tb testing.TB, cfg Config) (vm *VM, err error) {
 	}
 	vm = &VM{
 		tb: tb, dir: dir, timeout: cfg.Timeout,
-		stderr: &tailBuffer{max: 64 << 10},
-		exited: make(chan struct{}),
-		links:  map[string]*Link{},
-		line:   make([]byte, 0, 64),
+		stderr:  &tailBuffer{max: 64 << 10},
+		exited:  make(chan struct{}),
+		links:   map[string]*Link{},
+		line:    make([]byte, 0, 64),
+		dmaBase: DMABase,
 	}
 	vm.starting = true
 	defer func() {
@@ -173,8 +180,8 @@ func start(tb testing.TB, cfg Config) (vm *VM, err error) {
 		}
 	}()
 
-	bios := filepath.Join(dir, "halt.bin")
-	if err := os.WriteFile(bios, haltFirmware(), 0o644); err != nil {
+	firmware, err := vm.haltArgs(cfg.Machine)
+	if err != nil {
 		return vm, err
 	}
 	sock := filepath.Join(dir, "qtest.sock")
@@ -188,7 +195,7 @@ func start(tb testing.TB, cfg Config) (vm *VM, err error) {
 		"-machine", machineArg(cfg),
 		"-object", fmt.Sprintf("memory-backend-file,id=ram0,size=%dM,mem-path=%s,share=on", cfg.RAMMiB, filepath.Join(dir, "ram")),
 		"-accel", "tcg",
-		"-bios", bios,
+		firmware[0], firmware[1],
 		"-nodefaults", "-no-user-config",
 		"-display", "none", "-monitor", "none", "-serial", "none",
 		"-qtest", "unix:" + sock, "-qtest-log", "/dev/null",
@@ -208,7 +215,8 @@ func start(tb testing.TB, cfg Config) (vm *VM, err error) {
 	}
 	args = append(args, cfg.Args...)
 
-	vm.cmd = exec.Command(Binary, args...)
+	bin, _ := binaryFor(cfg.Machine)
+	vm.cmd = exec.Command(bin, args...)
 	vm.cmd.Stdout = vm.stderr
 	vm.cmd.Stderr = vm.stderr
 	// If the test binary dies without running cleanups, take QEMU along:
@@ -279,13 +287,19 @@ func mapRAM(path string, size int) ([]byte, error) {
 	return m, nil
 }
 
-// RAM is all of guest RAM: RAM[a] is guest physical address a.
+// RAM is all of guest RAM: RAM[a] is guest physical address RAMBase()+a.
 func (vm *VM) RAM() []byte { return vm.ram }
 
-// DMA is guest RAM from DMABase to its end, for rings and buffers. Every
-// call returns the same memory: a test with several drivers carves it.
+// RAMBase is the guest physical address of RAM[0]: 0 on x86, ARMRAMBase
+// on the Arm board.
+func (vm *VM) RAMBase() uint64 { return vm.ramBase }
+
+// DMA is guest RAM from DMABase (ARMDMABase on the Arm board) to its end,
+// for rings and buffers. Every call returns the same memory: a test with
+// several drivers carves it.
 func (vm *VM) DMA() bus.DMA {
-	return bus.DMA{Mem: vm.ram[DMABase:len(vm.ram):len(vm.ram)], Addr: DMABase}
+	off := vm.dmaBase - vm.ramBase
+	return bus.DMA{Mem: vm.ram[off:len(vm.ram):len(vm.ram)], Addr: vm.dmaBase}
 }
 
 // Link returns the host end of the netdev with the given id.

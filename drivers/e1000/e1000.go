@@ -115,32 +115,14 @@ func New(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool) (*NIC, 
 	if n.mac, err = n.readMAC(); err != nil {
 		return nil, err
 	}
-	got := 0
-	for i := 0; i < BuffersNeeded; i++ {
-		b, err := pool.Get()
-		if err != nil {
-			for j := 0; j < got; j++ {
-				pool.Put(n.buf(j))
-			}
-			return nil, fmt.Errorf("e1000: %d buffers: %w", BuffersNeeded, err)
-		}
-		*n.bufp(i) = b
-		got++
+	if err := pool.Take(n.txBuf[:], n.rxBuf[:]); err != nil {
+		return nil, fmt.Errorf("e1000: %d buffers: %w", BuffersNeeded, err)
 	}
 	if err := n.Reset(); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
-
-func (n *NIC) bufp(i int) *mbufpool.Buf {
-	if i < RingSize {
-		return &n.txBuf[i]
-	}
-	return &n.rxBuf[i-RingSize]
-}
-
-func (n *NIC) buf(i int) mbufpool.Buf { return *n.bufp(i) }
 
 func (n *NIC) read(reg uint64) uint32     { return n.mmio.Read32(n.regs + reg) }
 func (n *NIC) write(reg uint64, v uint32) { n.mmio.Write32(n.regs+reg, v) }

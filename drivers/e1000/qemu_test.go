@@ -1,9 +1,7 @@
 package e1000_test
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -57,65 +55,17 @@ func startRig(t testing.TB, machine string) *rig {
 	return &rig{t: t, vm: vm, link: vm.Link("n0"), nic: newNIC(t, vm, bar0.Addr, vm.DMA()), regs: bar0.Addr}
 }
 
+// frames is the shared frame checks on this rig.
+func (r *rig) frames() nictest.Rig { return nictest.Rig{T: r.t, NIC: r.nic, Link: r.link} }
+
 func (r *rig) out(n int, seed byte) []byte { return nictest.Frame(n, hostMAC, r.nic.MAC(), seed) }
 func (r *rig) in(n int, seed byte) []byte  { return nictest.Frame(n, r.nic.MAC(), hostMAC, seed) }
-
-// sendAndCheck transmits f and expects exactly want on the host link.
-func (r *rig) sendAndCheck(f, want []byte) {
-	r.t.Helper()
-	if err := r.nic.Transmit(f); err != nil {
-		r.t.Fatalf("Transmit %d bytes: %v", len(f), err)
-	}
-	got, err := r.link.Recv(5 * time.Second)
-	if err != nil {
-		r.t.Fatalf("host did not receive the %d-byte frame: %v", len(f), err)
-	}
-	if !bytes.Equal(got, want) {
-		r.t.Fatalf("sent %d bytes, host got %d bytes:\n%x\nwant\n%x", len(f), len(got), got, want)
-	}
-}
-
-// poll collects n frames (copies), failing after timeout.
-func (r *rig) poll(n int, timeout time.Duration) [][]byte {
-	r.t.Helper()
-	var got [][]byte
-	deadline := time.Now().Add(timeout)
-	for len(got) < n {
-		if r.nic.Poll(func(f []byte) { got = append(got, append([]byte(nil), f...)) }) == 0 {
-			if time.Now().After(deadline) {
-				r.t.Fatalf("polled %d of %d frames in %v", len(got), n, timeout)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-	}
-	return got
-}
-
-// inject sends frames from the host and checks the driver receives them
-// byte-exact and in order.
-func (r *rig) inject(frames ...[]byte) {
-	r.t.Helper()
-	for _, f := range frames {
-		if err := r.link.Send(f); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	got := r.poll(len(frames), 5*time.Second)
-	for i := range frames {
-		if !bytes.Equal(got[i], frames[i]) {
-			r.t.Fatalf("frame %d: received %d bytes %x, want %d bytes %x", i, len(got[i]), got[i], len(frames[i]), frames[i])
-		}
-	}
-	if extra := r.nic.Poll(func([]byte) {}); extra != 0 {
-		r.t.Fatalf("%d unexpected frames", extra)
-	}
-}
 
 // waitRX waits out QEMU's 1 s pause after an RCTL write by receiving one
 // frame.
 func (r *rig) waitRX() {
 	r.t.Helper()
-	r.inject(r.in(60, 0xee))
+	r.frames().Inject(r.in(60, 0xee))
 }
 
 func TestQEMU(t *testing.T) {
@@ -141,86 +91,39 @@ func TestQEMU(t *testing.T) {
 	}
 }
 
-var sizes = []int{60, 61, 64, 65, 100, 127, 128, 255, 256, 511, 512, 777, 1000, 1023, 1024, 1499, 1500, 1513, 1514}
-
 func (r *rig) checkTX(t *testing.T) {
-	for i, n := range sizes {
-		f := r.out(n, byte(i))
-		r.sendAndCheck(f, f)
-	}
-	// Short frames leave zero-padded to the Ethernet minimum.
-	f := r.out(42, 9)
-	r.sendAndCheck(f, append(append([]byte(nil), f...), make([]byte, 18)...))
+	r.frames().SendSizes(r.out)
 }
 
 func (r *rig) checkRX(t *testing.T) {
 	var fs [][]byte
-	for i, n := range sizes {
+	for i, n := range nictest.Sizes {
 		fs = append(fs, r.in(n, byte(i)))
 		if len(fs) == 8 {
-			r.inject(fs...)
+			r.frames().Inject(fs...)
 			fs = nil
 		}
 	}
-	r.inject(fs...)
+	r.frames().Inject(fs...)
 	// Broadcast passes the filter; a foreign unicast does not.
 	bcast := nictest.Frame(100, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostMAC, 1)
 	foreign := nictest.Frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
 	if err := r.link.Send(foreign); err != nil {
 		t.Fatal(err)
 	}
-	r.inject(bcast)
+	r.frames().Inject(bcast)
 }
 
 // checkWrap runs both rings round three times, with full rings on RX.
 func (r *rig) checkWrap(t *testing.T) {
-	for i := 0; i < 3*e1000.RingSize; i++ {
-		f := r.out(60+i*15, byte(i))
-		r.sendAndCheck(f, f)
-	}
-	for round := 0; round < 4; round++ {
-		var fs [][]byte
-		for i := 0; i < e1000.RingSize-1; i++ {
-			fs = append(fs, r.in(60+i*40, byte(round*50+i)))
-		}
-		// The socket queue holds few datagrams: send while polling.
-		done := make(chan error, 1)
-		go func() {
-			for _, f := range fs {
-				if err := r.link.Send(f); err != nil {
-					done <- err
-					return
-				}
-			}
-			done <- nil
-		}()
-		got := r.poll(len(fs), 10*time.Second)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		for i := range fs {
-			if !bytes.Equal(got[i], fs[i]) {
-				t.Fatalf("round %d frame %d differs", round, i)
-			}
-		}
-	}
+	r.frames().Wrap(e1000.RingSize, e1000.RingSize-1, 40, r.out, r.in)
 }
 
 // checkTXFull stops the transmitter behind the driver's back: Transmit
 // must fail (not hang) once the ring is full, and Reset must recover.
 func (r *rig) checkTXFull(t *testing.T) {
 	r.vm.Write32(r.regs+0x400, 0) // TCTL.EN off
-	var err error
-	n := 0
-	for ; n < 2*e1000.RingSize && err == nil; n++ {
-		err = r.nic.Transmit(r.out(100, byte(n)))
-	}
-	if !errors.Is(err, e1000.ErrTXFull) || n != e1000.RingSize {
-		t.Fatalf("after %d frames with TX stopped: %v", n, err)
-	}
-	if r.link.Drain(50*time.Millisecond) != 0 {
-		t.Fatal("frames left with TCTL.EN off")
-	}
+	r.frames().FillTX(e1000.RingSize, e1000.ErrTXFull, r.out)
 	r.reset(t)
 }
 
@@ -236,13 +139,13 @@ func (r *rig) reset(t *testing.T) {
 	}
 	for i, n := range []int{60, 1514, 333} {
 		f := r.out(n, byte(0x40+i))
-		r.sendAndCheck(f, f)
+		r.frames().SendAndCheck(f, f)
 	}
 	if n := r.link.Drain(20 * time.Millisecond); n != 0 {
 		t.Fatalf("%d stray frames on the link", n)
 	}
 	r.waitRX()
-	r.inject(r.in(1514, 1), r.in(60, 2), r.in(700, 3))
+	r.frames().Inject(r.in(1514, 1), r.in(60, 2), r.in(700, 3))
 }
 
 // checkResetFromGarbage scribbles over rings and registers, with RX/TX
@@ -314,7 +217,7 @@ func (r *rig) checkResetFromOtherDriver(t *testing.T) {
 	if err := r.link.Send(foreign); err != nil {
 		t.Fatal(err)
 	}
-	r.inject(r.in(80, 4))
+	r.frames().Inject(r.in(80, 4))
 }
 
 // BenchmarkTransmit blasts frames through the driver into QEMU and counts

@@ -4,7 +4,9 @@
 package nictest
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"runtime"
 	"testing"
 	"time"
@@ -94,4 +96,136 @@ func BenchTransmit(b *testing.B, nic debugnet.NIC, link *qemu.Link, frame []byte
 	if n := <-got; n != b.N {
 		b.Fatalf("host received %d of %d frames", n, b.N)
 	}
+}
+
+// Rig is a driver on a QEMU device and the host end of its link, with the
+// frame checks the drivers' tests share.
+type Rig struct {
+	T    testing.TB
+	NIC  debugnet.NIC
+	Link *qemu.Link
+}
+
+// SendAndCheck transmits f and expects exactly want on the host link.
+func (r Rig) SendAndCheck(f, want []byte) {
+	r.T.Helper()
+	if err := r.NIC.Transmit(f); err != nil {
+		r.T.Fatalf("Transmit %d bytes: %v", len(f), err)
+	}
+	got, err := r.Link.Recv(5 * time.Second)
+	if err != nil {
+		r.T.Fatalf("host did not receive the %d-byte frame: %v", len(f), err)
+	}
+	if !bytes.Equal(got, want) {
+		r.T.Fatalf("sent %d bytes, host got %d bytes:\n%x\nwant\n%x", len(f), len(got), got, want)
+	}
+}
+
+// Poll collects n frames (copies), failing after timeout.
+func (r Rig) Poll(n int, timeout time.Duration) [][]byte {
+	r.T.Helper()
+	var got [][]byte
+	deadline := time.Now().Add(timeout)
+	for len(got) < n {
+		if r.NIC.Poll(func(f []byte) { got = append(got, append([]byte(nil), f...)) }) == 0 {
+			if time.Now().After(deadline) {
+				r.T.Fatalf("polled %d of %d frames in %v", len(got), n, timeout)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	return got
+}
+
+// Inject sends frames from the host and checks the driver receives them
+// byte-exact and in order, and nothing else.
+func (r Rig) Inject(frames ...[]byte) {
+	r.T.Helper()
+	for _, f := range frames {
+		if err := r.Link.Send(f); err != nil {
+			r.T.Fatal(err)
+		}
+	}
+	got := r.Poll(len(frames), 5*time.Second)
+	for i := range frames {
+		if !bytes.Equal(got[i], frames[i]) {
+			r.T.Fatalf("frame %d: received %d bytes %x, want %d bytes %x", i, len(got[i]), got[i], len(frames[i]), frames[i])
+		}
+	}
+	time.Sleep(5 * time.Millisecond) // anything extra has time to arrive
+	if extra := r.NIC.Poll(func([]byte) {}); extra != 0 {
+		r.T.Fatalf("%d unexpected frames", extra)
+	}
+}
+
+// Wrap goes round the rings several times: 3·ring transmitted frames
+// checked one by one, then four rounds of perRound frames (growing by
+// step bytes) injected while polling. out and in make frames from and to
+// the driver's MAC.
+func (r Rig) Wrap(ring, perRound, step int, out, in func(n int, seed byte) []byte) {
+	r.T.Helper()
+	for i := 0; i < 3*ring; i++ {
+		f := out(60+i*15, byte(i))
+		r.SendAndCheck(f, f)
+	}
+	for round := 0; round < 4; round++ {
+		var fs [][]byte
+		for i := 0; i < perRound; i++ {
+			fs = append(fs, in(60+i*step, byte(round*50+i)))
+		}
+		// The socket queue holds few datagrams: send while polling.
+		done := make(chan error, 1)
+		go func() {
+			for _, f := range fs {
+				if err := r.Link.Send(f); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		got := r.Poll(len(fs), 10*time.Second)
+		if err := <-done; err != nil {
+			r.T.Fatal(err)
+		}
+		for i := range fs {
+			if !bytes.Equal(got[i], fs[i]) {
+				r.T.Fatalf("round %d frame %d differs", round, i)
+			}
+		}
+	}
+}
+
+// FillTX transmits into a transmitter the test has stopped behind the
+// driver's back: Transmit must fail with full (not hang) once the ring's
+// ring slots are taken, and nothing may reach the link.
+func (r Rig) FillTX(ring int, full error, out func(n int, seed byte) []byte) {
+	r.T.Helper()
+	var err error
+	n := 0
+	for ; n < 2*ring && err == nil; n++ {
+		err = r.NIC.Transmit(out(100, byte(n)))
+	}
+	if !errors.Is(err, full) || n != ring {
+		r.T.Fatalf("after %d frames with the transmitter stopped: %v", n, err)
+	}
+	if r.Link.Drain(50*time.Millisecond) != 0 {
+		r.T.Fatal("frames left with the transmitter stopped")
+	}
+}
+
+// Sizes are the frame sizes the drivers' tests send: the Ethernet minimum
+// and maximum and the edges in between.
+var Sizes = []int{60, 61, 64, 65, 100, 127, 128, 255, 256, 511, 512, 777, 1000, 1023, 1024, 1499, 1500, 1513, 1514}
+
+// SendSizes transmits a frame of each of Sizes and a short one, which
+// must leave zero-padded to the Ethernet minimum.
+func (r Rig) SendSizes(out func(n int, seed byte) []byte) {
+	r.T.Helper()
+	for i, n := range Sizes {
+		f := out(n, byte(i))
+		r.SendAndCheck(f, f)
+	}
+	f := out(42, 9)
+	r.SendAndCheck(f, append(append([]byte(nil), f...), make([]byte, 18)...))
 }
