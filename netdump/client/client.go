@@ -12,6 +12,7 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -342,11 +343,12 @@ func (c *Client) sendBody(memMB uint64) error {
 	const page = wire.DataSize
 	var off int64
 	nextPct := int64(10)
+	knownZero := int64(-1) // a page found zero while cutting data short
 	// zeroPage reports whether the page at p (page-aligned) is elided:
 	// all zero, and not the last page, which is always sent so that the
 	// file gets its full length.
 	zeroPage := func(p int64) bool {
-		return !c.cfg.SendZeros && p+page < size && c.isZero(p, page)
+		return !c.cfg.SendZeros && p+page < size && (p == knownZero || c.zeroPrefix(p, page) == page)
 	}
 	for off < size {
 		if off%page == 0 && zeroPage(off) {
@@ -365,7 +367,7 @@ func (c *Client) sendBody(memMB uint64) error {
 			n := min(int64(c.payload), size-off)
 			for b := (off/page + 1) * page; b < off+n; b += page {
 				if zeroPage(b) {
-					n = b - off
+					n, knownZero = b-off, b
 					break
 				}
 			}
@@ -387,6 +389,10 @@ func (c *Client) sendBody(memMB uint64) error {
 	return c.drain()
 }
 
+// zeroPage stays in the L1 cache while pages are compared with it by the
+// runtime's vectorised memequal.
+var zeroPage [wire.DataSize]byte
+
 // zeroPrefix counts the zero bytes from off, up to max, page by page.
 func (c *Client) zeroPrefix(off, max int64) int64 {
 	var z int64
@@ -397,7 +403,7 @@ func (c *Client) zeroPrefix(off, max int64) int64 {
 		}
 		for len(b) > 0 {
 			k := min(len(b), wire.DataSize)
-			if !allZero(b[:k]) {
+			if !bytes.Equal(b[:k], zeroPage[:k]) {
 				return z
 			}
 			z += int64(k)
@@ -405,21 +411,6 @@ func (c *Client) zeroPrefix(off, max int64) int64 {
 		}
 	}
 	return z
-}
-
-func (c *Client) isZero(off int64, n int) bool {
-	for n > 0 {
-		b := c.body.Chunk(off, n)
-		if len(b) == 0 {
-			return false // let the send path report the short body
-		}
-		if !allZero(b) {
-			return false
-		}
-		off += int64(len(b))
-		n -= len(b)
-	}
-	return true
 }
 
 // push assigns the next seqno to h, waiting for room in the window (or,
