@@ -104,12 +104,6 @@ type Conn struct {
 // payload the server sends to ClientPort (with the server's source port);
 // it must not keep the slice. New allocates; nothing after it does.
 func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Conn, error) {
-	if !cfg.Client.Is4() || !cfg.Server.Is4() {
-		return nil, fmt.Errorf("debugnet: client %v and server %v must be IPv4 addresses", cfg.Client, cfg.Server)
-	}
-	if cfg.Gateway.IsValid() && !cfg.Gateway.Is4() {
-		return nil, fmt.Errorf("debugnet: gateway %v is not an IPv4 address", cfg.Gateway)
-	}
 	if cfg.ClientPort == 0 {
 		return nil, errors.New("debugnet: client port 0")
 	}
@@ -130,16 +124,14 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 		nic:        nic,
 		cfg:        cfg,
 		mac:        nic.MAC(),
-		client:     tcpip.AddrFrom4(cfg.Client.As4()),
-		server:     tcpip.AddrFrom4(cfg.Server.As4()),
 		maxPayload: mtu - ipLen - udpLen,
 		frame:      make([]byte, ethLen+mtu),
 		handler:    handler,
 		line:       NewLine(cfg.Console),
 		start:      time.Now(),
 	}
-	if cfg.Gateway.IsValid() {
-		c.gateway = tcpip.AddrFrom4(cfg.Gateway.As4())
+	if err := c.SetAddrs(cfg.Client, cfg.Server, cfg.Gateway); err != nil {
+		return nil, fmt.Errorf("%w: client %v, server %v, gateway %v", err, cfg.Client, cfg.Server, cfg.Gateway)
 	}
 	c.macStr = tcpip.LinkAddress(unsafe.String(&c.mac[0], 6))
 	c.peerStr = tcpip.LinkAddress(unsafe.String(&c.peerMAC[0], 6))
