@@ -100,19 +100,19 @@ func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
 	}
 }
 
-// Configure sets where dumps go. Before a crash it may allocate (the
-// client is made here); after one, only the addresses and path change.
+// Configure sets where dumps go. Before a crash it makes the client (and
+// may allocate); after one, only the addresses and path can change, which
+// the client takes without allocating.
 func (d *Dumper) Configure(cfg client.Config) error {
-	d.off = false
-	if d.cl != nil {
-		old := d.cl.Config()
-		cfg.Console, cfg.Clock, cfg.Idle = old.Console, old.Clock, old.Idle
-		if sameTuning(old, cfg) {
-			return d.cl.Retarget(cfg.Client, cfg.Server, cfg.Gateway, cfg.Path)
-		}
-	}
 	if d.crashed {
-		return errors.New("board: only addresses and path can change after the crash")
+		if d.cl == nil || !sameTuning(d.cl.Config(), cfg) {
+			return errors.New("board: only addresses and path can change after the crash")
+		}
+		if err := d.cl.Retarget(cfg.Client, cfg.Server, cfg.Gateway, cfg.Path); err != nil {
+			return err
+		}
+		d.off = false
+		return nil
 	}
 	if cfg.Console == nil {
 		cfg.Console = d.console
@@ -121,7 +121,7 @@ func (d *Dumper) Configure(cfg client.Config) error {
 	if err != nil {
 		return err
 	}
-	d.cl = cl
+	d.cl, d.off = cl, false
 	return nil
 }
 

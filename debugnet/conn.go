@@ -312,7 +312,7 @@ func (c *Conn) inputARP(b []byte) {
 	if sender == c.client {
 		if !c.claimed {
 			c.claimed = true
-			c.line.S("debugnet: host ").MAC(senderMAC).S(" claims our address ").IP(addr(c.client)).S("\r\n").Flush()
+			c.line.S("debugnet: host ").MAC(senderMAC).S(" claims our address ").IP(c.cfg.Client).S("\r\n").Flush()
 		}
 		return
 	}
@@ -359,5 +359,3 @@ func (c *Conn) inputIPv4(b []byte) {
 		c.handler(u.SourcePort(), payload)
 	}
 }
-
-func addr(a tcpip.Address) netip.Addr { return netip.AddrFrom4(a.As4()) }
