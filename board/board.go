@@ -53,7 +53,8 @@ type Crash struct {
 type Machine interface {
 	// Hostname goes into the kernel dump header.
 	Hostname() string
-	// Memory appends the memory to dump to dst[:0] without allocating.
+	// Memory appends the memory to dump to dst[:0] without allocating
+	// (ErrPartialMemory: more than fits).
 	Memory(dst []elfcore.Segment) ([]elfcore.Segment, error)
 	// MemoryMB is the machine's RAM, for the progress line.
 	MemoryMB() uint64
@@ -69,6 +70,11 @@ type NIC interface {
 
 // MaxSegments bounds the memory map a dump can describe.
 const MaxSegments = 8192
+
+// ErrPartialMemory is what Machine.Memory returns with the segments that
+// fit when the memory map has more than MaxSegments: the dump goes ahead
+// with those, and says so.
+var ErrPartialMemory = errors.New("board: memory map longer than MaxSegments; the dump holds its first part")
 
 // Dumper holds the panic path's state, all of it allocated up front.
 type Dumper struct {
@@ -202,7 +208,9 @@ func (d *Dumper) Dump() error {
 		return err
 	}
 	segs, err := d.m.Memory(d.segs[:0])
-	if err != nil {
+	if errors.Is(err, ErrPartialMemory) {
+		d.line.S("netdump: ").S(err.Error()).S("\r\n").Flush()
+	} else if err != nil {
 		return err
 	}
 	if err := d.core.Build(segs, &d.info); err != nil {

@@ -156,3 +156,28 @@ func TestParseConfig(t *testing.T) {
 		}
 	}
 }
+
+// partial is a machine whose memory map does not fit.
+type partial struct{ machine }
+
+func (p *partial) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
+	return append(dst, p.segs[0]), ErrPartialMemory
+}
+
+func TestPartialMemoryStillDumps(t *testing.T) {
+	link, _ := dumptest.NewResponder(1500)
+	m := &partial{machine{segs: dumptest.Segments(64<<10, 0, 4), console: console}}
+	var out dumptest.SyncBuffer
+	d := NewDumper(m, &resettable{Link: link}, &out, "v\n")
+	cfg, _ := ParseConfig("127.0.9.1", "127.0.9.2", "", "")
+	if err := d.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	d.Crashed(&Crash{Reason: Panic})
+	if err := d.Dump(); err != nil {
+		t.Fatalf("dump with a partial memory map: %v", err)
+	}
+	if !strings.Contains(out.String(), "the dump holds its first part") {
+		t.Fatalf("console:\n%s", out.String())
+	}
+}

@@ -2,7 +2,11 @@
 
 package main
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/tamadump/tamadump/netdump/elfcore"
+)
 
 // Offsets into the runtime's g, m and gobuf for Go 1.26 on linux/amd64
 // (read from the binary's DWARF; checked at boot by checkRuntimeLayout).
@@ -36,9 +40,8 @@ func checkRuntimeLayout() {
 // system stack (R14 holds g0 in Go code) into those of the goroutine it
 // was running, saved when it switched stacks: what a debugger needs to
 // walk back to the code that panicked. mapped guards every read.
-func panickingGoroutine(regs *[27]uint64, mapped func(addr uintptr) bool) {
-	const r14, rbp, rip, rsp = 1, 4, 16, 19
-	g0 := uintptr(regs[r14])
+func panickingGoroutine(regs *elfcore.Regs, mapped func(addr uintptr) bool) {
+	g0 := uintptr(regs[elfcore.R14])
 	if !layoutOK || !mapped(g0+gM) {
 		return
 	}
@@ -50,5 +53,8 @@ func panickingGoroutine(regs *[27]uint64, mapped func(addr uintptr) bool) {
 	if curg == 0 || curg == g0 || !mapped(curg+gSchedBP) {
 		return
 	}
-	regs[rip], regs[rsp], regs[rbp], regs[r14] = uint64(word(curg+gSchedPC)), uint64(word(curg+gSchedSP)), uint64(word(curg+gSchedBP)), uint64(curg)
+	regs[elfcore.RIP] = uint64(word(curg + gSchedPC))
+	regs[elfcore.RSP] = uint64(word(curg + gSchedSP))
+	regs[elfcore.RBP] = uint64(word(curg + gSchedBP))
+	regs[elfcore.R14] = uint64(curg)
 }

@@ -24,7 +24,6 @@ type shimMachine struct {
 	runs   []stockgo.Run
 	crash  stockgo.Crash
 	bc     board.Crash
-	start  time.Time
 	allocs [1]metrics.Sample
 }
 
@@ -42,7 +41,7 @@ func newMachine() machine {
 	if !layoutOK {
 		fmt.Fprintf(os.Stderr, "tamadump: unexpected runtime layout; a crash's registers will be the dying thread's\n")
 	}
-	return &shimMachine{info: info, runs: make([]stockgo.Run, board.MaxSegments), start: time.Now()}
+	return &shimMachine{info: info, runs: make([]stockgo.Run, board.MaxSegments)}
 }
 
 func (s *shimMachine) Name() string     { return "stockgo" }
@@ -60,13 +59,12 @@ func (s *shimMachine) Settings() []string {
 	return append(w, os.Args[1:]...)
 }
 
+// BootTime is the time since the shim started, by the TSC it calibrated.
 func (s *shimMachine) BootTime() time.Duration {
-	var now uint64
 	if s.info.TSCHz == 0 {
 		return 0
 	}
-	now = rdtsc()
-	return time.Duration(float64(now-s.info.BootTSC) / float64(s.info.TSCHz) * 1e9)
+	return time.Duration(float64(rdtsc()-s.info.BootTSC) / float64(s.info.TSCHz) * 1e9)
 }
 
 func (s *shimMachine) MemoryMB() uint64 {
@@ -115,8 +113,10 @@ func (s *shimMachine) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
 	if err != nil {
 		return dst, err
 	}
-	n = min(n, len(s.runs))
-	for _, r := range s.runs[:n] {
+	if n > len(s.runs) {
+		err = board.ErrPartialMemory
+	}
+	for _, r := range s.runs[:min(n, len(s.runs))] {
 		if r.PAddr+r.Len <= lowMemory {
 			continue
 		}
@@ -125,11 +125,11 @@ func (s *shimMachine) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
 			r.PAddr, r.VAddr, r.Len = r.PAddr+cut, r.VAddr+cut, r.Len-cut
 		}
 		if len(dst) == cap(dst) {
-			break
+			return dst, board.ErrPartialMemory
 		}
 		dst = append(dst, elfcore.Segment{Phys: r.PAddr, Virt: r.VAddr, Data: phys(r.PAddr, r.Len)})
 	}
-	return dst, nil
+	return dst, err
 }
 
 // OnCrash starts the watcher: a thread of its own waiting in the shim,
@@ -155,7 +155,7 @@ func (s *shimMachine) OnCrash(fn func(*board.Crash)) {
 			s.bc.Reason = board.Panic
 			// The runtime exits on its system stack; the goroutine
 			// that panicked is what a debugger wants.
-			panickingGoroutine((*[27]uint64)(&s.bc.Regs), s.mapped)
+			panickingGoroutine(&s.bc.Regs, s.mapped)
 		}
 		fn(&s.bc)
 	}()

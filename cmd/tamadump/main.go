@@ -31,6 +31,7 @@ import (
 	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/client"
+	"github.com/tamadump/tamadump/netdump/elfcore"
 	"github.com/tamadump/tamadump/qemu/usernet"
 )
 
@@ -93,7 +94,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(out, "no network: %v\r\n", err)
 	} else {
-		img.nic = found
+		img.nic, img.names = found, []string{found.Name}
 		fmt.Fprintf(out, "%s: %s, MAC %s\r\n", found.Name, found.Desc, macString(found.NIC.MAC()))
 		img.dumper = board.NewDumper(m, found.NIC, out, versionString(m))
 		if server != "" {
@@ -225,7 +226,7 @@ func (img *image) startNetwork() {
 // crashed is the panic path: every other activity has stopped.
 func (img *image) crashed(c *board.Crash) {
 	if c.Reason == board.Fault {
-		img.line.S("\r\npanic: Fatal trap ").U(c.Code).S(": ").S(trapName(c.Code)).S(" at rip ").X(c.Regs[16]).S(", address ").X(c.Addr).S("\r\n").Flush()
+		img.line.S("\r\npanic: Fatal trap ").U(c.Code).S(": ").S(trapName(c.Code)).S(" at rip ").X(c.Regs[elfcore.RIP]).S(", address ").X(c.Addr).S("\r\n").Flush()
 	}
 	if img.dumper == nil {
 		img.line.S("tamadump: crashed, and there is no network interface to dump through\r\n").Flush()
@@ -245,8 +246,8 @@ func (img *image) crashed(c *board.Crash) {
 		err = img.dumper.Dump()
 	}
 	st := img.dumper.Stats()
-	if after, _ := img.m.Mallocs(); counted {
-		img.line.S("tamadump: heap allocations after the crash: ").U(after - before).S("\r\n").Flush()
+	if now, _ := img.m.Mallocs(); counted {
+		img.line.S("tamadump: heap allocations after the crash: ").U(now - before).S("\r\n").Flush()
 	} else {
 		img.line.S("tamadump: heap allocations after the crash: 0 (the runtime aborts on any allocation here)\r\n").Flush()
 	}
@@ -265,7 +266,10 @@ func (img *image) crashed(c *board.Crash) {
 	img.m.Halt(code)
 }
 
-var errNotConfigured = errors.New("netdump is not configured")
+var (
+	errNotConfigured = errors.New("netdump is not configured")
+	errNoNIC         = errors.New("no network interface")
+)
 
 func trapName(v uint64) string {
 	switch v {
@@ -285,12 +289,8 @@ func trapName(v uint64) string {
 
 // ddb.Machine.
 
-func (img *image) NICs() []string {
-	if img.names == nil && img.dumper != nil {
-		img.names = []string{img.nic.Name}
-	}
-	return img.names
-}
+// NICs is set at boot: the debugger asks after the crash.
+func (img *image) NICs() []string { return img.names }
 
 func (img *image) Config() (ddb.Config, bool) {
 	if img.dumper == nil {
@@ -302,7 +302,7 @@ func (img *image) Config() (ddb.Config, bool) {
 
 func (img *image) Configure(c ddb.Config) error {
 	if img.dumper == nil {
-		return errors.New("no network interface")
+		return errNoNIC
 	}
 	if !c.Server.IsValid() {
 		img.dumper.Off()
@@ -315,7 +315,7 @@ func (img *image) Panic(msg string) { panic(msg) }
 
 func (img *image) Dump(ddb.Config) error {
 	if img.dumper == nil {
-		return errors.New("no network interface")
+		return errNoNIC
 	}
 	return img.dumper.Dump()
 }
