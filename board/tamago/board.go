@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/usbarmory/tamago/amd64"
 	"github.com/usbarmory/tamago/soc/intel/ioapic"
 	"github.com/usbarmory/tamago/soc/intel/uart"
@@ -42,6 +43,9 @@ var (
 
 // Memory layout (set in board_amd64.s, see doc.go).
 var ramStart, ramSize, dmaSize = layout()
+
+// pio is x86 port I/O (PIT, RTC, isa-debug-exit), as the drivers use it.
+var pio bus.Direct
 
 // Layout describes the guest memory as used by this board.
 type Layout struct {
@@ -82,9 +86,6 @@ func physPtr(addr uintptr) unsafe.Pointer {
 
 // defined in board_amd64.s
 func layout() (ramStart, ramSize, dmaSize uint64)
-func inb(port uint16) uint8
-func outb(port uint16, val uint8)
-func outl(port uint16, val uint32)
 func rdtsc() uint64
 func rdmsr(msr uint32) uint64
 func haltLoop()
@@ -117,7 +118,7 @@ func init() {
 // Halt stops the machine: with isa-debug-exit present QEMU exits with status
 // (code<<1)|1, otherwise the CPU halts forever.
 func Halt(code int) {
-	outl(debugExitPort, uint32(code))
+	pio.Out32(debugExitPort, uint32(code))
 	haltLoop()
 }
 

@@ -35,27 +35,6 @@ TEXT ·layout(SB),NOSPLIT,$0-24
 	MOVQ	AX, dmaSize+16(FP)
 	RET
 
-// func inb(port uint16) uint8
-TEXT ·inb(SB),NOSPLIT,$0-9
-	MOVW	port+0(FP), DX
-	BYTE	$0xec	// in al, dx
-	MOVB	AL, ret+8(FP)
-	RET
-
-// func outb(port uint16, val uint8)
-TEXT ·outb(SB),NOSPLIT,$0-3
-	MOVW	port+0(FP), DX
-	MOVB	val+2(FP), AL
-	BYTE	$0xee	// out dx, al
-	RET
-
-// func outl(port uint16, val uint32)
-TEXT ·outl(SB),NOSPLIT,$0-8
-	MOVW	port+0(FP), DX
-	MOVL	val+4(FP), AX
-	BYTE	$0xef	// out dx, eax
-	RET
-
 // func rdtsc() uint64
 TEXT ·rdtsc(SB),NOSPLIT,$0-8
 	RDTSC
@@ -224,181 +203,82 @@ hlt:
 	HLT
 	JMP	hlt
 
-TEXT exc0<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$0
+// Exception stubs: vectors that push no error code get a zero one, so
+// that every stub leaves the same frame for excCommon. Vector 2 (NMI)
+// stays tamago's.
+#define STUB(name, vec) \
+	TEXT name(SB),NOSPLIT|NOFRAME,$0; \
+	PUSHQ	$0; \
+	PUSHQ	$vec; \
 	JMP	excCommon<>(SB)
-
-TEXT exc1<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$1
+#define STUB_ERR(name, vec) \
+	TEXT name(SB),NOSPLIT|NOFRAME,$0; \
+	PUSHQ	$vec; \
 	JMP	excCommon<>(SB)
+#define ENTRY(vec, name) DATA excStubs<>+(8*vec)(SB)/8, $name(SB)
 
-TEXT exc3<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$3
-	JMP	excCommon<>(SB)
+STUB(exc0<>, 0)
+STUB(exc1<>, 1)
+STUB(exc3<>, 3)
+STUB(exc4<>, 4)
+STUB(exc5<>, 5)
+STUB(exc6<>, 6)
+STUB(exc7<>, 7)
+STUB_ERR(exc8<>, 8)
+STUB(exc9<>, 9)
+STUB_ERR(exc10<>, 10)
+STUB_ERR(exc11<>, 11)
+STUB_ERR(exc12<>, 12)
+STUB_ERR(exc13<>, 13)
+STUB_ERR(exc14<>, 14)
+STUB(exc15<>, 15)
+STUB(exc16<>, 16)
+STUB_ERR(exc17<>, 17)
+STUB(exc18<>, 18)
+STUB(exc19<>, 19)
+STUB(exc20<>, 20)
+STUB_ERR(exc21<>, 21)
+STUB(exc22<>, 22)
+STUB(exc23<>, 23)
+STUB(exc24<>, 24)
+STUB(exc25<>, 25)
+STUB(exc26<>, 26)
+STUB(exc27<>, 27)
+STUB(exc28<>, 28)
+STUB_ERR(exc29<>, 29)
+STUB_ERR(exc30<>, 30)
+STUB(exc31<>, 31)
 
-TEXT exc4<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$4
-	JMP	excCommon<>(SB)
-
-TEXT exc5<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$5
-	JMP	excCommon<>(SB)
-
-TEXT exc6<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$6
-	JMP	excCommon<>(SB)
-
-TEXT exc7<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$7
-	JMP	excCommon<>(SB)
-
-TEXT exc8<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$8
-	JMP	excCommon<>(SB)
-
-TEXT exc9<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$9
-	JMP	excCommon<>(SB)
-
-TEXT exc10<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$10
-	JMP	excCommon<>(SB)
-
-TEXT exc11<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$11
-	JMP	excCommon<>(SB)
-
-TEXT exc12<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$12
-	JMP	excCommon<>(SB)
-
-TEXT exc13<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$13
-	JMP	excCommon<>(SB)
-
-TEXT exc14<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$14
-	JMP	excCommon<>(SB)
-
-TEXT exc15<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$15
-	JMP	excCommon<>(SB)
-
-TEXT exc16<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$16
-	JMP	excCommon<>(SB)
-
-TEXT exc17<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$17
-	JMP	excCommon<>(SB)
-
-TEXT exc18<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$18
-	JMP	excCommon<>(SB)
-
-TEXT exc19<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$19
-	JMP	excCommon<>(SB)
-
-TEXT exc20<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$20
-	JMP	excCommon<>(SB)
-
-TEXT exc21<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$21
-	JMP	excCommon<>(SB)
-
-TEXT exc22<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$22
-	JMP	excCommon<>(SB)
-
-TEXT exc23<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$23
-	JMP	excCommon<>(SB)
-
-TEXT exc24<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$24
-	JMP	excCommon<>(SB)
-
-TEXT exc25<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$25
-	JMP	excCommon<>(SB)
-
-TEXT exc26<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$26
-	JMP	excCommon<>(SB)
-
-TEXT exc27<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$27
-	JMP	excCommon<>(SB)
-
-TEXT exc28<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$28
-	JMP	excCommon<>(SB)
-
-TEXT exc29<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$29
-	JMP	excCommon<>(SB)
-
-TEXT exc30<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$30
-	JMP	excCommon<>(SB)
-
-TEXT exc31<>(SB),NOSPLIT|NOFRAME,$0
-	PUSHQ	$0
-	PUSHQ	$31
-	JMP	excCommon<>(SB)
-
-DATA	excStubs<>+0(SB)/8, $exc0<>(SB)
-DATA	excStubs<>+8(SB)/8, $exc1<>(SB)
-DATA	excStubs<>+24(SB)/8, $exc3<>(SB)
-DATA	excStubs<>+32(SB)/8, $exc4<>(SB)
-DATA	excStubs<>+40(SB)/8, $exc5<>(SB)
-DATA	excStubs<>+48(SB)/8, $exc6<>(SB)
-DATA	excStubs<>+56(SB)/8, $exc7<>(SB)
-DATA	excStubs<>+64(SB)/8, $exc8<>(SB)
-DATA	excStubs<>+72(SB)/8, $exc9<>(SB)
-DATA	excStubs<>+80(SB)/8, $exc10<>(SB)
-DATA	excStubs<>+88(SB)/8, $exc11<>(SB)
-DATA	excStubs<>+96(SB)/8, $exc12<>(SB)
-DATA	excStubs<>+104(SB)/8, $exc13<>(SB)
-DATA	excStubs<>+112(SB)/8, $exc14<>(SB)
-DATA	excStubs<>+120(SB)/8, $exc15<>(SB)
-DATA	excStubs<>+128(SB)/8, $exc16<>(SB)
-DATA	excStubs<>+136(SB)/8, $exc17<>(SB)
-DATA	excStubs<>+144(SB)/8, $exc18<>(SB)
-DATA	excStubs<>+152(SB)/8, $exc19<>(SB)
-DATA	excStubs<>+160(SB)/8, $exc20<>(SB)
-DATA	excStubs<>+168(SB)/8, $exc21<>(SB)
-DATA	excStubs<>+176(SB)/8, $exc22<>(SB)
-DATA	excStubs<>+184(SB)/8, $exc23<>(SB)
-DATA	excStubs<>+192(SB)/8, $exc24<>(SB)
-DATA	excStubs<>+200(SB)/8, $exc25<>(SB)
-DATA	excStubs<>+208(SB)/8, $exc26<>(SB)
-DATA	excStubs<>+216(SB)/8, $exc27<>(SB)
-DATA	excStubs<>+224(SB)/8, $exc28<>(SB)
-DATA	excStubs<>+232(SB)/8, $exc29<>(SB)
-DATA	excStubs<>+240(SB)/8, $exc30<>(SB)
-DATA	excStubs<>+248(SB)/8, $exc31<>(SB)
+ENTRY(0, exc0<>)
+ENTRY(1, exc1<>)
+ENTRY(3, exc3<>)
+ENTRY(4, exc4<>)
+ENTRY(5, exc5<>)
+ENTRY(6, exc6<>)
+ENTRY(7, exc7<>)
+ENTRY(8, exc8<>)
+ENTRY(9, exc9<>)
+ENTRY(10, exc10<>)
+ENTRY(11, exc11<>)
+ENTRY(12, exc12<>)
+ENTRY(13, exc13<>)
+ENTRY(14, exc14<>)
+ENTRY(15, exc15<>)
+ENTRY(16, exc16<>)
+ENTRY(17, exc17<>)
+ENTRY(18, exc18<>)
+ENTRY(19, exc19<>)
+ENTRY(20, exc20<>)
+ENTRY(21, exc21<>)
+ENTRY(22, exc22<>)
+ENTRY(23, exc23<>)
+ENTRY(24, exc24<>)
+ENTRY(25, exc25<>)
+ENTRY(26, exc26<>)
+ENTRY(27, exc27<>)
+ENTRY(28, exc28<>)
+ENTRY(29, exc29<>)
+ENTRY(30, exc30<>)
+ENTRY(31, exc31<>)
 
 GLOBL	excStubs<>(SB), RODATA, $(8*32)

@@ -31,9 +31,9 @@ var (
 
 // pitCount latches and reads PIT channel 0.
 func pitCount() uint16 {
-	outb(pitCmd, 0x00) // latch channel 0
-	lo := inb(pitCh0)
-	hi := inb(pitCh0)
+	pio.Out8(pitCmd, 0x00) // latch channel 0
+	lo := pio.In8(pitCh0)
+	hi := pio.In8(pitCh0)
 	return uint16(hi)<<8 | uint16(lo)
 }
 
@@ -42,9 +42,9 @@ func pitCount() uint16 {
 // not have) in mode 2 with the maximum period, polled faster than it wraps
 // (55 ms).
 func calibrateByPIT() (hz uint64, ok bool) {
-	outb(pitCmd, 0x34) // channel 0, lobyte/hibyte, mode 2, binary
-	outb(pitCh0, 0)
-	outb(pitCh0, 0)
+	pio.Out8(pitCmd, 0x34) // channel 0, lobyte/hibyte, mode 2, binary
+	pio.Out8(pitCh0, 0)
+	pio.Out8(pitCh0, 0)
 
 	// start on a counter edge; give up if the PIT is absent/stuck
 	prev := pitCount()
@@ -72,8 +72,8 @@ func calibrateByPIT() (hz uint64, ok bool) {
 // rising edges).
 func calibrateByRTC() (hz uint64, ok bool) {
 	uip := func() bool {
-		outb(rtcIndex, rtcRegA)
-		return inb(rtcData)&rtcUIP != 0
+		pio.Out8(rtcIndex, rtcRegA)
+		return pio.In8(rtcData)&rtcUIP != 0
 	}
 	edge := func() bool {
 		for i := 0; uip(); i++ {
@@ -168,16 +168,16 @@ const (
 // before anything reads the clock, so the jump is not observed.
 func setWallClock() {
 	for i := 0; i < 1000000; i++ { // wait out an update in progress
-		outb(rtcIndex, rtcRegA)
-		if inb(rtcData)&rtcUIP == 0 {
+		pio.Out8(rtcIndex, rtcRegA)
+		if pio.In8(rtcData)&rtcUIP == 0 {
 			break
 		}
 	}
-	outb(rtcIndex, rtcRegB)
-	binary := inb(rtcData)&rtcBinary != 0
+	pio.Out8(rtcIndex, rtcRegB)
+	binary := pio.In8(rtcData)&rtcBinary != 0
 	read := func(reg uint8) int64 {
-		outb(rtcIndex, reg)
-		v := inb(rtcData)
+		pio.Out8(rtcIndex, reg)
+		v := pio.In8(rtcData)
 		if !binary {
 			v = v&0x0f + v>>4*10
 		}
