@@ -1,9 +1,8 @@
 package stockgo_test
 
 import (
-	"bufio"
-	"context"
 	"errors"
+	"github.com/tamadump/tamadump/qemu"
 	"io"
 	"os"
 	"os/exec"
@@ -73,47 +72,16 @@ func TestMain(m *testing.M) {
 // exit status. If input is set, it is typed once the console shows "ready>".
 func boot(t *testing.T, scenario, input string) (string, int) {
 	shimPath, guestPath := images(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	args := append(shim.QEMUArgs(shimPath, guestPath, 64, "-- "+scenario+" a1 a2 GREETING=hi"),
 		"-nodefaults", "-serial", "stdio")
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadString('\n')
-		out.WriteString(line)
+	out, status := qemu.RunConsole(t, 90*time.Second, args, func(line string, in io.Writer) {
 		if input != "" && strings.Contains(line, "ready>") {
-			io.WriteString(stdin, input)
+			io.WriteString(in, input)
 		}
-		if err != nil {
-			break
-		}
-	}
-	err = cmd.Wait()
-	t.Logf("%s: %.2fs\n%s", scenario, time.Since(start).Seconds(), out.String())
-	if ctx.Err() != nil {
-		t.Fatalf("%s: timed out\n%s", scenario, stderr.String())
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("qemu: %v\n%s", err, stderr.String())
-	}
-	return out.String(), cmd.ProcessState.ExitCode()
+	})
+	t.Logf("%s: %.2fs\n%s", scenario, time.Since(start).Seconds(), out)
+	return out, status
 }
 
 func expect(t *testing.T, out string, status, wantStatus int, want ...string) {

@@ -1,11 +1,8 @@
 package tamago_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"debug/elf"
-	"errors"
+	"github.com/tamadump/tamadump/qemu"
 	"io"
 	"os"
 	"os/exec"
@@ -67,33 +64,11 @@ type run struct {
 // boot runs the image with 64 MiB, answers READY with mode.
 func boot(t *testing.T, img string, mode byte) run {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	args := append(board.QEMUArgs(img, 64), "-serial", "stdio", "-nic", "none")
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-
 	var r run
-	var out strings.Builder
 	var sleepStart time.Time
-	br := bufio.NewReader(stdout)
-	for {
-		line, err := br.ReadString('\n')
-		out.WriteString(line)
+	start := time.Now()
+	args := append(board.QEMUArgs(img, 64), "-serial", "stdio", "-nic", "none")
+	r.out, r.status = qemu.RunConsole(t, 60*time.Second, args, func(line string, in io.Writer) {
 		now := time.Now()
 		// the crash handler repeats these lines from the message buffer
 		switch {
@@ -103,28 +78,9 @@ func boot(t *testing.T, img string, mode byte) run {
 			r.sleep = now.Sub(sleepStart)
 		case strings.HasPrefix(line, "READY") && r.ready == 0:
 			r.ready = now.Sub(start)
-			stdin.Write([]byte{mode, '\n'})
+			in.Write([]byte{mode, '\n'})
 		}
-		if err != nil {
-			if err != io.EOF {
-				t.Errorf("reading serial: %v", err)
-			}
-			break
-		}
-	}
-	err = cmd.Wait()
-	r.out = out.String()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.status = ee.ExitCode()
-	default:
-		t.Fatalf("qemu: %v\n%s", err, stderr.String())
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("qemu timed out; output:\n%s", r.out)
-	}
+	})
 	return r
 }
 
