@@ -2,7 +2,6 @@ package stockgo_test
 
 import (
 	"errors"
-	"github.com/tamadump/tamadump/qemu"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tamadump/tamadump/board/stockgo"
 	"github.com/tamadump/tamadump/board/stockgo/shim"
+	"github.com/tamadump/tamadump/qemu"
 )
 
 func TestReadInfoOnLinux(t *testing.T) {

@@ -2,7 +2,6 @@ package tamago_test
 
 import (
 	"debug/elf"
-	"github.com/tamadump/tamadump/qemu"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	board "github.com/tamadump/tamadump/board/tamago"
+	"github.com/tamadump/tamadump/qemu"
 )
 
 // tamagoGo finds the TamaGo toolchain the way `go tool tamago` does
