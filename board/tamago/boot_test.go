@@ -1,9 +1,10 @@
+//go:build !tamago
+
 package tamago_test
 
 import (
 	"debug/elf"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,37 +18,18 @@ import (
 	"github.com/tamadump/tamadump/qemu"
 )
 
-// tamagoGo finds the TamaGo toolchain the way `go tool tamago` does
-// (tamago module v1.26.0), or through $TAMAGO.
-func tamagoGo() (string, error) {
-	p := os.Getenv("TAMAGO")
-	if p == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return "$HOME/.cache/tamago-go/tamago-go1.26.0/bin/go", err
-		}
-		p = filepath.Join(cache, "tamago-go", "tamago-go1.26.0", "bin", "go")
-	}
-	_, err := os.Stat(p)
-	return p, err
-}
-
 func buildImage(t *testing.T) string {
 	t.Helper()
-	gobin, err := tamagoGo()
+	gobin, err := board.Toolchain()
 	if err != nil {
-		t.Skipf("SKIP: TamaGo toolchain not found at %s (build tamago-go 1.26.0 there or set TAMAGO)", gobin)
+		t.Skipf("SKIP: %v", err)
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("SKIP: qemu-system-x86_64 not found")
 	}
 	img := filepath.Join(t.TempDir(), "bootimage.elf")
-	cmd := exec.Command(gobin, "build", "-tags", board.BuildTags, "-trimpath",
-		"-ldflags", board.LinkerFlags, "-o", img, "./testdata/bootimage")
-	cmd.Env = append(os.Environ(), "GOOS=tamago", "GOARCH=amd64",
-		"GOOSPKG=github.com/usbarmory/tamago", "GOTOOLCHAIN=local")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building test image: %v\n%s", err, out)
+	if err := board.Build(gobin, ".", "./testdata/bootimage", img, ""); err != nil {
+		t.Fatal(err)
 	}
 	return img
 }

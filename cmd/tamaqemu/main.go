@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamadump/tamadump/board/tamago"
 	"github.com/tamadump/tamadump/qemu/boot"
 )
 
@@ -37,7 +38,7 @@ func main() {
 
 func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) error {
 	if board == "" {
-		if _, err := boot.TamaGoToolchain(); err != nil {
+		if _, err := tamago.Toolchain(); err != nil {
 			fmt.Printf("board: stockgo (the TamaGo toolchain is not installed: %v)\n", err)
 			board = boot.StockGo
 		} else {

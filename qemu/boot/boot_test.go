@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tamadump/tamadump/board/tamago"
 )
 
 // images are built once per board for all tests.
@@ -28,7 +30,7 @@ func image(t *testing.T, board string) *Image {
 		t.Skip("qemu-system-x86_64 not installed")
 	}
 	if board == TamaGo {
-		if _, err := TamaGoToolchain(); err != nil {
+		if _, err := tamago.Toolchain(); err != nil {
 			t.Skipf("SKIP: TamaGo board not tested: %v", err)
 		}
 	}

@@ -34,37 +34,13 @@ func ModuleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// TamaGoToolchain returns the TamaGo go command: $TAMAGO, or the one
-// `go tool tamago` would run (tamago.md: <cache>/tamago-go/tamago-goX.Y.Z).
-func TamaGoToolchain() (string, error) {
-	if t := os.Getenv("TAMAGO"); t != "" {
-		if _, err := os.Stat(t); err != nil {
-			return "", fmt.Errorf("TAMAGO=%s: %w", t, err)
-		}
-		return t, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	// The module version of github.com/usbarmory/tamago selects the
-	// toolchain tag; go.mod pins v1.26.0.
-	p := filepath.Join(cache, "tamago-go", "tamago-go1.26.0", "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("no TamaGo toolchain: %s is missing and $TAMAGO is not set. "+
-			"TamaGo's installer (go tool tamago) clones github.com/usbarmory/tamago-go at tag tamago-go1.26.0 "+
-			"into %s and builds it with src/make.bash; or set TAMAGO to a TamaGo go binary", p, filepath.Dir(filepath.Dir(p)))
-	}
-	return p, nil
-}
-
 // Build builds the image for board ("" picks TamaGo when its toolchain is
 // present, else stock Go) into dir, with settings (server, client, crash,
 // ... as cmd/tamadump documents) as its defaults.
 func Build(board, dir string, settings map[string]string) (*Image, error) {
 	if board == "" {
 		board = StockGo
-		if _, err := TamaGoToolchain(); err == nil {
+		if _, err := tamago.Toolchain(); err == nil {
 			board = TamaGo
 		}
 	}
@@ -84,19 +60,16 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		}
 		img.shim = s
 	case TamaGo:
-		tg, err := tamagoCommand(root)
+		gocmd, err := tamago.Command(root)
 		if err != nil {
 			return nil, err
 		}
-		ld := tamago.LinkerFlags
+		var ld []string
 		for _, k := range sortedKeys(settings) {
-			ld += " -X main." + variable(k) + "=" + settings[k]
+			ld = append(ld, "-X main."+variable(k)+"="+settings[k])
 		}
-		cmd := exec.Command(tg, "build", "-tags", tamago.BuildTags, "-trimpath", "-ldflags", ld, "-o", img.ELF, "./cmd/tamadump")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "GOOS=tamago", "GOOSPKG=github.com/usbarmory/tamago", "GOARCH=amd64", "GOTOOLCHAIN=local")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("building the TamaGo image: %v\n%s", err, out)
+		if err := tamago.Build(gocmd, root, "./cmd/tamadump", img.ELF, strings.Join(ld, " ")); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, errors.New("unknown board " + board + "; choose tamago or stockgo")
@@ -125,26 +98,6 @@ func (img *Image) With(extra map[string]string) (*Image, error) {
 		return nil, err
 	}
 	return Build(img.Board, dir, set)
-}
-
-// tamagoCommand is the go command that builds for GOOS=tamago: $TAMAGO,
-// or TamaGo's own launcher (`go tool tamago`, run through its path: the
-// stock go command refuses GOOS=tamago before it would start the tool),
-// once TamaGoToolchain has found the toolchain it launches.
-func tamagoCommand(root string) (string, error) {
-	if _, err := TamaGoToolchain(); err != nil {
-		return "", err
-	}
-	if t := os.Getenv("TAMAGO"); t != "" {
-		return t, nil
-	}
-	cmd := exec.Command("go", "tool", "-n", "tamago")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("go tool -n tamago: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
 }
 
 // variable maps a setting to the image's variable (cmd/tamadump).
