@@ -28,6 +28,3 @@ func trigger(kind, delay string) {
 
 // ud2 executes an invalid instruction: a CPU exception.
 func ud2()
-
-// rdtsc reads the time-stamp counter.
-func rdtsc() uint64

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/metrics"
 	"syscall"
 	"time"
@@ -22,7 +21,6 @@ import (
 type shimMachine struct {
 	info   stockgo.Info
 	runs   []stockgo.Run
-	crash  stockgo.Crash
 	bc     board.Crash
 	allocs [1]metrics.Sample
 }
@@ -32,14 +30,6 @@ func newMachine() machine {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tamadump: %v: boot it with the shim (make qemu BOARD=stockgo)\n", err)
 		os.Exit(2)
-	}
-	// The crash watcher needs an idle P to come back from its system call
-	// (stockgo.WaitCrash), and the threads frozen at the crash keep theirs:
-	// with more Ps than busy goroutines one is always idle.
-	runtime.GOMAXPROCS(watcherProcs)
-	checkRuntimeLayout()
-	if !layoutOK {
-		fmt.Fprintf(os.Stderr, "tamadump: unexpected runtime layout; a crash's registers will be the dying thread's\n")
 	}
 	return &shimMachine{info: info, runs: make([]stockgo.Run, board.MaxSegments)}
 }
@@ -59,13 +49,7 @@ func (s *shimMachine) Settings() []string {
 	return append(w, os.Args[1:]...)
 }
 
-// BootTime is the time since the shim started, by the TSC it calibrated.
-func (s *shimMachine) BootTime() time.Duration {
-	if s.info.TSCHz == 0 {
-		return 0
-	}
-	return time.Duration(float64(rdtsc()-s.info.BootTSC) / float64(s.info.TSCHz) * 1e9)
-}
+func (s *shimMachine) BootTime() time.Duration { return s.info.SinceBoot() }
 
 func (s *shimMachine) MemoryMB() uint64 {
 	var n uint64
@@ -98,13 +82,6 @@ func (s *shimMachine) Mallocs() (uint64, bool) {
 	return s.allocs[0].Value.Uint64(), true
 }
 
-// watcherProcs is GOMAXPROCS on the shim (one CPU, time-sliced).
-const watcherProcs = 8
-
-// lowMemory is kernel-only: the shim keeps the first 4 MiB from user
-// mode so that nil dereferences fault, so the dump starts above it.
-const lowMemory = 4 << 20
-
 // Memory is every RAM page above the shim's, at its physical address and
 // with the address it is mapped at, so a debugger finds the Go heap and
 // stacks where the program saw them.
@@ -117,11 +94,11 @@ func (s *shimMachine) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
 		err = board.ErrPartialMemory
 	}
 	for _, r := range s.runs[:min(n, len(s.runs))] {
-		if r.PAddr+r.Len <= lowMemory {
+		if r.PAddr+r.Len <= stockgo.UserBase {
 			continue
 		}
-		if r.PAddr < lowMemory {
-			cut := lowMemory - r.PAddr
+		if r.PAddr < stockgo.UserBase {
+			cut := stockgo.UserBase - r.PAddr
 			r.PAddr, r.VAddr, r.Len = r.PAddr+cut, r.VAddr+cut, r.Len-cut
 		}
 		if len(dst) == cap(dst) {
@@ -132,61 +109,21 @@ func (s *shimMachine) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
 	return dst, err
 }
 
-// OnCrash starts the watcher: a thread of its own waiting in the shim,
-// with its stack grown in advance, since growing it after the crash
-// would allocate.
+// OnCrash hands fn to the shim's crash watcher.
 func (s *shimMachine) OnCrash(fn func(*board.Crash)) {
-	ready := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		growStack(0)
-		close(ready)
-		if err := stockgo.WaitCrash(&s.crash); err != nil {
-			fmt.Fprintf(os.Stderr, "tamadump: crash watcher: %v\n", err)
-			return
-		}
-		s.bc = board.Crash{Code: s.crash.Code, Addr: s.crash.Addr, Regs: s.crash.Regs}
-		switch s.crash.Reason {
+	stockgo.Watch(func(c *stockgo.Crash) {
+		s.bc = board.Crash{Reason: board.Panic, Code: c.Code, Addr: c.Addr, Regs: c.Regs}
+		switch c.Reason {
 		case stockgo.CrashFault:
 			s.bc.Reason = board.Fault
 		case stockgo.CrashSignal:
 			s.bc.Reason = board.Signal
-		default:
-			s.bc.Reason = board.Panic
-			// The runtime exits on its system stack; the goroutine
-			// that panicked is what a debugger wants.
-			panickingGoroutine(&s.bc.Regs, s.mapped)
 		}
 		fn(&s.bc)
-	}()
-	<-ready
-}
-
-// mapped reports whether the 8 bytes at addr are in mapped RAM.
-func (s *shimMachine) mapped(addr uintptr) bool {
-	n, err := stockgo.MemMap(s.runs)
-	if err != nil {
-		return false
+	})
+	if !stockgo.RuntimeLayoutOK() {
+		fmt.Fprintf(os.Stderr, "tamadump: unexpected runtime layout; a crash's registers will be the dying thread's\n")
 	}
-	a := uint64(addr)
-	for _, r := range s.runs[:min(n, len(s.runs))] {
-		if a >= r.VAddr && a+8 <= r.VAddr+r.Len && a >= lowMemory {
-			return true
-		}
-	}
-	return false
-}
-
-// growStack touches 256 KiB of stack.
-//
-//go:noinline
-func growStack(depth int) byte {
-	var pad [32 << 10]byte
-	pad[depth] = byte(depth)
-	if depth < 7 {
-		return growStack(depth+1) + pad[depth]
-	}
-	return pad[depth]
 }
 
 // rawFD is a file descriptor used with plain system calls.

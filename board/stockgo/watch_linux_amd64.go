@@ -1,0 +1,157 @@
+package stockgo
+
+import (
+	"runtime"
+	"time"
+	"unsafe"
+)
+
+// Watch starts the crash watcher: a goroutine locked to its own thread,
+// its stack grown in advance (growing it after the crash would allocate),
+// waiting in WaitCrash. fn runs once on it after the program died, with
+// every other thread frozen; it must not allocate or block. When the
+// program died in the runtime's exit (Reason CrashExit), c.Regs are those
+// of the goroutine that was running, as it saved them on switching to the
+// system stack: what a debugger needs to walk back to the code that
+// panicked (see RuntimeLayoutOK).
+//
+// Watch raises GOMAXPROCS to Procs: the watcher comes back from its system
+// call on an idle P, and the threads frozen at the crash keep theirs.
+func Watch(fn func(c *Crash)) {
+	if runtime.GOMAXPROCS(0) < Procs {
+		runtime.GOMAXPROCS(Procs)
+	}
+	checkRuntimeLayout()
+	w := &watcher{runs: make([]Run, maxRuns)}
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		growStack(0)
+		close(ready)
+		if err := WaitCrash(&w.crash); err != nil {
+			return
+		}
+		if w.crash.Reason == CrashExit {
+			w.panickingGoroutine()
+		}
+		fn(&w.crash)
+	}()
+	<-ready
+}
+
+// Procs is the GOMAXPROCS Watch sets (one CPU, time-sliced by the shim).
+const Procs = 8
+
+// maxRuns bounds the memory map Watch reads to check pointers.
+const maxRuns = 8192
+
+type watcher struct {
+	crash Crash
+	runs  []Run
+}
+
+// growStack touches 256 KiB of stack.
+//
+//go:noinline
+func growStack(depth int) byte {
+	var pad [32 << 10]byte
+	pad[depth] = byte(depth)
+	if depth < 7 {
+		return growStack(depth+1) + pad[depth]
+	}
+	return pad[depth]
+}
+
+// Offsets into the runtime's g, m and gobuf for Go 1.26 on linux/amd64,
+// read from a binary's DWARF and checked at run time by
+// checkRuntimeLayout.
+const (
+	gM       = 48
+	gSchedSP = 56
+	gSchedPC = 64
+	gSchedBP = 96
+	mG0      = 0
+	mCurg    = 184
+)
+
+// Register indexes in Crash.Regs (user_regs_struct order).
+const (
+	regR14 = 1
+	regRBP = RegRBP
+	regRIP = RegRIP
+	regRSP = RegRSP
+)
+
+var layoutOK bool
+
+// RuntimeLayoutOK reports whether the runtime's layout matched what Watch
+// reads to find the panicking goroutine; when it did not, a crash's
+// registers stay the dying thread's.
+func RuntimeLayoutOK() bool { return layoutOK }
+
+// getg returns the running goroutine's g (asm_linux_amd64.s).
+func getg() uintptr
+
+// rdtsc reads the time-stamp counter.
+func rdtsc() uint64
+
+// SinceBoot is the time since the shim started, by the TSC it calibrated.
+func (in *Info) SinceBoot() time.Duration {
+	if in.TSCHz == 0 {
+		return 0
+	}
+	return time.Duration(float64(rdtsc()-in.BootTSC) / float64(in.TSCHz) * 1e9)
+}
+
+func word(addr uintptr) uintptr {
+	return *(*uintptr)(*(*unsafe.Pointer)(unsafe.Pointer(&addr)))
+}
+
+func checkRuntimeLayout() {
+	g := getg()
+	m := word(g + gM)
+	layoutOK = m != 0 && word(m+mCurg) == g && word(word(m+mG0)+gM) == m
+}
+
+// panickingGoroutine turns the registers of a thread that died on its
+// system stack (R14 holds g0 in Go code) into those of the goroutine it
+// was running. Every read is checked against the memory map first.
+func (w *watcher) panickingGoroutine() {
+	regs := &w.crash.Regs
+	g0 := uintptr(regs[regR14])
+	if !layoutOK || !w.mapped(g0+gM) {
+		return
+	}
+	m := word(g0 + gM)
+	if !w.mapped(m+mCurg) || word(m+mG0) != g0 {
+		return // not on a system stack
+	}
+	curg := word(m + mCurg)
+	if curg == 0 || curg == g0 || !w.mapped(curg+gSchedBP) {
+		return
+	}
+	regs[regRIP] = uint64(word(curg + gSchedPC))
+	regs[regRSP] = uint64(word(curg + gSchedSP))
+	regs[regRBP] = uint64(word(curg + gSchedBP))
+	regs[regR14] = uint64(curg)
+}
+
+// UserBase is where memory the program can read starts: the shim keeps
+// the first 4 MiB to itself so that nil dereferences fault.
+const UserBase = 4 << 20
+
+// mapped reports whether the 8 bytes at addr are in mapped RAM the
+// program may read.
+func (w *watcher) mapped(addr uintptr) bool {
+	n, err := MemMap(w.runs)
+	if err != nil {
+		return false
+	}
+	a := uint64(addr)
+	for _, r := range w.runs[:min(n, len(w.runs))] {
+		if a >= r.VAddr && a+8 <= r.VAddr+r.Len && a >= UserBase {
+			return true
+		}
+	}
+	return false
+}
