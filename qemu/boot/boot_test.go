@@ -3,7 +3,6 @@ package boot
 import (
 	"bytes"
 	"debug/elf"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -63,8 +62,7 @@ func TestMain(m *testing.M) {
 func run(t *testing.T, img *Image, nic string) (*Machine, string) {
 	t.Helper()
 	dir := t.TempDir()
-	var console bytes.Buffer
-	m, err := Start(Config{QEMUArgs: img.QEMUArgs(0), NIC: nic, DumpDir: dir, Console: &syncWriter{w: &console}})
+	m, err := Start(Config{QEMUArgs: img.QEMUArgs(0), NIC: nic, DumpDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,17 +76,6 @@ func run(t *testing.T, img *Image, nic string) (*Machine, string) {
 		t.Fatal(err)
 	}
 	return m, dir
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // checkDump waits for the dump and checks the vmcore and info file.
