@@ -191,25 +191,47 @@ func (m *Machine) Expect(re string, timeout time.Duration) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(timeout)
-	t := time.AfterFunc(timeout, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
-	defer t.Stop()
+	var match [][]byte
+	exited := false
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for {
-		if s := rx.FindStringSubmatch(m.console.String()); s != nil {
-			return s, nil
+	found := m.await(timeout, func() bool {
+		if match = rx.FindSubmatch(m.console.Bytes()); match != nil {
+			return true
 		}
 		select {
 		case <-m.exited:
-			return nil, fmt.Errorf("QEMU exited (%v) before the console showed %q", m.exit, re)
+			exited = true
 		default:
 		}
+		return exited
+	})
+	switch {
+	case match != nil:
+		s := make([]string, len(match))
+		for i, b := range match {
+			s[i] = string(b)
+		}
+		return s, nil
+	case found && exited:
+		return nil, fmt.Errorf("QEMU exited (%v) before the console showed %q", m.exit, re)
+	}
+	return nil, fmt.Errorf("console did not show %q within %v", re, timeout)
+}
+
+// await waits, with m.mu held, until done (called with it held) reports
+// true or timeout passes, and reports which.
+func (m *Machine) await(timeout time.Duration, done func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
+	defer t.Stop()
+	for !done() {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("console did not show %q within %v", re, timeout)
+			return false
 		}
 		m.cond.Wait()
 	}
+	return true
 }
 
 // Console is everything the guest printed so far.
@@ -227,22 +249,20 @@ func (m *Machine) Send(line string) error {
 
 // WaitLog waits for a netdumpd log line containing s.
 func (m *Machine) WaitLog(s string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	t := time.AfterFunc(timeout, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
-	defer t.Stop()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for {
-		for _, l := range m.logs {
-			if strings.Contains(l, s) {
-				return nil
+	seen := 0 // lines already looked at
+	if m.await(timeout, func() bool {
+		for ; seen < len(m.logs); seen++ {
+			if strings.Contains(m.logs[seen], s) {
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("netdumpd did not log %q within %v (log: %q)", s, timeout, m.logs)
-		}
-		m.cond.Wait()
+		return false
+	}) {
+		return nil
 	}
+	return fmt.Errorf("netdumpd did not log %q within %v (log: %q)", s, timeout, m.logs)
 }
 
 // Wait waits for QEMU to exit and returns its exit status.
