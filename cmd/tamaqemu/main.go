@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tamadump/tamadump/board/tamago"
 	"github.com/tamadump/tamadump/qemu/boot"
 )
 
@@ -37,17 +36,14 @@ func main() {
 }
 
 func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) error {
+	note := ""
 	if board == "" {
-		if _, err := tamago.Toolchain(); err != nil {
-			fmt.Printf("board: stockgo (the TamaGo toolchain is not installed: %v)\n", err)
-			board = boot.StockGo
-		} else {
-			fmt.Println("board: tamago")
-			board = boot.TamaGo
+		var why error
+		if board, why = boot.PickBoard(); why != nil {
+			note = fmt.Sprintf(" (the TamaGo toolchain is not installed: %v)", why)
 		}
-	} else {
-		fmt.Println("board:", board)
 	}
+	fmt.Printf("board: %s%s\n", board, note)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}

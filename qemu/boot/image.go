@@ -34,16 +34,19 @@ func ModuleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Build builds the image for board ("" picks TamaGo when its toolchain is
-// present, else stock Go) into dir, with settings (server, client, crash,
-// ... as cmd/tamadump documents) as its defaults.
-func Build(board, dir string, settings map[string]string) (*Image, error) {
-	if board == "" {
-		board = StockGo
-		if _, err := tamago.Toolchain(); err == nil {
-			board = TamaGo
-		}
+// PickBoard is TamaGo when its toolchain is installed, else stock Go, with
+// the reason TamaGo was passed over.
+func PickBoard() (board string, why error) {
+	if _, err := tamago.Toolchain(); err != nil {
+		return StockGo, err
 	}
+	return TamaGo, nil
+}
+
+// Build builds the image for board (TamaGo or StockGo) into dir, with
+// settings (server, client, crash, ... as cmd/tamadump documents) as its
+// defaults.
+func Build(board, dir string, settings map[string]string) (*Image, error) {
 	img := &Image{Board: board, ELF: filepath.Join(dir, "tamadump-"+board+".elf"), set: settings}
 	root := ModuleRoot()
 	switch board {
