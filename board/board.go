@@ -112,7 +112,7 @@ func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
 func (d *Dumper) Configure(cfg client.Config) error {
 	if d.crashed {
 		if d.cl == nil || !sameTuning(d.cl.Config(), cfg) {
-			return errors.New("board: only addresses and path can change after the crash")
+			return errTuningAfterCrash
 		}
 		if err := d.cl.Retarget(cfg.Client, cfg.Server, cfg.Gateway, cfg.Path); err != nil {
 			return err
@@ -231,7 +231,12 @@ func (d *Dumper) Dump() error {
 	return d.cl.Dump(d.core, &d.kdh, d.m.MemoryMB())
 }
 
-var errNotConfigured = errors.New("board: netdump is not configured")
+// Errors of the panic path, made in advance: after the crash nothing may
+// allocate.
+var (
+	errNotConfigured    = errors.New("board: netdump is not configured")
+	errTuningAfterCrash = errors.New("board: only addresses and path can change after the crash")
+)
 
 // Stats are the last dump's statistics.
 func (d *Dumper) Stats() client.Stats {
