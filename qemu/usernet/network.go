@@ -10,6 +10,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
 	"github.com/tamadump/tamadump/netdump/server"
 )
@@ -37,7 +38,7 @@ func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (server.Cli
 	if local.Unmap() != n.s.addr {
 		return nil, errNotLocal
 	}
-	c, ep, err := n.s.dial(0, remote)
+	c, ep, err := n.s.dial(udp.ProtocolNumber, 0, remote)
 	if err != nil {
 		return nil, err
 	}

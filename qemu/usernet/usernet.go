@@ -195,20 +195,21 @@ func (s *Stack) Close() {
 // ListenUDP opens a UDP socket on the host's address (port 0: any free
 // port).
 func (s *Stack) ListenUDP(port uint16) (*gonet.UDPConn, error) {
-	c, _, err := s.dial(port, netip.AddrPort{})
+	c, _, err := s.dial(udp.ProtocolNumber, port, netip.AddrPort{})
 	return c, err
 }
 
 // DialUDP opens a UDP socket on the host's address connected to remote.
 func (s *Stack) DialUDP(port uint16, remote netip.AddrPort) (*gonet.UDPConn, error) {
-	c, _, err := s.dial(port, remote)
+	c, _, err := s.dial(udp.ProtocolNumber, port, remote)
 	return c, err
 }
 
-// dial is gonet.DialUDP keeping the endpoint, whose options gonet hides.
-func (s *Stack) dial(port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+// dial opens a datagram endpoint (UDP, or ICMP echo) on the host's address,
+// as gonet.DialUDP but keeping the endpoint, whose options gonet hides.
+func (s *Stack) dial(proto tcpip.TransportProtocolNumber, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
 	var wq waiter.Queue
-	ep, terr := s.st.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	ep, terr := s.st.NewEndpoint(proto, ipv4.ProtocolNumber, &wq)
 	if terr != nil {
 		return nil, nil, fmt.Errorf("usernet: %s", terr)
 	}
@@ -227,16 +228,11 @@ func (s *Stack) dial(port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.
 
 // Ping sends one ICMP echo request to dst and waits for the reply.
 func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
-	var wq waiter.Queue
-	ep, terr := s.st.NewEndpoint(icmp.ProtocolNumber4, ipv4.ProtocolNumber, &wq)
-	if terr != nil {
-		return 0, fmt.Errorf("usernet: %s", terr)
+	// gonet's datagram connection carries ICMP echo as well as UDP.
+	c, _, err := s.dial(icmp.ProtocolNumber4, 0, netip.AddrPortFrom(dst, 0))
+	if err != nil {
+		return 0, err
 	}
-	if terr := ep.Connect(s.full(netip.AddrPortFrom(dst, 0))); terr != nil {
-		ep.Close()
-		return 0, fmt.Errorf("usernet: ping %v: %s", dst, terr)
-	}
-	c := gonet.NewUDPConn(&wq, ep)
 	defer c.Close()
 	req := make([]byte, header.ICMPv4MinimumSize+8)
 	icmpv4 := header.ICMPv4(req)
