@@ -73,9 +73,9 @@ func numeric(context.Context, netip.Addr) (string, error) { return "", errors.Ne
 // newHarness starts a server; mod may adjust the configuration.
 func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
-	// A port free on 127.0.0.1 serves as every client's ACK port; each
-	// client binds it on its own 127.0.0.x.
-	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	// A port free on 127.0.21.1 serves as every client's ACK port; each
+	// client binds it on its own 127.0.21.x.
+	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 21, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func newHarness(t testing.TB, mod func(*Config)) *harness {
 	h := &harness{t: t, dir: t.TempDir(), log: &logBuf{}, ackPort: ackPort, runErr: make(chan error, 1)}
 	cfg := Config{
 		Dir:        h.dir,
-		Listen:     netip.MustParseAddrPort("127.0.0.1:0"),
+		Listen:     netip.MustParseAddrPort("127.0.21.1:0"),
 		AckPort:    ackPort,
 		LookupAddr: numeric,
 		Log:        h.log.log,
@@ -115,7 +115,43 @@ func (h *harness) shutdown() {
 	}
 }
 
-// client binds 127.0.0.<host>:ackPort.
+// counter is the value of a metric of the server (a counter or gauge)
+// with the label value given (or none).
+func (h *harness) counter(t testing.TB, name, label string) float64 {
+	t.Helper()
+	fams, err := h.srv.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if label != "" && (len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() != label) {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s{%s}", name, label)
+	return 0
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// client binds 127.0.21.<host>:ackPort.
 func (h *harness) client(host byte) *servertest.Client {
 	return h.clientTo(host, h.srv.Addr())
 }
@@ -123,7 +159,7 @@ func (h *harness) client(host byte) *servertest.Client {
 // clientTo is client sending its HERALD to server.
 func (h *harness) clientTo(host byte, server netip.AddrPort) *servertest.Client {
 	h.t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, host), Port: int(h.ackPort)})
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 21, host), Port: int(h.ackPort)})
 	if err != nil {
 		h.t.Fatal(err)
 	}

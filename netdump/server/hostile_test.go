@@ -15,7 +15,8 @@ import (
 )
 
 // TestMalformed: runts, size mismatches and unexpected types are logged
-// with netdumpd's texts, never acknowledged, and do not keep a session
+// with netdumpd's texts (at most once a second each: a flood must not
+// flood the log), counted, never acknowledged, and do not keep a session
 // alive.
 func TestMalformed(t *testing.T) {
 	h := newHarness(t, func(c *Config) {
@@ -26,27 +27,33 @@ func TestMalformed(t *testing.T) {
 	if err := c.Herald(""); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
 	hdr := func(typ wire.MsgType, seq, length uint32) []byte {
 		b := make([]byte, wire.HeaderSize)
 		wire.Header{Type: typ, Seqno: seq, Len: length}.Put(b)
 		return b
 	}
 	bad := []struct {
-		pkt []byte
-		log string
+		pkt    []byte
+		log    string
+		reason string
 	}{
-		{[]byte("short"), "Ignoring runt packet from 127.0.0.1 (got 5)"},
-		{append(hdr(wire.VMCore, 50, 100), make([]byte, 50)...), "Bad packet size from 127.0.0.1"},
-		{hdr(9, 51, 0), "Received unexpected message type 9 from 127.0.0.1"},
-		{hdr(wire.Herald, 52, 0), "Received unexpected message type 1 from 127.0.0.1"},
+		{[]byte("short"), "Ignoring runt packet from 127.0.21.1 (got 5)", dropRunt},
+		{append(hdr(wire.VMCore, 50, 100), make([]byte, 50)...), "Bad packet size from 127.0.21.1", dropSize},
+		{hdr(9, 51, 0), "Received unexpected message type ", dropType},
+		{hdr(wire.Herald, 52, 0), "Received unexpected message type ", dropType},
 	}
 	// Sent for longer than the idle timeout: the session must still time
 	// out, as none of these count as traffic.
 	start := time.Now()
+	sent := 0
 	for time.Since(start) < 1200*time.Millisecond && h.log.count("timed out") == 0 {
 		for _, b := range bad {
 			c.SendRaw(b.pkt)
 		}
+		sent++
 		time.Sleep(20 * time.Millisecond)
 	}
 	for i, b := range bad {
@@ -57,9 +64,17 @@ func TestMalformed(t *testing.T) {
 			t.Errorf("%q acknowledged", b.log)
 		}
 	}
-	h.log.waitLog(t, "Client 127.0.0.1 timed out", 1)
-	info := string(h.read("info.127.0.0.1.0"))
-	if !strings.HasSuffix(info, "Missing ranges: none\nDump incomplete: client timed out\n") {
+	h.log.waitLog(t, "Client 127.0.21.1 timed out", 1)
+	if n := h.log.count("Ignoring runt packet"); n > 3 {
+		t.Errorf("%d runt lines for %d runts in about a second", n, sent)
+	}
+	for reason, want := range map[string]int{dropRunt: sent, dropSize: sent, dropType: 2 * sent} {
+		if got := h.counter(t, "netdumpd_dropped_total", reason); int(got) < want {
+			t.Errorf("dropped{%s} = %v, want at least %d", reason, got, want)
+		}
+	}
+	info := string(h.read("info.127.0.21.1.0"))
+	if !strings.HasSuffix(info, "Missing ranges: unknown beyond 0x0 (no kernel dump header)\nDump incomplete: client timed out\n") {
 		t.Errorf("info:\n%s", info)
 	}
 }
@@ -83,7 +98,7 @@ func TestLargePayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(append([]byte(nil), big...), big[:1000]...)
-	if got := h.read("vmcore.127.0.0.1.0"); !bytes.Equal(got, want) {
+	if got := h.read("vmcore.127.0.21.1.0"); !bytes.Equal(got, want) {
 		t.Errorf("vmcore: %d bytes", len(got))
 	}
 }
@@ -119,7 +134,7 @@ func TestHeraldPath(t *testing.T) {
 		{"", "def"},
 	} {
 		c := h.client(byte(10 + i))
-		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + i)}).String()
+		ip := netip.AddrFrom4([4]byte{127, 0, 21, byte(10 + i)}).String()
 		if err := c.Herald(tc.path); err != nil {
 			t.Fatalf("%q: %v", tc.path, err)
 		}
@@ -139,31 +154,39 @@ func TestHeraldPath(t *testing.T) {
 		}
 	}
 	for _, d := range []string{filepath.Join(root, "outside"), "/tmp", filepath.Join(dumps, "missing")} {
-		if m, _ := filepath.Glob(filepath.Join(d, "*.127.0.0.*")); len(m) > 0 {
+		if m, _ := filepath.Glob(filepath.Join(d, "*.127.0.21.*")); len(m) > 0 {
 			t.Errorf("files escaped into %s: %v", d, m)
 		}
 	}
 }
 
-// TestNoOutputFiles: when even the default path is unusable, the HERALD is
-// not acknowledged.
+// TestNoOutputFiles: when even the default path is unusable, the first
+// data is not acknowledged (the files are made then, not at the HERALD).
 func TestNoOutputFiles(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.DefaultPath = "absent" })
 	c := h.client(1)
 	c.Retries = 1
 	c.RTO = 100 * time.Millisecond
-	if err := c.Herald("also-absent"); err == nil {
-		t.Fatal("HERALD acknowledged")
+	if err := c.Herald("also-absent"); err != nil {
+		t.Fatal(err)
 	}
-	h.log.waitLog(t, "Can't create output files for new client 127.0.0.1 [127.0.0.1]", 1)
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: []byte("x")}); err == nil {
+		t.Fatal("data acknowledged")
+	}
+	h.log.waitLog(t, "Can't create output files for new client 127.0.21.1 [127.0.21.1]", 1)
 }
 
-// TestHeraldRetransmit: a HERALD repeated before any data is answered from
-// the same port without a new dump; one repeated after data starts a new
-// dump and ends the old one as timed out, files kept apart.
+// TestHeraldRetransmit: a HERALD repeated with its seqno is answered
+// again from the same port without a new dump. A new HERALD from the
+// address of a dump in progress is ignored while the dump is heard from,
+// and starts a new dump once it was silent for TakeoverAfter; the old one
+// ends, files kept apart.
 func TestHeraldRetransmit(t *testing.T) {
 	script, out := handlerScript(t)
-	h := newHarness(t, func(c *Config) { c.Handler = script })
+	h := newHarness(t, func(c *Config) {
+		c.Handler = script
+		c.TakeoverAfter = 400 * time.Millisecond
+	})
 	c := h.client(1)
 	if err := c.Herald(""); err != nil {
 		t.Fatal(err)
@@ -175,29 +198,40 @@ func TestHeraldRetransmit(t *testing.T) {
 	if !c.Expect(1, 2*time.Second) {
 		t.Fatal("retransmitted HERALD not acknowledged")
 	}
-	// EKCD_KEY is not dump data: a HERALD still counts as a retransmit.
-	if err := c.Send(servertest.Msg{Type: wire.EKCDKey, Payload: []byte("key")}); err != nil {
+	old := pattern(1, 3000)
+	if err := c.Send(servertest.Msg{Type: wire.EKCDKey, Payload: []byte("key")}, servertest.Msg{Type: wire.VMCore, Payload: old}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Herald(""); err != nil || c.DataAddr() != port {
-		t.Fatalf("HERALD again: %v, port %v then %v", err, port, c.DataAddr())
+	c.SendRawTo(herald, h.srv.Addr())
+	if !c.Expect(1, 2*time.Second) {
+		t.Fatal("retransmitted HERALD not acknowledged after data")
 	}
 	if n := h.log.count("New dump"); n != 1 {
 		t.Fatalf("%d dumps started", n)
 	}
 
-	old := pattern(1, 3000)
-	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: old}); err != nil {
-		t.Fatal(err)
+	// A HERALD with another seqno while the dump is live: ignored, and
+	// the dump goes on on its port.
+	other := make([]byte, wire.HeaderSize)
+	wire.Header{Type: wire.Herald, Seqno: 77}.Put(other)
+	c.SendRawTo(other, h.srv.Addr())
+	if c.Expect(77, 200*time.Millisecond) {
+		t.Fatal("HERALD acknowledged during a live dump")
 	}
-	// The client rebooted and dumps again.
+	h.log.waitLog(t, "Ignoring HERALD from 127.0.21.1: its dump is in progress", 1)
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Offset: 3000, Payload: old[:10]}); err != nil || c.DataAddr() != port {
+		t.Fatalf("dump after the ignored HERALD: %v", err)
+	}
+
+	// The client rebooted and dumps again; its HERALD retransmissions
+	// get through once the old dump is silent long enough.
 	if err := c.Herald(""); err != nil {
 		t.Fatal(err)
 	}
 	if c.DataAddr() == port {
 		t.Error("new dump on the old port")
 	}
-	h.log.waitLog(t, "Client 127.0.0.1 timed out", 1)
+	h.log.waitLog(t, "Client 127.0.21.1 started a new dump", 1)
 	fresh := pattern(2, 2000)
 	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: fresh}); err != nil {
 		t.Fatal(err)
@@ -205,25 +239,29 @@ func TestHeraldRetransmit(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.read("vmcore.127.0.0.1.0"); !bytes.Equal(got, old) {
+	if got := h.read("vmcore.127.0.21.1.0"); !bytes.Equal(got, append(old, old[:10]...)) {
 		t.Errorf("vmcore.0: %d bytes", len(got))
 	}
-	if got := h.read("vmcore.127.0.0.1.1"); !bytes.Equal(got, fresh) {
+	if got := h.read("vmcore.127.0.21.1.1"); !bytes.Equal(got, fresh) {
 		t.Errorf("vmcore.1: %d bytes", len(got))
 	}
-	if !strings.HasSuffix(string(h.read("info.127.0.0.1.0")), "Dump incomplete: client timed out\n") {
-		t.Error("old dump not closed as timed out")
+	if info := string(h.read("info.127.0.21.1.0")); !strings.HasSuffix(info, "Dump incomplete: the client started a new dump\n") {
+		t.Errorf("old dump not closed:\n%s", info)
 	}
 	h.log.waitLog(t, "exited with status 0", 2)
-	if a, _ := handlerRuns(t, out, "timeout"); len(a) != 1 || a[0][5] != "./vmcore.127.0.0.1.0" {
+	if a, _ := handlerRuns(t, out, "timeout"); len(a) != 1 || a[0][5] != "./vmcore.127.0.21.1.0" {
 		t.Errorf("timeout handler runs: %v", a)
 	}
 }
 
-// TestHeraldFlood: HERALDs, valid and not, from 200 addresses; the
-// server answers each valid one, then serves a real dump.
+// TestHeraldFlood is attack 4: one-packet HERALDs, valid and not, from
+// 200 addresses. Before, each made a socket and three files at once and
+// they stayed for the idle timeout. Now: no file is made for a session
+// without data, at most MaxHalfOpen of them exist (the oldest dropped),
+// and a real client dumps in the middle of the flood.
 func TestHeraldFlood(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(c *Config) { c.MaxHalfOpen = 16 })
+	fds := openFDs(t)
 	const n = 200
 	valid := make([]byte, wire.HeaderSize)
 	wire.Header{Type: wire.Herald, Seqno: 1}.Put(valid)
@@ -233,8 +271,22 @@ func TestHeraldFlood(t *testing.T) {
 		c.SendRawTo(valid[:10], h.srv.Addr())
 		c.SendRawTo(append(valid[:wire.HeaderSize:wire.HeaderSize], 1, 2), h.srv.Addr())
 	}
-	h.log.waitLog(t, "New dump", n)
 	h.log.waitLog(t, "netdump_cap_herald(): Invalid argument", 2*n)
+	for deadline := time.Now().Add(10 * time.Second); h.counter(t, "netdumpd_heralds_total", "accepted") < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v HERALDs accepted", h.counter(t, "netdumpd_heralds_total", "accepted"))
+		}
+	}
+	if got := h.counter(t, "netdumpd_sessions", "half_open"); got != 16 {
+		t.Errorf("%v half-open sessions, want the limit 16", got)
+	}
+	if got := h.counter(t, "netdumpd_limit_hits_total", limitHalfOpen); got != n-16 {
+		t.Errorf("half_open limit hit %v times, want %d", got, n-16)
+	}
+	// The flood's sockets: 16 plus the 200 client sockets of this test.
+	if got := openFDs(t) - fds; got > n+16+4 {
+		t.Errorf("%d more descriptors open", got)
+	}
 	c := h.client(2)
 	if err := c.Herald(""); err != nil {
 		t.Fatal(err)
@@ -246,20 +298,20 @@ func TestHeraldFlood(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.read("vmcore.127.0.0.2.0"); !bytes.Equal(got, core) {
+	if got := h.read("vmcore.127.0.21.2.0"); !bytes.Equal(got, core) {
 		t.Error("vmcore differs")
 	}
-	if m, _ := filepath.Glob(filepath.Join(h.dir, "info.*.0")); len(m) != n+1 {
-		t.Errorf("%d info files", len(m))
+	if m, _ := filepath.Glob(filepath.Join(h.dir, "*")); len(m) != 5 {
+		t.Errorf("files: %v", m)
 	}
 }
 
 // TestNumbering: the bounds file picks the number when it can; otherwise
 // the lowest free one is used. Aborted dumps keep their number.
 func TestNumbering(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(c *Config) { c.TakeoverAfter = 100 * time.Millisecond })
 	c := h.client(1)
-	bounds := filepath.Join(h.dir, "bounds.127.0.0.1")
+	bounds := filepath.Join(h.dir, "bounds.127.0.21.1")
 	dumpOnce := func(finish bool) {
 		t.Helper()
 		if err := c.Herald(""); err != nil {
@@ -278,17 +330,17 @@ func TestNumbering(t *testing.T) {
 
 	os.WriteFile(bounds, []byte("7\n"), 0o600)
 	dumpOnce(true)
-	if next() != "8\n" || !exists(h.dir, "info.127.0.0.1.7") {
+	if next() != "8\n" || !exists(h.dir, "info.127.0.21.1.7") {
 		t.Errorf("bounds 7: next %q", next())
 	}
 	os.WriteFile(bounds, []byte("garbage"), 0o600)
 	dumpOnce(false) // aborted below by the next HERALD: number 0 is used up
-	if next() != "1\n" || h.log.count("Invalid bound for client 127.0.0.1 [127.0.0.1]: 'garbage'") != 1 {
+	if next() != "1\n" || h.log.count("Invalid bound for client 127.0.21.1 [127.0.21.1]: 'garbage'") != 1 {
 		t.Errorf("garbage: next %q\n%s", next(), h.log)
 	}
 	os.WriteFile(bounds, []byte("0\n"), 0o600)
 	dumpOnce(true) // info.0 exists
-	if next() != "2\n" || h.log.count("Incorrect bounds file for client 127.0.0.1 [127.0.0.1]") != 1 || !exists(h.dir, "info.127.0.0.1.1") {
+	if next() != "2\n" || h.log.count("Incorrect bounds file for client 127.0.21.1 [127.0.21.1]") != 1 || !exists(h.dir, "info.127.0.21.1.1") {
 		t.Errorf("taken: next %q\n%s", next(), h.log)
 	}
 	os.WriteFile(bounds, []byte("99999999999\n"), 0o600)
@@ -298,10 +350,10 @@ func TestNumbering(t *testing.T) {
 	}
 	os.WriteFile(bounds, []byte("1500"), 0o600) // beyond MAX_DUMPS is used as is
 	dumpOnce(true)
-	if next() != "1501\n" || !exists(h.dir, "vmcore.127.0.0.1.1500") {
+	if next() != "1501\n" || !exists(h.dir, "vmcore.127.0.21.1.1500") {
 		t.Errorf("1500: next %q", next())
 	}
-	if !strings.HasSuffix(string(h.read("info.127.0.0.1.0")), "Dump incomplete: client timed out\n") {
+	if !strings.HasSuffix(string(h.read("info.127.0.21.1.0")), "Dump incomplete: the client started a new dump\n") {
 		t.Error("aborted dump 0 not closed")
 	}
 }
@@ -324,11 +376,11 @@ func TestBadKDH(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	want := "Dump from 127.0.0.1 [127.0.0.1]\nBad KDH: packet too small\nMissing ranges: none\nSHA256: " + sha(nil) + "\nDump complete\n"
-	if got := string(h.read("info.127.0.0.1.0")); got != want {
+	want := "Dump from 127.0.21.1 [127.0.21.1]\nBad KDH: packet too small\nMissing ranges: unknown (no kernel dump header)\nSHA256: " + sha(nil) + "\nDump complete\n"
+	if got := string(h.read("info.127.0.21.1.0")); got != want {
 		t.Errorf("info:\n%s", got)
 	}
-	if h.log.count("Bad KDH from 127.0.0.1 [127.0.0.1]: packet too small") != 1 {
+	if h.log.count("Bad KDH from 127.0.21.1 [127.0.21.1]: packet too small") != 1 {
 		t.Error(h.log)
 	}
 }
@@ -348,7 +400,7 @@ func TestHostileOffsets(t *testing.T) {
 	if err := c.Send(servertest.Msg{Type: wire.VMCore, Offset: 1<<64 - 4, Payload: b}); err == nil {
 		t.Error("wrapping write acknowledged")
 	}
-	if got := string(h.read("info.127.0.0.1.0")); !strings.Contains(got, "Dump unsuccessful: write error @ offset fffffffffffffffc: Invalid argument\n") {
+	if got := string(h.read("info.127.0.21.1.0")); !strings.Contains(got, "Dump unsuccessful: write error @ offset fffffffffffffffc: Invalid argument\n") {
 		t.Errorf("info:\n%s", got)
 	}
 }
@@ -378,7 +430,7 @@ func TestProgressDot(t *testing.T) {
 // source the client accepts.
 func TestDestinationAddress(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Listen = netip.MustParseAddrPort("0.0.0.0:0") })
-	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.5"), h.srv.Addr().Port())
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.21.5"), h.srv.Addr().Port())
 	c := h.clientTo(1, to)
 	if err := c.Herald(""); err != nil {
 		t.Fatal(err)
@@ -392,7 +444,7 @@ func TestDestinationAddress(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if got := string(h.read("vmcore.127.0.0.1.0")); got != "multi-homed" {
+	if got := string(h.read("vmcore.127.0.21.1.0")); got != "multi-homed" {
 		t.Errorf("vmcore: %q", got)
 	}
 }

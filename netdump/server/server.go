@@ -1,17 +1,35 @@
 // Package server is a netdump server: the core of a drop-in replacement
-// for FreeBSD's netdumpd (netdump-protocol.md §4). It receives kernel
-// dumps over UDP and stores them as vmcore/info/key files in a dump
-// directory, with netdumpd's names, numbering, log texts and handler
-// script. Sockets come from a Network, so it runs on the host or on a
-// user-space stack.
+// for FreeBSD's netdumpd. It receives kernel dumps over UDP and stores
+// them as vmcore/info/key files in a dump directory, with netdumpd's
+// names, numbering, log texts and handler script. Sockets come from a
+// Network, so it runs on the host or on a user-space stack.
+//
+// netdumpd is an unauthenticated UDP service; this one is built to stand
+// that:
+//   - Work per datagram is bounded by the datagram: coverage lives in a
+//     B-tree, the SHA-256 is computed as bytes arrive (declared zeros
+//     within a budget earned by data received), nothing is read back for
+//     a length a client merely claims.
+//   - Limits: dumps at once (MaxSessions), sessions that sent a HERALD
+//     but no data (MaxHalfOpen, HalfOpenTimeout; they own no files),
+//     dump and key size, bytes per second per client, free space. A
+//     limit hit is logged and counted and touches no other session.
+//   - A HERALD from the address of a live dump does not end it; only one
+//     silent for TakeoverAfter is replaced (the client started over).
+//   - Received bytes are never rewritten: the first arrival wins and a
+//     differing rewrite is recorded in the info file.
+//   - Durability: acknowledged data leaves the process within FlushAfter
+//     and reaches the disk within SyncEvery more; the info file always
+//     holds a true status, replaced atomically; a restart marks dumps
+//     left in progress.
 //
 // Where netdumpd is known to be wrong it does better: payloads up to
 // wire.MaxPayload, duplicate KDH/FINISHED recognised by seqno, a late
-// FINISHED re-acknowledged, holes reported (Missing ranges) and a SHA-256
-// of the stored vmcore recorded in the info file.
+// FINISHED re-acknowledged, holes reported (Missing ranges).
 package server
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +46,7 @@ import (
 	"github.com/tamadump/tamadump/netdump/wire"
 )
 
-// Defaults (netdumpd's constants).
+// Defaults (the first two are netdumpd's constants).
 const (
 	DefaultTimeout = 600 * time.Second // CLIENT_TIMEOUT
 	DefaultTPass   = 10 * time.Second  // CLIENT_TPASS
@@ -36,9 +54,25 @@ const (
 	// holds about 60 full datagrams, tamadump's client keeps up to 256 in
 	// flight (the kernel may cap it at net.core.rmem_max).
 	RecvBuffer = 1 << 20
+
+	DefaultMaxSessions     = 64
+	DefaultMaxHalfOpen     = 64
+	DefaultHalfOpenTimeout = 5 * time.Second
+	DefaultMaxDumpSize     = 64 << 30
+	DefaultRate            = 1 << 30 // bytes per second per client
+	DefaultMinFree         = 64 << 20
+	DefaultTakeoverAfter   = 3 * time.Second
+	DefaultFlushAfter      = 500 * time.Millisecond
+	DefaultSyncEvery       = time.Second
+
+	// Unlimited, as Config.Rate, lifts the rate limit.
+	Unlimited = -1
+
 	// maxLinger bounds the completed sessions kept to re-ACK a late
-	// FINISHED.
-	maxLinger = 64
+	// FINISHED, lingerTime how long each is kept: a client retries its
+	// FINISHED for about 12 s.
+	maxLinger  = 64
+	lingerTime = 30 * time.Second
 )
 
 // Level is a log priority.
@@ -62,7 +96,7 @@ func (l Level) String() string {
 }
 
 // Config configures a Server. Dir and Listen are required; zero values
-// elsewhere mean netdumpd's defaults.
+// elsewhere mean the defaults above.
 type Config struct {
 	// Dir is the dump directory (-d); it must exist.
 	Dir string
@@ -84,65 +118,157 @@ type Config struct {
 	Network Network
 	// LookupAddr resolves a client address to a host name (reverse DNS,
 	// name required); nil uses the system resolver. On error the numeric
-	// address is used.
-	LookupAddr func(ctx context.Context, ip netip.Addr) (string, error)
+	// address is used. NoLookup skips it: names are numeric.
+	LookupAddr    func(ctx context.Context, ip netip.Addr) (string, error)
+	NoLookup      bool
+	LookupTimeout time.Duration
 	// Log receives each log line without its trailing newline; nil
 	// discards them.
 	Log func(level Level, msg string)
+
+	// MaxSessions bounds the dumps received at once; a HERALD beyond it
+	// is refused.
+	MaxSessions int
+	// MaxHalfOpen bounds the sessions that have a HERALD but no data yet;
+	// beyond it the oldest is dropped. One with no data after
+	// HalfOpenTimeout is dropped too. Such sessions own no files.
+	MaxHalfOpen     int
+	HalfOpenTimeout time.Duration
+	// MaxDumpSize bounds a vmcore (the header's length bounds it further
+	// once known).
+	MaxDumpSize uint64
+	// Rate is the bytes per second one client may send; a faster one is
+	// slowed down (its datagrams wait). Unlimited lifts it.
+	Rate int64
+	// MinFree is the free space the dump directory needs for a HERALD to
+	// be accepted.
+	MinFree uint64
+	// TakeoverAfter: a HERALD from the address of a running dump ends it
+	// only if that dump was silent this long (the client started over);
+	// otherwise the HERALD is ignored.
+	TakeoverAfter time.Duration
+	// FlushAfter bounds how long acknowledged data waits in the write-back
+	// buffer; SyncEvery how often written data is fdatasync'd.
+	FlushAfter, SyncEvery time.Duration
+	// DumpEnded, if set, is called for every dump that ends, one at a
+	// time on a goroutine of its own (never on the UDP path). Its context
+	// is cancelled when the server is closed; Close waits for it.
+	DumpEnded func(context.Context, DumpEnded)
 
 	// wrapCore lets tests interpose on vmcore writes (disk full).
 	wrapCore func(coreFile) coreFile
 }
 
+// validate fills in defaults and rejects values that make no sense.
+func (c *Config) validate() error {
+	if c.Dir == "" {
+		return errors.New("server: no dump directory")
+	}
+	if c.DefaultPath == "" {
+		c.DefaultPath = "."
+	}
+	if c.AckPort == 0 {
+		c.AckPort = wire.ClientPort
+	}
+	if c.Network == nil {
+		c.Network = OSNetwork{}
+	}
+	if c.LookupAddr == nil {
+		c.LookupAddr = lookupAddr
+	}
+	if c.NoLookup {
+		c.LookupAddr = nil
+	}
+	if c.Log == nil {
+		c.Log = func(Level, string) {}
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.Timeout, DefaultTimeout}, {&c.TPass, DefaultTPass}, {&c.LookupTimeout, DefaultLookupTimeout},
+		{&c.HalfOpenTimeout, DefaultHalfOpenTimeout}, {&c.TakeoverAfter, DefaultTakeoverAfter},
+		{&c.FlushAfter, DefaultFlushAfter}, {&c.SyncEvery, DefaultSyncEvery},
+	} {
+		if *d.v < 0 {
+			return fmt.Errorf("server: negative duration %v", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.MaxSessions < 0 || c.MaxHalfOpen < 0 || c.Rate < Unlimited {
+		return errors.New("server: negative limit")
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.MaxHalfOpen == 0 {
+		c.MaxHalfOpen = DefaultMaxHalfOpen
+	}
+	if c.MaxDumpSize == 0 {
+		c.MaxDumpSize = DefaultMaxDumpSize
+	}
+	c.MaxDumpSize = min(c.MaxDumpSize, 1<<62)
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.MinFree == 0 {
+		c.MinFree = DefaultMinFree
+	}
+	if c.Handler != "" {
+		// The handler runs in Dir; a relative name must not change
+		// meaning.
+		abs, err := filepath.Abs(c.Handler)
+		if err != nil {
+			return err
+		}
+		c.Handler = abs
+	}
+	return nil
+}
+
 // Server is a running netdump server.
 type Server struct {
-	cfg    Config
-	dir    *os.File // the dump directory; every file is opened relative to it
-	herald HeraldConn
+	cfg     Config
+	absDir  string
+	herald  HeraldConn
+	names   *resolver
+	metrics *metrics
+
+	dirMu sync.RWMutex
+	dir   *os.File // the dump directory; every file is opened relative to it
+	// Only the HERALD loop uses these.
+	dirCheckedAt time.Time
+	dirErr       error
 
 	mu        sync.Mutex
-	sessions  map[netip.Addr]*session // active sessions by client IP
-	lingering []*session              // completed, kept to re-ACK FINISHED
+	sessions  map[netip.Addr]*session // half-open and receiving, by client IP
+	halfOpen  list.List               // of *session, oldest first
+	receiving int
+	lingering []*session // completed, kept to re-ACK FINISHED; oldest first
 	closing   bool
 
+	limitLog  limitLog
+	events    events
 	sessWG    sync.WaitGroup
 	handlerWG sync.WaitGroup
+	syncStop  chan struct{}
+	syncDone  chan struct{}
 	closeOnce sync.Once
 	closed    chan struct{} // closed when Close has finished
 	stopped   atomic.Bool
 }
 
-// New opens the dump directory and the HERALD socket.
+// New opens the dump directory and the HERALD socket, and marks the
+// dumps an earlier netdumpd left in progress.
 func New(cfg Config) (*Server, error) {
-	if cfg.DefaultPath == "" {
-		cfg.DefaultPath = "."
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if cfg.AckPort == 0 {
-		cfg.AckPort = wire.ClientPort
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.TPass <= 0 {
-		cfg.TPass = DefaultTPass
-	}
-	if cfg.Network == nil {
-		cfg.Network = OSNetwork{}
-	}
-	if cfg.LookupAddr == nil {
-		cfg.LookupAddr = lookupAddr
-	}
-	if cfg.Handler != "" {
-		// The handler runs in Dir; a relative name must not change
-		// meaning.
-		abs, err := filepath.Abs(cfg.Handler)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Handler = abs
-	}
-	if cfg.Log == nil {
-		cfg.Log = func(Level, string) {}
+	abs, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
 	}
 	dir, err := openDumpDir(cfg.Dir)
 	if err != nil {
@@ -153,13 +279,22 @@ func New(cfg Config) (*Server, error) {
 		dir.Close()
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
+		absDir:   abs,
 		dir:      dir,
 		herald:   h,
+		names:    newResolver(cfg.LookupAddr, cfg.LookupTimeout),
+		metrics:  newMetrics(),
 		sessions: make(map[netip.Addr]*session),
+		syncStop: make(chan struct{}),
+		syncDone: make(chan struct{}),
 		closed:   make(chan struct{}),
-	}, nil
+	}
+	s.startEvents()
+	s.recover()
+	go s.syncer()
+	return s, nil
 }
 
 // Addr is the address HERALDs are received on.
@@ -196,56 +331,140 @@ func (s *Server) Run() error {
 	}
 }
 
-// heraldFrom handles a valid HERALD (netdumpd's server_event).
+// heraldFrom handles a valid HERALD (netdumpd's server_event). Nothing
+// here waits on anything but local system calls.
 func (s *Server) heraldFrom(ip, dst netip.Addr, seqno uint32, path []byte) {
+	now := time.Now()
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return
 	}
 	if old := s.sessions[ip]; old != nil {
-		if !old.anyData.Load() {
+		if seqno == old.heraldSeq {
 			// A retransmitted HERALD: the client missed our ACK.
 			s.mu.Unlock()
+			s.metrics.heralds.WithLabelValues("retransmit").Inc()
 			old.ack(seqno)
 			return
 		}
-		// The client started over: the old dump ends as timed out.
-		delete(s.sessions, ip)
-		old.stop()
+		// The takeover rule: a client that starts over was silent first
+		// (it gave up, or rebooted); a HERALD while its dump is heard
+		// from is a second host behind its address or a forgery, and is
+		// ignored. (Answering it could acknowledge, from a new port, a
+		// seqno the client has in flight.)
+		if silent := now.Sub(old.heard()); silent < s.cfg.TakeoverAfter {
+			s.mu.Unlock()
+			s.metrics.heralds.WithLabelValues("refused").Inc()
+			s.limitHit(limitBusy, "Ignoring HERALD from %s: its dump is in progress (heard %v ago; replaced only after %v of silence)",
+				ip, silent.Round(time.Millisecond), s.cfg.TakeoverAfter)
+			return
+		}
+		s.detachLocked(old)
+		old.stop(stopTakeover)
+	}
+	s.mu.Unlock()
+
+	if err := s.checkDir(now); err != nil {
+		s.metrics.heralds.WithLabelValues("refused").Inc()
+		s.limitHit(limitDir, "Ignoring HERALD from %s: dump directory %s: %s", ip, s.cfg.Dir, err)
+		return
+	}
+	s.mu.Lock()
+	if s.receiving >= s.cfg.MaxSessions {
+		s.mu.Unlock()
+		s.metrics.heralds.WithLabelValues("refused").Inc()
+		s.limitHit(limitSessions, "Ignoring HERALD from %s: %d dumps in progress, the limit", ip, s.cfg.MaxSessions)
+		return
+	}
+	var evict *session
+	if s.halfOpen.Len() >= s.cfg.MaxHalfOpen {
+		evict = s.halfOpen.Front().Value.(*session)
+		s.detachLocked(evict)
 	}
 	s.sessWG.Add(1)
 	s.mu.Unlock()
+	if evict != nil {
+		evict.stop(stopEvicted)
+		s.limitHit(limitHalfOpen, "Dropping the session of %s: %d sessions wait for their first data, the limit", evict.ip, s.cfg.MaxHalfOpen)
+	}
 
-	sess := s.newSession(ip, dst, path)
+	sess := s.newSession(ip, dst, seqno, path)
 	if sess == nil {
 		s.sessWG.Done()
 		s.logf(LevelError, "server_event(): new client allocation failure")
 		return
 	}
 	s.mu.Lock()
-	closing := s.closing
-	if !closing {
-		s.sessions[ip] = sess
+	if s.closing {
+		s.mu.Unlock()
+		sess.conn.Close()
+		s.sessWG.Done()
+		return
 	}
+	s.sessions[ip] = sess
+	sess.elem = s.halfOpen.PushBack(sess)
+	s.gaugesLocked()
 	s.mu.Unlock()
-	sess.printf("Dump from %s [%s]\n", sess.host, ip)
-	s.logf(LevelInfo, "New dump from client %s [%s] (to %s)", sess.host, ip, sess.corePath())
-	if closing {
-		// Close missed it: it ends at once, as timed out.
-		sess.stop()
-	} else {
-		sess.ack(seqno)
-	}
+	s.metrics.heralds.WithLabelValues("accepted").Inc()
+	sess.ack(seqno)
 	go func() {
 		defer s.sessWG.Done()
 		sess.run()
 	}()
 }
 
-// Close stops the server: open dumps end as timed out (their handler runs
-// with reason "timeout"), and Close waits for sessions and handler
-// processes to finish.
+// promote makes a half-open session a receiving one, within
+// MaxSessions.
+func (s *Server) promote(c *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.elem == nil {
+		return false // dropped meanwhile
+	}
+	if s.receiving >= s.cfg.MaxSessions {
+		return false
+	}
+	s.halfOpen.Remove(c.elem)
+	c.elem = nil
+	c.receiving = true
+	s.receiving++
+	s.gaugesLocked()
+	return true
+}
+
+// detach forgets a session that ends.
+func (s *Server) detach(c *session) {
+	s.mu.Lock()
+	s.detachLocked(c)
+	s.mu.Unlock()
+}
+
+func (s *Server) detachLocked(c *session) {
+	if s.sessions[c.ip] == c {
+		delete(s.sessions, c.ip)
+	}
+	if c.elem != nil {
+		s.halfOpen.Remove(c.elem)
+		c.elem = nil
+	}
+	if c.receiving {
+		c.receiving = false
+		s.receiving--
+	}
+	s.gaugesLocked()
+}
+
+func (s *Server) gaugesLocked() {
+	s.metrics.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
+	s.metrics.sessions.WithLabelValues("receiving").Set(float64(s.receiving))
+	s.metrics.sessions.WithLabelValues("lingering").Set(float64(len(s.lingering)))
+}
+
+// Close stops the server without waiting on any client: open dumps end
+// at once as stopped (their handler runs with reason "timeout", as with
+// netdumpd). Close waits for the sessions to write their last state, for
+// DumpEnded and for handler processes.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopped.Store(true)
@@ -253,15 +472,18 @@ func (s *Server) Close() error {
 		s.logf(LevelInfo, "Shutting down...")
 		s.mu.Lock()
 		s.closing = true
-		for ip, sess := range s.sessions {
-			delete(s.sessions, ip)
-			sess.stop()
+		for _, sess := range s.sessions {
+			sess.stop(stopClosed)
 		}
 		for _, sess := range s.lingering {
-			sess.stop()
+			sess.stop(stopClosed)
 		}
 		s.mu.Unlock()
+		s.names.close()
 		s.sessWG.Wait()
+		close(s.syncStop)
+		<-s.syncDone
+		s.stopEvents()
 		s.handlerWG.Wait()
 		s.dir.Close()
 		close(s.closed)
@@ -270,72 +492,71 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// ended removes a session that finished on its own.
-func (s *Server) ended(sess *session) {
-	s.mu.Lock()
-	if s.sessions[sess.ip] == sess {
-		delete(s.sessions, sess.ip)
-	}
-	s.mu.Unlock()
-}
-
 // linger records a completed session that keeps answering FINISHED; it
-// reports false when the server is closing. The oldest is evicted when
-// too many linger.
-func (s *Server) linger(sess *session) bool {
+// reports false when the server is closing. An address keeps one; the
+// oldest is evicted when too many linger.
+func (s *Server) linger(c *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
+	var oldest *session
 	if len(s.lingering) >= maxLinger {
-		s.lingering[0].stop()
-		s.lingering = s.lingering[1:]
+		oldest = s.lingering[0]
 	}
-	s.lingering = append(s.lingering, sess)
+	keep := s.lingering[:0]
+	for _, l := range s.lingering {
+		if l.ip == c.ip || l == oldest {
+			l.stop(stopClosed)
+			continue
+		}
+		keep = append(keep, l)
+	}
+	s.lingering = append(keep, c)
+	s.gaugesLocked()
 	return true
 }
 
-func (s *Server) unlinger(sess *session) {
+func (s *Server) unlinger(c *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, l := range s.lingering {
-		if l == sess {
+		if l == c {
 			s.lingering = append(s.lingering[:i], s.lingering[i+1:]...)
+			break
+		}
+	}
+	s.gaugesLocked()
+}
+
+// syncer fdatasyncs the vmcores written to since its last round, off
+// the UDP path: what the page cache holds reaches the disk within
+// SyncEvery.
+func (s *Server) syncer() {
+	defer close(s.syncDone)
+	t := time.NewTicker(s.cfg.SyncEvery)
+	defer t.Stop()
+	var dirty []*session
+	for {
+		select {
+		case <-s.syncStop:
 			return
+		case <-t.C:
 		}
-	}
-}
-
-// lookupAddr is getnameinfo with NI_NAMEREQD.
-func lookupAddr(ctx context.Context, ip netip.Addr) (string, error) {
-	names, err := net.DefaultResolver.LookupAddr(ctx, ip.String())
-	if err != nil {
-		return "", err
-	}
-	if len(names) == 0 {
-		return "", errors.New("no name")
-	}
-	return names[0], nil
-}
-
-// hostName is the <host> of file names: the resolved name up to its first
-// dot, else the numeric address.
-func (s *Server) hostName(ip netip.Addr) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	name, err := s.cfg.LookupAddr(ctx, ip)
-	if err == nil {
-		if i := strings.IndexByte(name, '.'); i >= 0 {
-			name = name[:i]
+		s.mu.Lock()
+		for _, c := range s.sessions {
+			if c.dirty.Swap(false) {
+				dirty = append(dirty, c)
+			}
 		}
-		// The name becomes part of file names: refuse anything that is
-		// not a plain name.
-		if name != "" && !strings.ContainsAny(name, "/\x00") {
-			return name
+		s.mu.Unlock()
+		for i, c := range dirty {
+			c.syncCore()
+			dirty[i] = nil
 		}
+		dirty = dirty[:0]
 	}
-	return ip.String()
 }
 
 // strerror renders err like strerror(3): the errno text, capitalised.

@@ -66,8 +66,7 @@ func kdhInfo(k *wire.KernelDumpHeader, parity string) string {
   Compression: %s
   Dumptime: %s
   Hostname: guest.example.org
-  Version String: FreeBSD 14.0-RELEASE #0: Fri Nov 10 05:57:23 UTC 2023
-    root@build:/usr/obj/GENERIC
+  Version String: FreeBSD 14.0-RELEASE #0: Fri Nov 10 05:57:23 UTC 2023\n    root@build:/usr/obj/GENERIC
   Panic String: page fault
   Header Parity Check: %s
 `, k.DumpLength, k.DumpLength>>20, comp, time.Unix(int64(k.DumpTime), 0).Format(time.ANSIC), parity)
@@ -106,7 +105,7 @@ func TestEndToEnd(t *testing.T) {
 	script, out := handlerScript(t)
 	h := newHarness(t, func(c *Config) { c.Handler = script })
 	c := h.client(1)
-	host := "127.0.0.1"
+	host := "127.0.21.1"
 
 	// Dump 0. Pages 0-7 arrive backwards, 8-15 twice, 16-19 are a zero
 	// run, 20-23 never come, 24-35 in MTU-sized pieces, 36-39 a zero run
@@ -179,7 +178,7 @@ func TestEndToEnd(t *testing.T) {
 	if got := h.read("key." + host + ".0"); !bytes.Equal(got, key) {
 		t.Error("key file differs")
 	}
-	wantInfo := "Dump from 127.0.0.1 [127.0.0.1]\n" + kdhInfo(&k0, "Pass") +
+	wantInfo := "Dump from 127.0.21.1 [127.0.21.1]\n" + kdhInfo(&k0, "Pass") +
 		"Missing ranges: 0x14000-0x17fff\n" +
 		"SHA256: " + sha(core) + "\n" +
 		"Dump complete\n"
@@ -195,7 +194,7 @@ func TestEndToEnd(t *testing.T) {
 	if n := h.log.count("(KDH from"); n != 1 {
 		t.Errorf("KDH processed %d times", n)
 	}
-	for _, want := range []string{"New dump from client 127.0.0.1 [127.0.0.1] (to ./vmcore.127.0.0.1.0)", "(EKCD key from 127.0.0.1 [127.0.0.1])", "Completed dump from client 127.0.0.1 [127.0.0.1]"} {
+	for _, want := range []string{"New dump from client 127.0.21.1 [127.0.21.1] (to ./vmcore.127.0.21.1.0)", "(EKCD key from 127.0.21.1 [127.0.21.1])", "Completed dump from client 127.0.21.1 [127.0.21.1]"} {
 		if h.log.count(want) != 1 {
 			t.Errorf("log lacks %q:\n%s", want, h.log)
 		}
@@ -220,7 +219,7 @@ func TestEndToEnd(t *testing.T) {
 	if got := h.read(name1); !bytes.Equal(got, gz[:10000]) {
 		t.Errorf("%s: %d bytes", name1, len(got))
 	}
-	wantInfo = "Dump from 127.0.0.1 [127.0.0.1]\n" + kdhInfo(&k1, "Pass") +
+	wantInfo = "Dump from 127.0.21.1 [127.0.21.1]\n" + kdhInfo(&k1, "Pass") +
 		"Missing ranges: none\nSHA256: " + sha(gz[:10000]) + "\nDump complete\n"
 	if got := string(h.read("info." + host + ".1")); got != wantInfo {
 		t.Errorf("info.1:\n%s\nwant:\n%s", got, wantInfo)
@@ -263,7 +262,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for i, a := range args {
-		if len(a) != 7 || a[0] != "5" || a[2] != "127.0.0.1" || a[3] != host || a[6] != h.dir {
+		if len(a) != 7 || a[0] != "5" || a[2] != "127.0.21.1" || a[3] != host || a[6] != h.dir {
 			t.Errorf("handler args/cwd: %q", a)
 			continue
 		}
@@ -273,9 +272,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"./info.127.0.0.1.0 ./vmcore_encrypted.127.0.0.1.0",
-		"./info.127.0.0.1.1 ./vmcore.127.0.0.1.1.gz",
-		"./info.127.0.0.1.2 ./vmcore.127.0.0.1.2",
+		"./info.127.0.21.1.0 ./vmcore_encrypted.127.0.21.1.0",
+		"./info.127.0.21.1.1 ./vmcore.127.0.21.1.1.gz",
+		"./info.127.0.21.1.2 ./vmcore.127.0.21.1.2",
 	} {
 		if !seen[want] {
 			t.Errorf("no handler run for %s; runs: %v", want, args)

@@ -2,18 +2,20 @@ package server
 
 import (
 	"bytes"
+	"container/list"
 	"errors"
 	"fmt"
 	"math"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/tamadump/tamadump/netdump/wire"
 )
@@ -28,6 +30,17 @@ const (
 	// lingerBuf is enough for a FINISHED; longer datagrams are truncated
 	// and then fail the size check, as they should.
 	lingerBuf = 64
+	// maxMissingListed caps the ranges named in "Missing ranges:" and
+	// "Conflicting rewrites:".
+	maxMissingListed = 16
+	// maxKeySize bounds the EKCD key file: the kernel's blob is at most
+	// 37 + 2048 bytes (KERNELDUMP_ENCKEY_MAX_SIZE) rounded up to the
+	// block size.
+	maxKeySize = 64 << 10
+	// maxSpans bounds the separate ranges one dump may consist of (the
+	// coverage costs about 40 bytes each). A dump of alternating data and
+	// zero pages of 16 GiB has well under 2^21.
+	maxSpans = 1 << 21
 )
 
 // coreFile is what a session needs of its vmcore file (*os.File); tests
@@ -40,40 +53,75 @@ type coreFile interface {
 	Close() error
 }
 
-// session is one client's dump. Only its goroutine touches its state,
-// except anyData and stopping, and ack, which the HERALD path also uses.
+// Why a session is stopped from outside.
+type stopWhy int32
+
+const (
+	stopNone     stopWhy = iota
+	stopClosed           // Server.Close, or a lingering session evicted
+	stopTakeover         // the client's new HERALD after silence
+	stopEvicted          // a half-open session dropped for MaxHalfOpen
+)
+
+// session is one client's dump: one state machine, run by its own
+// goroutine. Other goroutines only use ack, heard, stop, dirty and
+// syncCore, and the fields the Server guards with its mutex.
 type session struct {
-	s     *Server
-	ip    netip.Addr
-	host  string
-	conn  ClientConn
-	files *dumpFiles
-	core  coreFile
-	name  string // current vmcore base name (renamed by the KDH)
-	key   *os.File
+	s         *Server
+	ip        netip.Addr
+	dst       netip.Addr
+	herald    []byte // the HERALD's path
+	heraldSeq uint32
+	conn      ClientConn
+	name      *nameEntry
+	started   time.Time
 
-	anyData  atomic.Bool // a VMCORE or KDH arrived (a HERALD is then a new dump)
-	stopping atomic.Bool // end as timed out (new HERALD, Close, eviction)
+	// Guarded by s.mu.
+	elem      *list.Element // in s.halfOpen while no data came
+	receiving bool          // counted in s.receiving
 
-	lastValid time.Time
-	buf       []byte
-	ackBuf    [wire.AckSize]byte
+	lastHeard atomic.Int64 // unix nanoseconds of the last valid message
+	why       atomic.Int32 // a stopWhy
+	stopCh    chan struct{}
+	stopOnce  sync.Once
+	dirty     atomic.Bool // written since the last fdatasync
 
-	wb    []byte // write-back buffer holding [wbOff, wbOff+len(wb))
-	wbOff uint64
-	size  int64 // vmcore file size
-	cov   rangeSet
-	sum   runningSum
+	host     string
+	files    *dumpFiles
+	core     coreFile
+	name0    string // current vmcore base name (renamed by the KDH)
+	key      *os.File
+	infoHead string // "Dump from ..." and the header block
+	limiter  *rate.Limiter
+	deadline time.Time
+
+	buf    []byte
+	ackBuf [wire.AckSize]byte
+	rbuf   []byte   // read-back scratch
+	pieces [][2]uint64 // scratch: new parts of a message
+
+	wb      []byte // write-back buffer holding [wbOff, wbOff+len(wb))
+	wbOff   uint64
+	wbSince time.Time
+	size    int64 // vmcore file size
+
+	cov       *spans
+	conflicts *spans
+	nConflict int
+	dig       *digest
+	received  uint64
 
 	kdhSeen bool
 	kdhSeq  uint32
 	kdh     wire.KernelDumpHeader
 	kdhOK   bool // kdh holds a full header
+	kdhRaw  [wire.KDHSize]byte
 	finSeq  uint32
+
+	kdhConflict bool // a second, different header came
 }
 
-func (s *Server) newSession(ip, dst netip.Addr, herald []byte) *session {
-	host := s.hostName(ip)
+func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *session {
 	conn, err := s.cfg.Network.DialClient(dst, netip.AddrPortFrom(ip, s.cfg.AckPort))
 	if err != nil {
 		s.logf(LevelError, "netdump_cap_herald(): %s", strerror(err))
@@ -81,45 +129,28 @@ func (s *Server) newSession(ip, dst netip.Addr, herald []byte) *session {
 	}
 	if err := conn.SetReadBuffer(RecvBuffer); err != nil {
 		s.logf(LevelError, "setsockopt(): %s", strerror(err))
-		s.logf(LevelWarning, "May drop packets from %s due to small receive buffer", host)
-	}
-	var files *dumpFiles
-	if herald != nil {
-		if files, err = s.openDumpFiles(string(herald), host, ip.String()); err != nil {
-			s.logf(LevelWarning, "Can't create output files in path for client %s [%s], retrying with default", host, ip)
-		}
-	}
-	if files == nil {
-		if files, err = s.openDumpFiles(s.cfg.DefaultPath, host, ip.String()); err != nil {
-			s.logf(LevelError, "Can't create output files for new client %s [%s]", host, ip)
-			conn.Close()
-			return nil
-		}
+		s.logf(LevelWarning, "May drop packets from %s due to small receive buffer", ip)
 	}
 	c := &session{
 		s:         s,
 		ip:        ip,
-		host:      host,
+		dst:       dst,
+		herald:    bytes.Clone(herald),
+		heraldSeq: seqno,
 		conn:      conn,
-		files:     files,
-		core:      files.core,
-		name:      files.coreBase(host),
-		lastValid: time.Now(),
+		name:      s.names.start(ip),
+		started:   time.Now(),
+		stopCh:    make(chan struct{}),
 		buf:       make([]byte, wire.HeaderSize+wire.MaxPayload),
 	}
-	c.sum.init()
-	if s.cfg.wrapCore != nil {
-		c.core = s.cfg.wrapCore(c.core)
-	}
+	c.lastHeard.Store(c.started.UnixNano())
 	return c
 }
 
-func (c *session) corePath() string { return c.files.path(c.name) }
-func (c *session) infoPath() string { return c.files.path(c.files.infoBase(c.host)) }
+func (c *session) heard() time.Time { return time.Unix(0, c.lastHeard.Load()) }
 
-func (c *session) printf(format string, args ...any) {
-	fmt.Fprintf(c.files.info, format, args...)
-}
+func (c *session) corePath() string { return c.files.path(c.name0) }
+func (c *session) infoPath() string { return c.files.path(c.files.infoBase()) }
 
 // ack answers seqno; it may be called from any goroutine (a retransmitted
 // HERALD is answered by the HERALD loop).
@@ -137,17 +168,21 @@ func (c *session) ackOwn(seqno uint32) {
 
 func (c *session) send(b []byte) {
 	// Lost ACKs are harmless: the client retransmits.
-	if _, err := c.conn.Write(b); err != nil && !c.stopping.Load() {
+	if _, err := c.conn.Write(b); err != nil && c.why.Load() == int32(stopNone) {
 		c.s.logf(LevelError, "send(): %s", strerror(err))
 	}
 }
 
-// stop makes the session end as timed out (or, if it has completed,
-// stop lingering). Any goroutine may call it.
-func (c *session) stop() {
-	c.stopping.Store(true)
-	c.conn.Close()
+// stop makes the session end for why; any goroutine may call it.
+func (c *session) stop(why stopWhy) {
+	c.stopOnce.Do(func() {
+		c.why.Store(int32(why))
+		close(c.stopCh)
+		c.conn.Close()
+	})
 }
+
+func (c *session) stopping() bool { return c.why.Load() != int32(stopNone) }
 
 // run serves the session until it ends.
 func (c *session) run() {
@@ -160,22 +195,35 @@ func (c *session) run() {
 // serve handles datagrams until the dump ends; it reports whether the dump
 // completed.
 func (c *session) serve() bool {
-	tpass, timeout := c.s.cfg.TPass, c.s.cfg.Timeout
-	c.conn.SetReadDeadline(time.Now().Add(tpass))
+	c.setDeadline(c.nextDeadline(time.Now()))
 	for {
-		if c.stopping.Load() {
-			c.timedOut()
+		if c.stopping() {
+			c.stopped()
 			return false
 		}
 		n, err := c.conn.Read(c.buf)
+		now := time.Now()
 		if err != nil {
 			switch {
-			case c.stopping.Load():
+			case c.stopping():
+				c.stopped()
+				return false
 			case isTimeout(err):
-				if time.Since(c.lastValid) <= timeout {
-					c.conn.SetReadDeadline(time.Now().Add(tpass))
-					continue
+				if c.files == nil && now.Sub(c.started) >= c.s.cfg.HalfOpenTimeout {
+					c.s.limitHit(limitIdle, "Dropping the session of %s: no data %v after its HERALD", c.ip, c.s.cfg.HalfOpenTimeout)
+					c.end(Timeout, "")
+					return false
 				}
+				if c.files != nil && now.Sub(c.heard()) > c.s.cfg.Timeout {
+					c.timedOut()
+					return false
+				}
+				if c.wbDue(now) && !c.flush() {
+					return false
+				}
+				c.deadline = time.Time{}
+				c.setDeadline(c.nextDeadline(now))
+				continue
 			case errors.Is(err, syscall.ECONNREFUSED):
 				// An ICMP port unreachable for an earlier ACK: the
 				// client's port was closed for a moment. Not fatal.
@@ -186,10 +234,45 @@ func (c *session) serve() bool {
 			c.timedOut()
 			return false
 		}
-		if done, ok := c.message(c.buf[:n]); done {
+		if done, ok := c.message(c.buf[:n], now); done {
 			return ok
 		}
+		if c.wbDue(now) && !c.flush() {
+			return false
+		}
+		if len(c.wb) > 0 {
+			c.setDeadline(c.wbSince.Add(c.s.cfg.FlushAfter))
+		}
 	}
+}
+
+// nextDeadline is when the session must look at the clock again: the
+// idle check, the half-open timeout, the write-back buffer's age.
+func (c *session) nextDeadline(now time.Time) time.Time {
+	t := now.Add(c.s.cfg.TPass)
+	if c.files == nil {
+		t = c.started.Add(c.s.cfg.HalfOpenTimeout)
+	}
+	if len(c.wb) > 0 {
+		t = minTime(t, c.wbSince.Add(c.s.cfg.FlushAfter))
+	}
+	return t
+}
+
+// setDeadline moves the read deadline earlier (a system call only when
+// it changes).
+func (c *session) setDeadline(t time.Time) {
+	if c.deadline.IsZero() || t.Before(c.deadline) {
+		c.deadline = t
+		c.conn.SetReadDeadline(t)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func isTimeout(err error) bool {
@@ -198,40 +281,126 @@ func isTimeout(err error) bool {
 }
 
 // message handles one datagram; done reports the end of the dump and ok
-// whether it completed.
-func (c *session) message(b []byte) (done, ok bool) {
+// whether it completed. The work is bounded by the datagram's length.
+func (c *session) message(b []byte, now time.Time) (done, ok bool) {
+	m := c.s.metrics
 	if len(b) < wire.HeaderSize {
-		c.s.logf(LevelError, "Ignoring runt packet from %s (got %d)", c.ip, len(b))
+		m.dropped.WithLabelValues(dropRunt).Inc()
+		c.s.sayLimited(LevelError, dropRunt, "Ignoring runt packet from %s (got %d)", c.ip, len(b))
 		return false, false
 	}
 	h, payload, err := wire.ParseMessage(b)
 	switch {
 	case err == wire.ErrType || err == nil && h.Type == wire.Herald:
-		c.s.logf(LevelError, "Received unexpected message type %d from %s", uint32(h.Type), c.ip)
+		m.dropped.WithLabelValues(dropType).Inc()
+		c.s.sayLimited(LevelError, dropType, "Received unexpected message type %d from %s", uint32(h.Type), c.ip)
 		return false, false
 	case err != nil:
-		c.s.logf(LevelError, "Bad packet size from %s", c.ip)
+		m.dropped.WithLabelValues(dropSize).Inc()
+		c.s.sayLimited(LevelError, dropSize, "Bad packet size from %s", c.ip)
 		return false, false
 	}
-	c.lastValid = time.Now()
+	c.lastHeard.Store(now.UnixNano())
+	if !c.pace(len(b), now) {
+		c.stopped()
+		return true, false
+	}
+	if c.files == nil && !c.begin() {
+		return true, false
+	}
 	switch h.Type {
 	case wire.VMCore:
+		m.vmcorePkts.Inc()
 		return !c.vmcore(h, payload), false
 	case wire.KDH:
+		m.otherPkts.Inc()
 		return !c.kdhMsg(h, payload), false
 	case wire.EKCDKey:
-		c.keyMsg(h, payload)
+		m.otherPkts.Inc()
+		return !c.keyMsg(h, payload), false
 	case wire.Finished:
+		m.otherPkts.Inc()
 		return true, c.finish(h)
 	}
 	return false, false
 }
 
-// vmcore buffers or declares dump bytes; false means the dump failed.
-func (c *session) vmcore(h wire.Header, payload []byte) bool {
-	if !c.anyData.Load() {
-		c.anyData.Store(true)
+// pace holds the datagram back while the client is over its byte rate:
+// its socket buffer fills, its ACKs come later, and a stop-and-wait
+// client slows down to the rate. It reports false when stopped while
+// waiting.
+func (c *session) pace(n int, now time.Time) bool {
+	if c.s.cfg.Rate == Unlimited {
+		return true
 	}
+	if c.limiter == nil {
+		c.limiter = rate.NewLimiter(rate.Limit(c.s.cfg.Rate), int(max(c.s.cfg.Rate/8, 2*int64(len(c.buf)))))
+	}
+	d := c.limiter.ReserveN(now, n).DelayFrom(now)
+	if d <= 0 {
+		return true
+	}
+	c.s.limitHit(limitRate, "Client %s sends more than %d bytes/s: slowed down", c.ip, c.s.cfg.Rate)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.stopCh:
+		return false
+	}
+}
+
+// begin turns a half-open session into a dump at its first data: within
+// MaxSessions, once its host name is known, by creating its files.
+func (c *session) begin() bool {
+	s := c.s
+	if !s.promote(c) {
+		if !c.stopping() {
+			s.limitHit(limitSessions, "Dropping the session of %s: %d dumps in progress, the limit", c.ip, s.cfg.MaxSessions)
+		}
+		c.end(Failed, "")
+		return false
+	}
+	c.host = s.names.wait(c.name, c.ip, c.stopCh)
+	c.infoHead = fmt.Sprintf("Dump from %s [%s]\n", c.host, c.ip)
+	first := c.infoHead + statusInProgress + "\n"
+	var err error
+	if c.herald != nil {
+		if c.files, err = s.openDumpFiles(string(c.herald), c.host, c.ip.String(), first); err != nil {
+			s.logf(LevelWarning, "Can't create output files in path for client %s [%s], retrying with default", c.host, c.ip)
+		}
+	}
+	if c.files == nil {
+		if c.files, err = s.openDumpFiles(s.cfg.DefaultPath, c.host, c.ip.String(), first); err != nil {
+			s.logf(LevelError, "Can't create output files for new client %s [%s]", c.host, c.ip)
+			c.end(Failed, "")
+			return false
+		}
+	}
+	c.core = c.files.core
+	if s.cfg.wrapCore != nil {
+		c.core = s.cfg.wrapCore(c.core)
+	}
+	c.name0 = c.files.coreBase()
+	c.cov, c.conflicts, c.dig = newSpans(), newSpans(), newDigest()
+	s.logf(LevelInfo, "New dump from client %s [%s] (to %s)", c.host, c.ip, c.corePath())
+	return true
+}
+
+// limit is the size the vmcore may reach.
+func (c *session) limit() uint64 {
+	l := c.s.cfg.MaxDumpSize
+	if c.kdhOK {
+		// Block padding may follow the header's length.
+		l = min(l, max(c.kdh.DumpLength, c.kdh.DumpExtent)+64<<10)
+	}
+	return l
+}
+
+// vmcore stores dump bytes or records a zero run; false means the dump
+// failed.
+func (c *session) vmcore(h wire.Header, payload []byte) bool {
 	if h.Seqno%dotEvery == 0 {
 		c.s.logf(LevelInfo, ".")
 	}
@@ -244,23 +413,118 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 		c.writeError(h.Offset, syscall.EINVAL)
 		return false
 	}
-	if zero {
-		// Nothing is written: the file keeps a hole there. The buffer is
-		// flushed first so that the running hash sees bytes in file
-		// order.
-		if !c.flush() {
-			return false
-		}
-		c.cov.add(h.Offset, h.Offset+n)
-		c.hash(h.Offset, n, nil)
-		c.ackOwn(h.Seqno)
-		return true
+	end := h.Offset + n
+	if end > c.limit() {
+		c.s.limitHit(limitDumpSize, "Client %s [%s] writes beyond %d bytes, the dump size limit", c.host, c.ip, c.limit())
+		c.fail(fmt.Sprintf("Dump unsuccessful: data at offset %#x beyond the %d-byte limit", end-1, c.limit()))
+		return false
 	}
 	if n == 0 {
 		c.ackOwn(h.Seqno)
 		return true
 	}
-	if len(c.wb) > 0 && (c.wbOff+uint64(len(c.wb)) != h.Offset || len(c.wb)+len(payload) > cap(c.wb)) {
+	if c.cov.Len() >= maxSpans && !c.cov.overlaps(h.Offset, end) {
+		c.s.limitHit(limitSpans, "Client %s [%s] sends its dump in more than %d separate pieces", c.host, c.ip, maxSpans)
+		c.fail(fmt.Sprintf("Dump unsuccessful: more than %d separate pieces", maxSpans))
+		return false
+	}
+	if zero {
+		c.zeroRun(h.Offset, end)
+	} else if !c.data(h.Offset, payload) {
+		return false
+	}
+	// Like netdumpd, ACK once buffered; the buffer is written within
+	// FlushAfter. A later write error ends the dump and the client never
+	// gets its FINISHED acknowledged.
+	c.ackOwn(h.Seqno)
+	c.dig.advance(c.cov, c, false, 0)
+	return true
+}
+
+// zeroRun records a declared run of zeros over [a, b). Nothing is
+// written: the file keeps a hole there. A run over bytes already
+// received is a conflict (their content is not read back: that would
+// cost what the message claims), unless it repeats a run.
+func (c *session) zeroRun(a, b uint64) {
+	if r, ok := c.cov.at(a); ok && r.kind == zeroKind && r.end >= b {
+		return // a retransmission
+	}
+	if c.cov.overlaps(a, b) {
+		c.conflict(a, b)
+		return
+	}
+	c.cov.add(a, b, zeroKind)
+}
+
+// data stores payload at off. Bytes already received are kept (the
+// first arrival wins); a payload that differs from them is recorded as a
+// conflict. The comparison reads back at most the payload's length.
+func (c *session) data(off uint64, payload []byte) bool {
+	end := off + uint64(len(payload))
+	c.pieces = c.pieces[:0]
+	if !c.cov.overlaps(off, end) {
+		c.pieces = append(c.pieces, [2]uint64{off, end})
+	} else {
+		differs := false
+		var err error
+		c.cov.visit(off, end, func(a, b uint64, k kind) {
+			p := payload[a-off : b-off]
+			switch k {
+			case gap:
+				c.pieces = append(c.pieces, [2]uint64{a, b})
+			case zeroKind:
+				differs = differs || !allZero(p)
+			case dataKind:
+				if differs || err != nil {
+					return
+				}
+				var was []byte
+				if was, err = c.stored(a, len(p)); err == nil && !bytes.Equal(was, p) {
+					differs = true
+				}
+			}
+		})
+		if err != nil {
+			c.readError(off, err)
+			return false
+		}
+		if differs {
+			c.conflict(off, end)
+		}
+	}
+	for _, p := range c.pieces {
+		if !c.store(p[0], payload[p[0]-off:p[1]-off]) {
+			return false
+		}
+		c.cov.add(p[0], p[1], dataKind)
+		c.received += p[1] - p[0]
+		c.dig.earn(int(p[1] - p[0]))
+		c.s.metrics.bytes.Add(float64(p[1] - p[0]))
+	}
+	return true
+}
+
+func allZero(b []byte) bool {
+	for len(b) > 0 {
+		k := min(len(b), len(zeros))
+		if !bytes.Equal(b[:k], zeros[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
+}
+
+func (c *session) conflict(a, b uint64) {
+	c.nConflict++
+	c.conflicts.add(a, b, dataKind)
+	c.s.metrics.conflicts.Inc()
+	c.s.sayLimited(LevelWarning, "conflict", "Client %s [%s]: bytes %#x-%#x differ from those already received; the first kept", c.host, c.ip, a, b-1)
+}
+
+// store puts new bytes into the write-back buffer.
+func (c *session) store(off uint64, p []byte) bool {
+	if len(c.wb) > 0 && (c.wbOff+uint64(len(c.wb)) != off || len(c.wb)+len(p) > cap(c.wb)) {
 		if !c.flush() {
 			return false
 		}
@@ -271,14 +535,39 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 		c.wb = make([]byte, 0, writeBack)
 	}
 	if len(c.wb) == 0 {
-		c.wbOff = h.Offset
+		c.wbOff, c.wbSince = off, time.Now()
 	}
-	c.wb = append(c.wb, payload...)
-	c.cov.add(h.Offset, h.Offset+n)
-	// Like netdumpd, ACK once buffered: a later write error ends the dump
-	// and the client never gets its FINISHED acknowledged.
-	c.ackOwn(h.Seqno)
+	c.wb = append(c.wb, p...)
 	return true
+}
+
+func (c *session) wbDue(now time.Time) bool {
+	return len(c.wb) > 0 && now.Sub(c.wbSince) >= c.s.cfg.FlushAfter
+}
+
+// stored returns the bytes held at [off, off+n): from the write-back
+// buffer, or read back from the file.
+func (c *session) stored(off uint64, n int) ([]byte, error) {
+	end := off + uint64(n)
+	wbEnd := c.wbOff + uint64(len(c.wb))
+	if len(c.wb) > 0 && off >= c.wbOff && end <= wbEnd {
+		return c.wb[off-c.wbOff : end-c.wbOff], nil
+	}
+	if len(c.wb) > 0 && off < wbEnd && end > c.wbOff && !c.flush() {
+		return nil, errors.New("write error")
+	}
+	if len(c.rbuf) < n {
+		c.rbuf = make([]byte, max(n, 64<<10))
+	}
+	b := c.rbuf[:n]
+	k, err := c.core.ReadAt(b, int64(off))
+	if k == n {
+		return b, nil
+	}
+	if err == nil {
+		err = syscall.EIO
+	}
+	return nil, err
 }
 
 // flush writes the write-back buffer; false means the dump failed.
@@ -286,13 +575,12 @@ func (c *session) flush() bool {
 	if len(c.wb) == 0 {
 		return true
 	}
-	// Compare with what is there before overwriting it.
-	c.hash(c.wbOff, uint64(len(c.wb)), c.wb)
 	data, off := c.wb, c.wbOff
 	for len(data) > 0 {
 		n, err := c.core.WriteAt(data, int64(off))
 		if n > 0 {
 			c.size = max(c.size, int64(off)+int64(n))
+			c.dirty.Store(true)
 		}
 		if err != nil {
 			c.wb = c.wb[:0]
@@ -305,92 +593,52 @@ func (c *session) flush() bool {
 	return true
 }
 
-// hash feeds [off, off+n) — data, or zeros when data is nil — to the
-// running SHA-256. A retransmission rewrites bytes already hashed; when
-// they are the bytes already there (an honest client resends the same
-// memory) the hash stands and only what lies beyond is new, so a lossy
-// dump is not hashed again from the start at the end.
-func (c *session) hash(off, n uint64, data []byte) {
-	if next := c.sum.next; off < next && !c.sum.broken && c.unchanged(off, min(n, next-off), data) {
-		skip := min(n, next-off)
-		if skip == n {
-			return
-		}
-		off, n = off+skip, n-skip
-		if data != nil {
-			data = data[skip:]
+// syncCore fdatasyncs the vmcore; the syncer calls it.
+func (c *session) syncCore() {
+	if f := c.files; f != nil {
+		if rc, err := f.core.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.Fdatasync(int(fd)) })
 		}
 	}
-	c.sum.add(off, n, data)
-}
-
-// unchanged reports whether the file's [off, off+n) holds data[:n] (zeros
-// when data is nil). It reads the file back: only retransmissions get here.
-func (c *session) unchanged(off, n uint64, data []byte) bool {
-	buf := make([]byte, min(n, 64<<10))
-	for done := uint64(0); done < n; {
-		k := min(uint64(len(buf)), n-done)
-		if _, err := c.core.ReadAt(buf[:k], int64(off+done)); err != nil {
-			return false
-		}
-		want := zeros[:k]
-		if data != nil {
-			want = data[done : done+k]
-		}
-		if !bytes.Equal(buf[:k], want) {
-			return false
-		}
-		done += k
-	}
-	return true
 }
 
 // kdhMsg records the kernel dump header; false means the dump failed.
 func (c *session) kdhMsg(h wire.Header, payload []byte) bool {
-	if !c.anyData.Load() {
-		c.anyData.Store(true)
-	}
 	if c.kdhSeen && h.Seqno == c.kdhSeq {
-		// A retransmission: processing it again would repeat the info
-		// block and the renames.
+		// A retransmission: processing it again would repeat the renames.
 		c.ackOwn(h.Seqno)
 		return true
 	}
 	c.kdhSeen, c.kdhSeq = true, h.Seqno
 	c.s.logf(LevelInfo, "(KDH from %s [%s])", c.host, c.ip)
-	c.ackOwn(h.Seqno)
 	if len(payload) < wire.KDHSize {
+		c.ackOwn(h.Seqno)
 		c.s.logf(LevelError, "Bad KDH from %s [%s]: packet too small", c.host, c.ip)
-		c.printf("Bad KDH: packet too small\n")
+		c.infoHead += "Bad KDH: packet too small\n"
+		c.writeInfo(statusInProgress, false)
 		return true
 	}
-	parity := wire.Parity(payload[:wire.KDHSize])
-	k := &c.kdh
-	wire.ParseKDH(payload, k)
-	c.kdhOK = true
-	var b strings.Builder
-	fmt.Fprintf(&b, "  Architecture: %s\n", cstr(k.Architecture[:]))
-	fmt.Fprintf(&b, "  Architecture Version: %d\n", int32(k.ArchitectureVersion))
-	fmt.Fprintf(&b, "  Dump Length: %dB (%d MB)\n", int64(k.DumpLength), int64(k.DumpLength)>>20)
-	fmt.Fprintf(&b, "  Blocksize: %d\n", int32(k.BlockSize))
-	fmt.Fprintf(&b, "  Compression: %s\n", compressionName(k.Compression))
-	fmt.Fprintf(&b, "  Dumptime: %s\n", time.Unix(int64(k.DumpTime), 0).Local().Format(time.ANSIC))
-	fmt.Fprintf(&b, "  Hostname: %s\n", cstr(k.Hostname[:]))
-	vs := cstr(k.VersionString[:])
-	if !strings.HasSuffix(vs, "\n") {
-		// The kernel's string ends in a newline and netdumpd adds
-		// none; keep the file line-structured anyway.
-		vs += "\n"
+	var k wire.KernelDumpHeader
+	wire.ParseKDH(payload, &k)
+	if k.DumpLength > c.s.cfg.MaxDumpSize {
+		c.s.limitHit(limitDumpSize, "Client %s [%s] announces %d bytes, beyond the dump size limit of %d", c.host, c.ip, k.DumpLength, c.s.cfg.MaxDumpSize)
+		c.fail(fmt.Sprintf("Dump unsuccessful: the header's dump length %d exceeds the %d-byte limit", k.DumpLength, c.s.cfg.MaxDumpSize))
+		return false
 	}
-	fmt.Fprintf(&b, "  Version String: %s", vs)
-	fmt.Fprintf(&b, "  Panic String: %s\n", cstr(k.PanicString[:]))
-	check := "Pass"
-	if parity != 0 {
-		check = "Fail"
+	c.ackOwn(h.Seqno)
+	if c.kdhOK {
+		// Another header: the info keeps the first; a different one is
+		// a conflicting rewrite.
+		if !bytes.Equal(c.kdhRaw[:], payload[:wire.KDHSize]) {
+			c.nConflict++
+			c.kdhConflict = true
+			c.s.metrics.conflicts.Inc()
+		}
+		return true
 	}
-	fmt.Fprintf(&b, "  Header Parity Check: %s\n", check)
-	c.printf("%s", b.String())
-
+	c.kdh, c.kdhOK = k, true
+	copy(c.kdhRaw[:], payload)
+	c.infoHead += kdhBlock(&k, wire.Parity(payload[:wire.KDHSize]) == 0)
 	c.rename()
 	if c.compressed() {
 		// Block padding after the compressed stream confuses
@@ -400,6 +648,7 @@ func (c *session) kdhMsg(h wire.Header, payload []byte) bool {
 		}
 		c.truncate(int64(k.DumpLength))
 	}
+	c.writeInfo(statusInProgress, false)
 	return true
 }
 
@@ -409,9 +658,9 @@ func (c *session) compressed() bool {
 
 // rename gives the vmcore the name the header calls for:
 // vmcore_encrypted.* for encrypted dumps, .gz/.zst for compressed ones.
-// It is idempotent, unlike netdumpd's, which appends suffixes again.
+// It never replaces a file of that name.
 func (c *session) rename() {
-	name := c.files.coreBase(c.host)
+	name := c.files.coreBase()
 	if c.kdh.DumpKeySize != 0 {
 		name = fmt.Sprintf("vmcore_encrypted.%s.%d", c.host, c.files.index)
 	}
@@ -421,17 +670,17 @@ func (c *session) rename() {
 	case wire.CompressZstd:
 		name += ".zst"
 	}
-	if name == c.name {
+	if name == c.name0 {
 		return
 	}
-	fd := int(c.files.dir.Fd())
-	if err := unix.Renameat(fd, c.name, fd, name); err != nil {
+	if err := renameNoReplace(c.files.dir, c.name0, name); err != nil {
 		c.s.logf(LevelWarning, "Couldn't rename '%s' to '%s': %s", c.corePath(), c.files.path(name), strerror(err))
 		return
 	}
-	c.name = name
+	c.name0 = name
 }
 
+// truncate gives the vmcore size bytes; what lay beyond is forgotten.
 func (c *session) truncate(size int64) {
 	if size == c.size {
 		return
@@ -440,46 +689,36 @@ func (c *session) truncate(size int64) {
 		c.s.logf(LevelError, "ftruncate(): %s", strerror(err))
 		return
 	}
-	c.size = size
-	c.sum.truncated(uint64(size))
-}
-
-func compressionName(v uint8) string {
-	switch v {
-	case wire.CompressNone:
-		return "none"
-	case wire.CompressGzip:
-		return "gzip"
-	case wire.CompressZstd:
-		return "zstd"
+	if size < c.size {
+		c.cov.truncate(uint64(size))
+		c.dig.truncated(uint64(size))
 	}
-	return "???"
+	c.size = size
 }
 
-// cstr is a header string field as netdumpd prints it: its last byte is
-// forced to NUL first.
-func cstr(field []byte) string {
-	return string(wire.Text(field[:len(field)-1]))
-}
-
-// keyMsg stores a piece of the encryption key blob.
-func (c *session) keyMsg(h wire.Header, payload []byte) {
+// keyMsg stores a piece of the encryption key blob; false means the dump
+// failed.
+func (c *session) keyMsg(h wire.Header, payload []byte) bool {
+	if h.Offset > maxKeySize || uint64(len(payload)) > maxKeySize-h.Offset {
+		c.s.limitHit(limitKeySize, "Client %s [%s] sends a key beyond %d bytes", c.host, c.ip, maxKeySize)
+		c.fail(fmt.Sprintf("Dump unsuccessful: key data beyond %d bytes", maxKeySize))
+		return false
+	}
 	if c.key == nil {
-		name := fmt.Sprintf("key.%s.%d", c.host, c.files.index)
-		f, err := openAt(c.files.dir, name, unix.O_WRONLY|unix.O_CREAT, 0400)
+		f, err := createAt(c.files.dir, c.files.keyBase(), unix.O_WRONLY, 0400)
 		if err != nil {
-			c.s.logf(LevelError, "openat(): %s", strerror(err))
-			return
+			c.s.logf(LevelError, "openat(%s): %s", c.files.path(c.files.keyBase()), strerror(err))
+			return true
 		}
 		c.key = f
 		c.s.logf(LevelInfo, "(EKCD key from %s [%s])", c.host, c.ip)
 	}
-	// netdumpd keeps 32 bits of the offset.
-	if _, err := c.key.WriteAt(payload, int64(uint32(h.Offset))); err != nil {
+	if _, err := c.key.WriteAt(payload, int64(h.Offset)); err != nil {
 		c.s.logf(LevelError, "write(): %s", strerror(err))
-		return
+		return true
 	}
 	c.ackOwn(h.Seqno)
+	return true
 }
 
 // finish completes the dump; false means it failed.
@@ -489,40 +728,78 @@ func (c *session) finish(h wire.Header) bool {
 	}
 	// The file gets its full length even when it ends in a zero run;
 	// a compressed one loses its block padding.
-	want := int64(c.sum.end)
+	want := c.cov.end()
 	if c.kdhOK {
 		if c.compressed() {
-			want = int64(c.kdh.DumpLength)
+			want = c.kdh.DumpLength
 		} else {
-			want = max(want, int64(c.kdh.DumpLength))
+			want = max(want, c.kdh.DumpLength)
 		}
 	}
-	if want >= 0 {
-		c.truncate(want)
-	}
+	c.truncate(int64(want))
 	if err := c.core.Sync(); err != nil {
 		c.s.logf(LevelError, "fsync(): %s", strerror(err))
 	}
-	c.printf("Missing ranges: %s\n", c.missing())
-	c.printf("SHA256: %s\n", c.sum.finish(c.core, c.size))
-	c.symlink("vmcore", c.name)
-	c.symlink("info", c.files.infoBase(c.host))
-	c.s.logf(LevelInfo, "Completed dump from client %s [%s]", c.host, c.ip)
-	c.printf("Dump complete\n")
+	c.dig.advance(c.cov, c, true, want)
 	c.finSeq = h.Seqno
+	if !c.writeInfo(statusComplete, true) {
+		return false
+	}
+	c.symlink("vmcore", c.name0)
+	c.symlink("info", c.files.infoBase())
+	c.s.logf(LevelInfo, "Completed dump from client %s [%s]", c.host, c.ip)
 	c.ackOwn(h.Seqno)
-	c.end("success")
+	c.end(Success, "")
+	return true
+}
+
+// writeInfo replaces the info file: the head, then for a dump that
+// ended what is missing and conflicting, and status last. false means
+// it could not be written (the dump failed).
+func (c *session) writeInfo(status string, sync bool) bool {
+	var b strings.Builder
+	b.WriteString(c.infoHead)
+	if status != statusInProgress {
+		fmt.Fprintf(&b, "Missing ranges: %s\n", c.missing())
+		if c.nConflict > 0 {
+			where := c.conflicts.describe(math.MaxUint64, false, maxMissingListed)
+			if c.kdhConflict {
+				where = "kernel dump header, " + where
+			}
+			fmt.Fprintf(&b, "Conflicting rewrites: %d (%s)\n", c.nConflict, strings.TrimSuffix(where, ", none"))
+		}
+	}
+	if status == statusComplete {
+		fmt.Fprintf(&b, "SHA256: %s\n", c.dig.sum())
+	}
+	b.WriteString(status + "\n")
+	if err := writeFileAt(c.files.dir, c.files.infoBase(), b.String(), false, sync); err != nil {
+		c.s.logf(LevelError, "Can't write %s: %s", c.infoPath(), strerror(err))
+		if status == statusComplete {
+			c.end(Failed, "")
+		}
+		return false
+	}
 	return true
 }
 
 // missing lists the parts of the dump never received: of [0, dumplength)
-// once the header is known, else up to the highest byte received.
+// once the header is known. Without a header the end is unknown, which
+// is said.
 func (c *session) missing() string {
-	limit := c.sum.end
 	if c.kdhOK {
-		limit = c.kdh.DumpLength
+		return c.cov.describe(c.kdh.DumpLength, true, maxMissingListed)
 	}
-	return c.cov.missing(limit, maxMissingListed)
+	const why = " (no kernel dump header)"
+	end := c.cov.end()
+	if end == 0 {
+		return "unknown" + why
+	}
+	beyond := fmt.Sprintf("unknown beyond %#x%s", end-1, why)
+	if gaps := c.cov.describe(end, true, maxMissingListed); gaps != "none" {
+		return gaps + "; " + beyond
+	}
+	return beyond
 }
 
 func (c *session) symlink(kind, target string) {
@@ -540,54 +817,96 @@ func (c *session) symlink(kind, target string) {
 // timedOut ends the dump as incomplete. Unlike netdumpd, buffered data
 // is written first.
 func (c *session) timedOut() {
+	if c.files == nil {
+		c.end(Timeout, "")
+		return
+	}
 	if !c.flush() {
 		return
 	}
 	c.s.logf(LevelInfo, "Client %s timed out", c.ip)
-	c.printf("Missing ranges: %s\n", c.missing())
-	c.printf("Dump incomplete: client timed out\n")
-	c.end("timeout")
+	c.end(Timeout, statusTimedOut)
+}
+
+// stopped ends the session for the reason it was stopped.
+func (c *session) stopped() {
+	if c.files == nil {
+		c.end(Stopped, "")
+		return
+	}
+	if !c.flush() {
+		return
+	}
+	switch stopWhy(c.why.Load()) {
+	case stopTakeover:
+		c.s.logf(LevelInfo, "Client %s started a new dump", c.ip)
+		c.end(Timeout, "Dump incomplete: the client started a new dump")
+	default:
+		c.s.logf(LevelInfo, "Client %s: dump interrupted by the shutdown", c.ip)
+		c.end(Stopped, statusStopped)
+	}
 }
 
 // writeError ends the dump after a failed vmcore write at off.
 func (c *session) writeError(off uint64, err error) {
 	c.s.logf(LevelError, "pwrite (for client %s [%s]): %s", c.host, c.ip, strerror(err))
-	c.printf("Dump unsuccessful: write error @ offset %08x: %s\n", off, strerror(err))
-	c.end("error")
+	c.fail(fmt.Sprintf("Dump unsuccessful: write error @ offset %08x: %s", off, strerror(err)))
 }
 
-// end closes the files, runs the handler and forgets the session.
-func (c *session) end(reason string) {
-	c.s.ended(c)
-	c.core.Close()
-	c.files.info.Close()
+func (c *session) readError(off uint64, err error) {
+	c.s.logf(LevelError, "pread (for client %s [%s]): %s", c.host, c.ip, strerror(err))
+	c.fail(fmt.Sprintf("Dump unsuccessful: read error @ offset %08x: %s", off, strerror(err)))
+}
+
+// fail ends the dump as unsuccessful with status.
+func (c *session) fail(status string) { c.end(Failed, status) }
+
+// end writes the final status (when the dump has files and status is
+// set), closes the files, forgets the session and queues its DumpEnded.
+func (c *session) end(reason Reason, status string) {
+	s := c.s
+	s.detach(c)
+	if c.files == nil {
+		c.buf = nil
+		return
+	}
+	if c.dirty.Load() {
+		c.syncCore()
+	}
+	if status != "" {
+		c.writeInfo(status, true)
+	}
+	ev := DumpEnded{Reason: reason, Client: c.ip, Host: c.host, Dir: s.absDir,
+		Info: c.infoPath(), Core: c.corePath(), Received: c.received}
 	if c.key != nil {
+		ev.Key = c.files.path(c.files.keyBase())
 		c.key.Close()
 	}
+	if c.kdhOK {
+		k := c.kdh
+		ev.Header = &k
+	}
+	c.core.Close()
 	c.files.dir.Close()
-	c.s.runHandler(reason, c.ip.String(), c.host, c.infoPath(), c.corePath())
-	c.wb, c.buf = nil, nil
+	s.ended(ev)
+	c.wb, c.buf, c.rbuf, c.cov, c.conflicts = nil, nil, nil, nil, nil
 }
 
-// linger keeps a completed session's socket open for the idle timeout so
-// that a FINISHED retransmitted because our ACK was lost is acknowledged
-// again (netdumpd's port is closed by then and the client reports
-// failure).
+// linger keeps a completed session's socket open for a while so that a
+// FINISHED retransmitted because our ACK was lost is acknowledged again
+// (netdumpd's port is closed by then and the client reports failure).
 func (c *session) linger() {
 	if !c.s.linger(c) {
 		return
 	}
 	defer c.s.unlinger(c)
 	buf := make([]byte, lingerBuf)
-	since := time.Now()
-	for !c.stopping.Load() {
-		c.conn.SetReadDeadline(time.Now().Add(c.s.cfg.TPass))
+	until := time.Now().Add(min(lingerTime, c.s.cfg.Timeout))
+	c.conn.SetReadDeadline(until)
+	for !c.stopping() && time.Now().Before(until) {
 		n, err := c.conn.Read(buf)
 		if err != nil {
-			if isTimeout(err) || errors.Is(err, syscall.ECONNREFUSED) {
-				if time.Since(since) > c.s.cfg.Timeout {
-					return
-				}
+			if errors.Is(err, syscall.ECONNREFUSED) {
 				continue
 			}
 			return
@@ -596,31 +915,6 @@ func (c *session) linger() {
 			c.ackOwn(h.Seqno)
 		}
 	}
-}
-
-// runHandler starts the -i script without waiting for it.
-func (s *Server) runHandler(reason, ip, host, info, core string) {
-	if s.cfg.Handler == "" {
-		return
-	}
-	cmd := exec.Command(s.cfg.Handler, reason, ip, host, info, core)
-	cmd.Env = []string{}
-	cmd.Dir = s.cfg.Dir
-	if err := cmd.Start(); err != nil {
-		s.logf(LevelError, "netdump_cap_handler(): %s", strerror(err))
-		return
-	}
-	s.handlerWG.Add(1)
-	go func() {
-		defer s.handlerWG.Done()
-		cmd.Wait()
-		status := int(cmd.ProcessState.Sys().(syscall.WaitStatus))
-		if status == 0 {
-			s.logf(LevelInfo, "Process %d exited with status 0", cmd.Process.Pid)
-		} else {
-			s.logf(LevelWarning, "Process %d exited with status %d", cmd.Process.Pid, status)
-		}
-	}()
 }
 
 // ensure *os.File stays a coreFile.
