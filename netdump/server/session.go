@@ -97,7 +97,7 @@ type session struct {
 
 	buf    []byte
 	ackBuf [wire.AckSize]byte
-	rbuf   []byte   // read-back scratch
+	rbuf   []byte      // read-back scratch
 	pieces [][2]uint64 // scratch: new parts of a message
 
 	wb      []byte // write-back buffer holding [wbOff, wbOff+len(wb))
