@@ -39,6 +39,7 @@ type byteSource interface {
 // reaches it. Work is proportional to the bytes received.
 type digest struct {
 	h        hash.Hash
+	zeroHash interface{ Add(float64) } // counts the zeros hashed
 	next     uint64
 	zeroLeft uint64 // zero bytes that may still be hashed
 	failed   string // why the digest is not computed; "" while it is
@@ -50,8 +51,8 @@ type digest struct {
 	haveSnp int
 }
 
-func newDigest() *digest {
-	d := &digest{h: sha256.New(), zeroLeft: zeroBase}
+func newDigest(zeroHash interface{ Add(float64) }) *digest {
+	d := &digest{h: sha256.New(), zeroHash: zeroHash, zeroLeft: zeroBase}
 	d.snapshot()
 	return d
 }
@@ -95,6 +96,7 @@ func (d *digest) advance(cov *spans, src byteSource, final bool, size uint64) {
 				return
 			}
 			d.zeroLeft -= n
+			d.zeroHash.Add(float64(n))
 			for n > 0 {
 				k := min(n, uint64(len(zeros)))
 				d.write(zeros[:k])

@@ -25,10 +25,10 @@ const dirCheckEvery = time.Second
 // client until a restart) and have Config.MinFree bytes free. Only the
 // HERALD loop calls it.
 func (s *Server) checkDir(now time.Time) error {
-	if now.Sub(s.dirCheckedAt) < dirCheckEvery {
+	if now.UnixNano()-s.dirCheckedAt.Load() < int64(dirCheckEvery) {
 		return s.dirErr
 	}
-	s.dirCheckedAt = now
+	s.dirCheckedAt.Store(now.UnixNano())
 	err := s.examineDir()
 	switch {
 	case err != nil && (s.dirErr == nil || err.Error() != s.dirErr.Error()):

@@ -99,10 +99,18 @@ func writeFileAt(dir *os.File, name, text string, exclusive, sync bool) error {
 	tmp := fmt.Sprintf(".%s.%08x.tmp", name, rand.Uint32())
 	f, err := createAt(dir, tmp, unix.O_WRONLY, 0600)
 	if err != nil {
+		if !exclusive && diskFull(err) {
+			return replaceInPlace(dir, name, text, sync)
+		}
 		return err
 	}
 	fd := int(dir.Fd())
 	_, err = f.WriteString(text)
+	if err == nil && exclusive {
+		// Room for later versions, so that they can still be written
+		// in place when the disk is full (see replaceInPlace).
+		unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, infoRoom)
+	}
 	if err == nil && sync {
 		err = unix.Fdatasync(int(f.Fd()))
 	}
@@ -122,7 +130,36 @@ func writeFileAt(dir *os.File, name, text string, exclusive, sync bool) error {
 	if exclusive || err != nil {
 		unix.Unlinkat(fd, tmp, 0)
 	}
+	if err != nil && !exclusive && diskFull(err) {
+		return replaceInPlace(dir, name, text, sync)
+	}
 	return err
+}
+
+func diskFull(err error) bool { return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) }
+
+// infoRoom is the space reserved for an info file.
+const infoRoom = 8 << 10
+
+// replaceInPlace is the full-disk fallback of writeFileAt: the file is
+// overwritten within the room reserved when it was made. A reader may
+// see a mix for an instant, but the final status does get written.
+func replaceInPlace(dir *os.File, name, text string, sync bool) error {
+	f, err := openAt(dir, name, unix.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte(text), 0); err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(len(text))); err != nil {
+		return err
+	}
+	if sync {
+		return unix.Fdatasync(int(f.Fd()))
+	}
+	return nil
 }
 
 // renameNoReplace renames old to name in dir unless name exists.

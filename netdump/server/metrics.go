@@ -44,6 +44,8 @@ type metrics struct {
 	limits    *prometheus.CounterVec
 	dumps     *prometheus.CounterVec
 	conflicts prometheus.Counter
+	zeroHash  prometheus.Counter
+	readBack  prometheus.Counter
 
 	// Prebound children for the per-datagram path.
 	vmcorePkts, otherPkts prometheus.Counter
@@ -68,8 +70,12 @@ func newMetrics() *metrics {
 			Help: "Dumps ended, by result: success, timeout, error, stopped."}, []string{"result"}),
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "netdumpd_conflicting_rewrites_total",
 			Help: "Messages whose bytes differ from bytes already received at the same offsets (kept: the first arrival)."}),
+		zeroHash: prometheus.NewCounter(prometheus.CounterOpts{Name: "netdumpd_digest_zero_bytes_total",
+			Help: "Bytes of declared zero runs and holes fed to SHA-256 (bounded by the data received)."}),
+		readBack: prometheus.NewCounter(prometheus.CounterOpts{Name: "netdumpd_read_back_bytes_total",
+			Help: "Bytes read back from vmcore files (comparisons, hashing of data that arrived out of order)."}),
 	}
-	m.reg.MustRegister(m.sessions, m.heralds, m.packets, m.bytes, m.dropped, m.limits, m.dumps, m.conflicts)
+	m.reg.MustRegister(m.sessions, m.heralds, m.packets, m.bytes, m.dropped, m.limits, m.dumps, m.conflicts, m.zeroHash, m.readBack)
 	for _, s := range []string{"half_open", "receiving", "lingering"} {
 		m.sessions.WithLabelValues(s)
 	}

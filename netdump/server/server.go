@@ -238,8 +238,10 @@ type Server struct {
 
 	dirMu sync.RWMutex
 	dir   *os.File // the dump directory; every file is opened relative to it
-	// Only the HERALD loop uses these.
-	dirCheckedAt time.Time
+	// When the directory was last examined (unix ns; a session that hits
+	// a full disk resets it), and the verdict. Only the HERALD loop uses
+	// dirErr.
+	dirCheckedAt atomic.Int64
 	dirErr       error
 
 	mu        sync.Mutex

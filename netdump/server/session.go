@@ -383,7 +383,7 @@ func (c *session) begin() bool {
 		c.core = s.cfg.wrapCore(c.core)
 	}
 	c.name0 = c.files.coreBase()
-	c.cov, c.conflicts, c.dig = newSpans(), newSpans(), newDigest()
+	c.cov, c.conflicts, c.dig = newSpans(), newSpans(), newDigest(s.metrics.zeroHash)
 	s.logf(LevelInfo, "New dump from client %s [%s] (to %s)", c.host, c.ip, c.corePath())
 	return true
 }
@@ -561,6 +561,7 @@ func (c *session) stored(off uint64, n int) ([]byte, error) {
 	}
 	b := c.rbuf[:n]
 	k, err := c.core.ReadAt(b, int64(off))
+	c.s.metrics.readBack.Add(float64(k))
 	if k == n {
 		return b, nil
 	}
@@ -849,6 +850,9 @@ func (c *session) stopped() {
 
 // writeError ends the dump after a failed vmcore write at off.
 func (c *session) writeError(off uint64, err error) {
+	if diskFull(err) {
+		c.s.dirCheckedAt.Store(0) // the next HERALD looks again
+	}
 	c.s.logf(LevelError, "pwrite (for client %s [%s]): %s", c.host, c.ip, strerror(err))
 	c.fail(fmt.Sprintf("Dump unsuccessful: write error @ offset %08x: %s", off, strerror(err)))
 }
