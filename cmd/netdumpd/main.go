@@ -4,7 +4,8 @@
 //
 // Differences: Go programs cannot daemon(3), so without -D netdumpd stays
 // in the foreground but logs to syslog like the daemon would. Extensions
-// (tamadump): -port, -ackport, -timeout and -tpass.
+// (tamadump): ports and timeouts, limits against floods and forged
+// clients, -n (no reverse DNS), -metrics (Prometheus).
 package main
 
 import (
@@ -13,12 +14,15 @@ import (
 	"fmt"
 	"io"
 	"log/syslog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,9 +31,9 @@ import (
 )
 
 const usageText = `usage: netdumpd [-D] [-a <bind_addr>] [-d <dumpdir>] [-i <script>] [-P <pidfile>]
-		[-p <default path>]
+		[-p <default path>] [-n] [-metrics <addr:port>]
 		[-port <herald port>] [-ackport <client port>]
-		[-timeout <duration>] [-tpass <duration>]
+		[-timeout <duration>] [-tpass <duration>] [limits]
 
   -a addr      IPv4 address to listen on (default: all interfaces)
   -D           debug: log to stdout instead of syslog
@@ -40,14 +44,56 @@ const usageText = `usage: netdumpd [-D] [-a <bind_addr>] [-d <dumpdir>] [-i <scr
   -p path      directory under dumpdir for clients that name none (default .)
 
 tamadump extensions:
+  -n           no reverse DNS: files are named after the client's address
+               (lookups never delay a client, but may take up to 2s each)
+  -metrics a   serve Prometheus metrics at http://a/metrics
   -port N      UDP port HERALDs are received on (default 20023)
   -ackport N   client UDP port ACKs are sent to (default 20024)
   -timeout d   abandon a client silent for this long (default 10m0s)
   -tpass d     check for silent clients this often (default 10s)
 
+limits (a hit is logged and counted; sizes take K, M, G, T):
+  -max-sessions N       dumps received at once (default 64)
+  -max-half-open N      clients with a HERALD but no data yet; beyond it
+                        the oldest is dropped (default 64)
+  -half-open-timeout d  drop such a client after this long (default 5s)
+  -max-dump size        largest vmcore (default 64G)
+  -rate size            bytes per second per client, 0 for no limit
+                        (default 1G)
+  -min-free size        free space the dump directory needs for a new
+                        client (default 64M)
+  -takeover d           a HERALD from the address of a dump in progress
+                        ends it only if it was silent this long (default 3s)
+
+durability:
+  -flush d     acknowledged data is written to the file within d (default
+               500ms): it survives netdumpd being killed
+  -sync d      and fdatasync'd within d more (default 1s): it survives a
+               power loss
+
 netdumpd always stays in the foreground (Go cannot daemon(3)); without -D
 it logs to syslog (facility daemon), as the daemon would.
 `
+
+// size is a byte count flag with an optional K, M, G or T suffix.
+type size uint64
+
+func (s *size) String() string { return strconv.FormatUint(uint64(*s), 10) }
+
+func (s *size) Set(v string) error {
+	mult := uint64(1)
+	if n := len(v); n > 0 {
+		if i := strings.IndexByte("KMGT", v[n-1]); i >= 0 {
+			mult, v = 1<<(10*(i+1)), v[:n-1]
+		}
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > (1<<63)/mult {
+		return errors.New("bad size")
+	}
+	*s = size(n * mult)
+	return nil
+}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -67,7 +113,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		timeout  = fs.Duration("timeout", server.DefaultTimeout, "")
 		tpass    = fs.Duration("tpass", server.DefaultTPass, "")
 		showHelp = fs.Bool("h", false, "")
+		numeric  = fs.Bool("n", false, "")
+		metrics  = fs.String("metrics", "", "")
+		maxSess  = fs.Int("max-sessions", server.DefaultMaxSessions, "")
+		maxHalf  = fs.Int("max-half-open", server.DefaultMaxHalfOpen, "")
+		halfTime = fs.Duration("half-open-timeout", server.DefaultHalfOpenTimeout, "")
+		takeover = fs.Duration("takeover", server.DefaultTakeoverAfter, "")
+		flush    = fs.Duration("flush", server.DefaultFlushAfter, "")
+		syncd    = fs.Duration("sync", server.DefaultSyncEvery, "")
+		maxDump  = size(server.DefaultMaxDumpSize)
+		rate     = size(server.DefaultRate)
+		minFree  = size(server.DefaultMinFree)
 	)
+	fs.Var(&maxDump, "max-dump", "")
+	fs.Var(&rate, "rate", "")
+	fs.Var(&minFree, "min-free", "")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "netdumpd: %v\n%s", err, usageText)
 		return 1
@@ -83,6 +143,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *port > 65535 || *ackPort == 0 || *ackPort > 65535 || *timeout <= 0 || *tpass <= 0 {
 		warnx("invalid -port, -ackport, -timeout or -tpass")
 		return 1
+	}
+	if *maxSess <= 0 || *maxHalf <= 0 || *halfTime <= 0 || *takeover <= 0 || *flush <= 0 || *syncd <= 0 || maxDump == 0 || minFree == 0 {
+		warnx("limits and durations must be positive")
+		return 1
+	}
+	rateLimit := int64(rate)
+	if rate == 0 {
+		rateLimit = server.Unlimited
 	}
 
 	listen := netip.IPv4Unspecified()
@@ -149,10 +217,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Timeout:     *timeout,
 		TPass:       *tpass,
 		Log:         logf,
+		NoLookup:    *numeric,
+
+		MaxSessions:     *maxSess,
+		MaxHalfOpen:     *maxHalf,
+		HalfOpenTimeout: *halfTime,
+		MaxDumpSize:     uint64(maxDump),
+		Rate:            rateLimit,
+		MinFree:         uint64(minFree),
+		TakeoverAfter:   *takeover,
+		FlushAfter:      *flush,
+		SyncEvery:       *syncd,
 	})
 	if err != nil {
 		logf(server.LevelError, "bind(): "+errText(err))
 		return 1
+	}
+	if *metrics != "" {
+		ln, err := net.Listen("tcp", *metrics)
+		if err != nil {
+			logf(server.LevelError, "metrics: "+errText(err))
+			srv.Close()
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		logf(server.LevelInfo, "Serving metrics on http://"+ln.Addr().String()+"/metrics")
 	}
 
 	sig := make(chan os.Signal, 1)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -97,9 +98,9 @@ func TestPidfileLocked(t *testing.T) {
 	}
 }
 
-// freePort finds a UDP port free on 127.0.0.1.
-func freePort(t *testing.T) int {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+// freePort finds a UDP port free on ip.
+func freePort(t *testing.T, ip net.IP) int {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,62 +108,130 @@ func freePort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// TestRun starts netdumpd -D on loopback with custom ports, takes one
-// dump, and stops it with SIGTERM.
-func TestRun(t *testing.T) {
-	tmp := t.TempDir()
-	dumps := filepath.Join(tmp, "crash")
-	os.Mkdir(dumps, 0755)
-	pid := filepath.Join(tmp, "netdumpd.pid")
-	port, ackPort := freePort(t), freePort(t)
-	cmd := exec.Command(binary, "-D", "-a", "127.0.0.1", "-d", dumps, "-P", pid,
-		"-port", fmt.Sprint(port), "-ackport", fmt.Sprint(ackPort), "-tpass", "100ms")
-	stdout, err := cmd.StdoutPipe()
+// daemon is a netdumpd process started with -D on a loopback address of
+// its own in 127.0.21.0/24.
+type daemon struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	dir     string
+	ip      net.IP
+	port    int
+	ackPort int
+	pid     string
+	lines   chan string
+	stderr  *bytes.Buffer
+	mu      sync.Mutex
+	log     []string
+}
+
+// startDaemon runs netdumpd on ip with dump directory dir; extra flags
+// are appended.
+func startDaemon(t *testing.T, ip net.IP, dir string, ackPort int, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dir: dir, ip: ip, port: freePort(t, ip), ackPort: ackPort, pid: filepath.Join(t.TempDir(), "pid"),
+		lines: make(chan string, 1000), stderr: &bytes.Buffer{}}
+	args := append([]string{"-D", "-a", ip.String(), "-d", dir, "-P", d.pid,
+		"-port", fmt.Sprint(d.port), "-ackport", fmt.Sprint(ackPort)}, extra...)
+	d.cmd = exec.Command(binary, args...)
+	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	lines := make(chan string, 100)
+	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
 	go func() {
 		s := bufio.NewScanner(stdout)
 		for s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-	}()
-	waitLine := func(want string) {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
+			d.mu.Lock()
+			d.log = append(d.log, s.Text())
+			d.mu.Unlock()
 			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("netdumpd exited before %q; stderr:\n%s", want, stderr.String())
-				}
-				if strings.Contains(l, want) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no %q", want)
+			case d.lines <- s.Text():
+			default:
 			}
 		}
-	}
-	waitLine("Waiting for clients.")
-	if b, err := os.ReadFile(pid); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(cmd.Process.Pid) {
-		t.Errorf("pidfile: %q, %v", b, err)
-	}
+		close(d.lines)
+	}()
+	d.waitLine("Waiting for clients.")
+	return d
+}
 
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ackPort})
+// waitLine waits for a log line containing want and returns it.
+func (d *daemon) waitLine(want string) string {
+	d.t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-d.lines:
+			if !ok {
+				d.t.Fatalf("netdumpd exited before %q; stderr:\n%s", want, d.stderr.String())
+			}
+			if strings.Contains(l, want) {
+				return l
+			}
+		case <-timeout:
+			d.t.Fatalf("no %q", want)
+		}
+	}
+}
+
+func (d *daemon) logCount(substr string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, l := range d.log {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *daemon) herald() netip.AddrPort {
+	a, _ := netip.AddrFromSlice(d.ip.To4())
+	return netip.AddrPortFrom(a, uint16(d.port))
+}
+
+// client is a dumping host on ip, sending to d.
+func (d *daemon) client(ip net.IP) *servertest.Client {
+	return servertest.New(servertest.UDP(clientConn(d.t, ip, d.ackPort)), d.herald())
+}
+
+// clientConn is a client's socket, bound to ip:port.
+func clientConn(t *testing.T, ip net.IP, port int) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	c := servertest.New(servertest.UDP(conn), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+	conn.SetReadBuffer(1 << 20)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func (d *daemon) read(name string) []byte {
+	b, _ := os.ReadFile(filepath.Join(d.dir, name))
+	return b
+}
+
+// TestRun starts netdumpd -D on loopback with custom ports, takes one
+// dump, and stops it with SIGTERM.
+func TestRun(t *testing.T) {
+	dumps := filepath.Join(t.TempDir(), "crash")
+	os.Mkdir(dumps, 0755)
+	ip := net.IPv4(127, 0, 21, 200)
+	d := startDaemon(t, ip, dumps, freePort(t, ip), "-tpass", "100ms", "-n")
+	if !strings.Contains(d.stderr.String(), "listening on IP 127.0.21.200") {
+		t.Errorf("stderr:\n%s", d.stderr.String())
+	}
+	pid := d.pid
+	if b, err := os.ReadFile(pid); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(d.cmd.Process.Pid) {
+		t.Errorf("pidfile: %q, %v", b, err)
+	}
+	c := d.client(ip)
 	if err := c.Herald(""); err != nil {
 		t.Fatal(err)
 	}
@@ -173,35 +242,84 @@ func TestRun(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	// The system resolver names the client (often "localhost").
-	host := "127.0.0.1"
-	if names, err := net.LookupAddr(host); err == nil && len(names) > 0 {
-		host, _, _ = strings.Cut(names[0], ".")
+	host := "127.0.21.200"
+	d.waitLine("Completed dump from client " + host + " [127.0.21.200]")
+	if got := d.read("vmcore." + host + ".last"); !bytes.Equal(got, core) {
+		t.Errorf("vmcore: %d bytes", len(got))
 	}
-	waitLine("Completed dump from client " + host + " [127.0.0.1]")
-	if got, err := os.ReadFile(filepath.Join(dumps, "vmcore."+host+".last")); err != nil || !bytes.Equal(got, core) {
-		t.Errorf("vmcore: %d bytes, %v", len(got), err)
-	}
-	// A second dump left open is closed as timed out at shutdown.
+	// A second dump left open is closed as stopped at shutdown.
 	if err := c.Herald(""); err != nil {
 		t.Fatal(err)
 	}
-	waitLine("New dump from client " + host + " [127.0.0.1] (to ./vmcore." + host + ".1)")
+	if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: core[:10]}); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLine("New dump from client " + host + " [127.0.21.200] (to ./vmcore." + host + ".1)")
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	waitLine("Shutting down...")
-	waitLine("Client 127.0.0.1 timed out")
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitLine("Shutting down...")
+	d.waitLine("Client 127.0.21.200: dump interrupted by the shutdown")
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v; stderr:\n%s", err, d.stderr.String())
 	}
 	if _, err := os.Stat(pid); !os.IsNotExist(err) {
 		t.Errorf("pidfile left behind: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "listening on IP 127.0.0.1") {
-		t.Errorf("stderr:\n%s", stderr.String())
-	}
-	info, _ := os.ReadFile(filepath.Join(dumps, "info."+host+".1"))
-	if !strings.HasSuffix(string(info), "Dump incomplete: client timed out\n") {
+	if info := string(d.read("info." + host + ".1")); !strings.HasSuffix(info, "Dump incomplete: netdumpd stopped during the dump\n") {
 		t.Errorf("info.1:\n%s", info)
+	}
+}
+
+// TestKill is the durability promise, with SIGKILL: data acknowledged
+// more than -flush before the kill is in the file afterwards, the info
+// file says the dump was in progress, and a restarted netdumpd marks it.
+// The negative control is a -flush longer than the test: then the
+// acknowledged data is lost, and the check sees it.
+func TestKill(t *testing.T) {
+	ip := net.IPv4(127, 0, 21, 201)
+	ackPort := freePort(t, ip)
+	core := bytes.Repeat([]byte("durable!"), 12000) // 96000 bytes, less than the write-back buffer
+	conn := clientConn(t, ip, ackPort)
+	for _, tc := range []struct {
+		flush string
+		kept  bool
+	}{{"500ms", true}, {"1h", false}} {
+		dir := t.TempDir()
+		d := startDaemon(t, ip, dir, ackPort, "-n", "-flush", tc.flush)
+		c := servertest.New(servertest.UDP(conn), d.herald())
+		if err := c.Herald(""); err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < len(core); off += 46 * 1448 {
+			var batch []servertest.Msg
+			for o := off; o < min(off+46*1448, len(core)); o += 1448 {
+				batch = append(batch, servertest.Msg{Type: wire.VMCore, Offset: uint64(o), Payload: core[o:min(o+1448, len(core))]})
+			}
+			if err := c.Send(batch...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(1500 * time.Millisecond) // the promise is 500ms
+		d.cmd.Process.Signal(syscall.SIGKILL)
+		d.cmd.Wait()
+		got := d.read("vmcore.127.0.21.201.0")
+		if tc.kept && !bytes.Equal(got, core) {
+			t.Errorf("-flush %s: %d of %d acknowledged bytes in the file after SIGKILL", tc.flush, len(got), len(core))
+		}
+		if !tc.kept && len(got) == len(core) {
+			t.Errorf("-flush %s: the data was written anyway: the check cannot see a loss", tc.flush)
+		}
+		if info := string(d.read("info.127.0.21.201.0")); info != "Dump from 127.0.21.201 [127.0.21.201]\nDump incomplete: in progress\n" {
+			t.Errorf("info after SIGKILL:\n%s", info)
+		}
+		d = startDaemon(t, ip, dir, ackPort, "-n")
+		if d.logCount("left incomplete by an earlier netdumpd; marked") != 1 {
+			t.Errorf("no restart log line; stderr:\n%s", d.stderr.String())
+		}
+		if info := string(d.read("info.127.0.21.201.0")); !strings.HasSuffix(info, "Dump incomplete: netdumpd stopped during the dump\n") {
+			t.Errorf("info after restart:\n%s", info)
+		}
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.cmd.Wait()
 	}
 }

@@ -8,8 +8,10 @@ package servertest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/tamadump/tamadump/netdump/wire"
@@ -211,4 +213,39 @@ func (c *Client) send(to netip.AddrPort, msgs []Msg) error {
 		}
 	}
 	return ErrTimeout
+}
+
+// Lossy wraps conn so that each datagram sent or received is lost with
+// probability p, pseudo-randomly from seed, as on a bad link.
+func Lossy(conn Conn, p float64, seed uint64) Conn {
+	return &lossy{Conn: conn, p: p, r: rand.New(rand.NewPCG(seed, 0x105e))}
+}
+
+type lossy struct {
+	Conn
+	p  float64
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func (l *lossy) lose() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Float64() < l.p
+}
+
+func (l *lossy) WriteTo(b []byte, to netip.AddrPort) error {
+	if l.lose() {
+		return nil
+	}
+	return l.Conn.WriteTo(b, to)
+}
+
+func (l *lossy) ReadFrom(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, from, err := l.Conn.ReadFrom(b)
+		if err != nil || !l.lose() {
+			return n, from, err
+		}
+	}
 }
