@@ -55,7 +55,7 @@ tamadump extensions:
 limits (a hit is logged and counted; sizes take K, M, G, T):
   -max-sessions N       dumps received at once (default 64)
   -max-half-open N      clients with a HERALD but no data yet; beyond it
-                        the oldest is dropped (default 64)
+                        the oldest is dropped (default 256)
   -half-open-timeout d  drop such a client after this long (default 5s)
   -max-dump size        largest vmcore (default 64G)
   -rate size            bytes per second per client, 0 for no limit

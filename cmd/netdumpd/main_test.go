@@ -190,6 +190,20 @@ func (d *daemon) logCount(substr string) int {
 	return n
 }
 
+// find returns the first log line containing substr.
+func (d *daemon) find(substr string) string {
+	d.t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, l := range d.log {
+		if strings.Contains(l, substr) {
+			return l
+		}
+	}
+	d.t.Fatalf("no %q logged", substr)
+	return ""
+}
+
 func (d *daemon) herald() netip.AddrPort {
 	a, _ := netip.AddrFromSlice(d.ip.To4())
 	return netip.AddrPortFrom(a, uint16(d.port))

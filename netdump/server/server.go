@@ -37,6 +37,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,7 @@ const (
 	RecvBuffer = 1 << 20
 
 	DefaultMaxSessions     = 64
-	DefaultMaxHalfOpen     = 64
+	DefaultMaxHalfOpen     = 256
 	DefaultHalfOpenTimeout = 5 * time.Second
 	DefaultMaxDumpSize     = 64 << 30
 	DefaultRate            = 1 << 30 // bytes per second per client
@@ -73,6 +74,9 @@ const (
 	// FINISHED for about 12 s.
 	maxLinger  = 64
 	lingerTime = 30 * time.Second
+	// halfOpenGrace: a half-open session this young is never dropped to
+	// make room.
+	halfOpenGrace = 500 * time.Millisecond
 )
 
 // Level is a log priority.
@@ -249,6 +253,7 @@ type Server struct {
 	halfOpen  list.List               // of *session, oldest first
 	receiving int
 	lingering []*session // completed, kept to re-ACK FINISHED; oldest first
+	busy      bool       // some session exists
 	closing   bool
 
 	limitLog  limitLog
@@ -381,7 +386,16 @@ func (s *Server) heraldFrom(ip, dst netip.Addr, seqno uint32, path []byte) {
 	}
 	var evict *session
 	if s.halfOpen.Len() >= s.cfg.MaxHalfOpen {
-		evict = s.halfOpen.Front().Value.(*session)
+		// The oldest makes room, unless it is young: a client that got
+		// its ACK must have the time to answer it, whatever floods in.
+		oldest := s.halfOpen.Front().Value.(*session)
+		if now.Sub(oldest.started) < halfOpenGrace {
+			s.mu.Unlock()
+			s.metrics.heralds.WithLabelValues("refused").Inc()
+			s.limitHit(limitHalfOpen, "Ignoring HERALD from %s: %d sessions wait for their first data, the limit", ip, s.cfg.MaxHalfOpen)
+			return
+		}
+		evict = oldest
 		s.detachLocked(evict)
 	}
 	s.sessWG.Add(1)
@@ -461,6 +475,13 @@ func (s *Server) gaugesLocked() {
 	s.metrics.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
 	s.metrics.sessions.WithLabelValues("receiving").Set(float64(s.receiving))
 	s.metrics.sessions.WithLabelValues("lingering").Set(float64(len(s.lingering)))
+	busy := s.halfOpen.Len()+s.receiving+len(s.lingering) > 0
+	if !busy && s.busy && !s.closing {
+		// netdumpd is idle nearly always: what a burst of dumps (or an
+		// attack) made the runtime keep goes back to the system.
+		go debug.FreeOSMemory()
+	}
+	s.busy = busy
 }
 
 // Close stops the server without waiting on any client: open dumps end
