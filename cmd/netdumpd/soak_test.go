@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	be "encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -16,11 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tamadump/tamadump/netdump/server/servertest"
 	"github.com/tamadump/tamadump/netdump/wire"
@@ -84,7 +80,7 @@ func TestSoak(t *testing.T) {
 	victimPort := make(chan netip.AddrPort, 1)
 	victimGo := make(chan struct{})
 	for i := range honest {
-		core := pattern(100+i, 640<<10+i*4096)
+		core := servertest.Pattern(100+i, 640<<10+i*4096)
 		if i%4 == 0 {
 			clear(core[128<<10 : 256<<10])
 		}
@@ -132,7 +128,7 @@ func TestSoak(t *testing.T) {
 		if err := c.Herald(""); err != nil {
 			return err
 		}
-		if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: pattern(1, 4096)}, servertest.Msg{Type: wire.VMCore, Offset: 4096, Aux2: 60 << 20}); err != nil {
+		if err := c.Send(servertest.Msg{Type: wire.VMCore, Payload: servertest.Pattern(1, 4096)}, servertest.Msg{Type: wire.VMCore, Offset: 4096, Aux2: 60 << 20}); err != nil {
 			return err
 		}
 		if err := c.Send(servertest.Msg{Type: wire.KDH, Payload: kdh(60<<20+4096, "claims")}); err != nil {
@@ -197,7 +193,7 @@ func TestSoak(t *testing.T) {
 		if err := c.Herald(""); err != nil {
 			return err
 		}
-		payload := pattern(7, 1448)
+		payload := servertest.Pattern(7, 1448)
 		for off := 0; off < 24<<20; {
 			var batch []servertest.Msg
 			for range 64 {
@@ -229,19 +225,19 @@ func TestSoak(t *testing.T) {
 	run("forger", func() error {
 		port := <-victimPort
 		defer close(victimGo)
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+		sp, err := servertest.NewSpoofer()
 		if err != nil {
 			return nil // no raw sockets: nothing to forge with
 		}
-		defer unix.Close(fd)
+		defer sp.Close()
 		victim := netip.AddrPortFrom(netip.MustParseAddr("127.0.21.1"), uint16(ackPort))
 		forged, _ := wire.AppendMessage(make([]byte, 2048), wire.Header{Type: wire.VMCore, Seqno: 7777, Offset: 0}, bytes.Repeat([]byte("EVIL"), 256))
 		for p := int(port.Port()) - 10; p <= int(port.Port())+10; p++ {
-			spoof(fd, victim, netip.AddrPortFrom(port.Addr(), uint16(p)), forged)
-			spoof(fd, netip.AddrPortFrom(victim.Addr(), 9), netip.AddrPortFrom(port.Addr(), uint16(p)), forged)
+			sp.Send(victim, netip.AddrPortFrom(port.Addr(), uint16(p)), forged)
+			sp.Send(netip.AddrPortFrom(victim.Addr(), 9), netip.AddrPortFrom(port.Addr(), uint16(p)), forged)
 		}
 		herald, _ := wire.AppendMessage(make([]byte, 64), wire.Header{Type: wire.Herald, Seqno: 4242}, nil)
-		spoof(fd, netip.AddrPortFrom(victim.Addr(), 40000), d.herald(), herald)
+		sp.Send(netip.AddrPortFrom(victim.Addr(), 40000), d.herald(), herald)
 		return nil
 	})
 
@@ -369,21 +365,6 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	return m
 }
 
-// spoof sends a UDP datagram with any source address on a raw socket.
-func spoof(fd int, from, to netip.AddrPort, payload []byte) {
-	b := make([]byte, 28+len(payload))
-	b[0], b[8], b[9] = 0x45, 64, syscall.IPPROTO_UDP
-	be.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	src, dst := from.Addr().As4(), to.Addr().As4()
-	copy(b[12:], src[:])
-	copy(b[16:], dst[:])
-	be.BigEndian.PutUint16(b[20:], from.Port())
-	be.BigEndian.PutUint16(b[22:], to.Port())
-	be.BigEndian.PutUint16(b[24:], uint16(8+len(payload)))
-	copy(b[28:], payload)
-	unix.Sendto(fd, b, 0, &unix.SockaddrInet4{Addr: dst})
-}
-
 func kdh(length uint64, panicMsg string) []byte {
 	var k wire.KernelDumpHeader
 	wire.SetText(k.Magic[:], wire.KDHMagic)
@@ -393,17 +374,5 @@ func kdh(length uint64, panicMsg string) []byte {
 	wire.SetText(k.PanicString[:], panicMsg)
 	b := make([]byte, wire.KDHSize)
 	k.Put(b)
-	return b
-}
-
-func pattern(seed, n int) []byte {
-	b := make([]byte, n)
-	x := uint32(seed*2654435761 + 1)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[i] = byte(x)
-	}
 	return b
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -425,32 +424,13 @@ func TestPlantedFiles(t *testing.T) {
 	}
 }
 
-// spoofer sends UDP datagrams with any source address (a raw socket).
-type spoofer int
-
-func newSpoofer(t *testing.T) spoofer {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+func newSpoofer(t *testing.T) servertest.Spoofer {
+	sp, err := servertest.NewSpoofer()
 	if err != nil {
 		t.Skipf("SKIP: no raw socket for forged sources: %v", err)
 	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return spoofer(fd)
-}
-
-func (s spoofer) send(t *testing.T, from, to netip.AddrPort, payload []byte) {
-	b := make([]byte, 28+len(payload))
-	b[0], b[8], b[9] = 0x45, 64, unix.IPPROTO_UDP
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	src, dst := from.Addr().As4(), to.Addr().As4()
-	copy(b[12:], src[:])
-	copy(b[16:], dst[:])
-	binary.BigEndian.PutUint16(b[20:], from.Port())
-	binary.BigEndian.PutUint16(b[22:], to.Port())
-	binary.BigEndian.PutUint16(b[24:], uint16(8+len(payload)))
-	copy(b[28:], payload) // UDP checksum 0: none
-	if err := unix.Sendto(int(s), b, 0, &unix.SockaddrInet4{Addr: dst}); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { sp.Close() })
+	return sp
 }
 
 // TestForgedData is attack 10: a blind sweep of datagrams forged from
@@ -476,12 +456,12 @@ func TestForgedData(t *testing.T) {
 	ahead, _ := wire.AppendMessage(make([]byte, 2048), wire.Header{Type: wire.VMCore, Seqno: 9998, Offset: 20 * page}, bytes.Repeat([]byte("evil"), 256))
 	for p := int(port.Port()) - 20; p <= int(port.Port())+20; p++ {
 		to := netip.AddrPortFrom(port.Addr(), uint16(p))
-		sp.send(t, victim, to, forged)
-		sp.send(t, victim, to, ahead)
-		sp.send(t, netip.AddrPortFrom(victim.Addr(), 9), to, forged)
+		sp.Send(victim, to, forged)
+		sp.Send(victim, to, ahead)
+		sp.Send(netip.AddrPortFrom(victim.Addr(), 9), to, forged)
 	}
 	herald, _ := wire.AppendMessage(make([]byte, 2048), wire.Header{Type: wire.Herald, Seqno: 17}, nil)
-	sp.send(t, netip.AddrPortFrom(victim.Addr(), 40000), h.srv.Addr(), herald)
+	sp.Send(netip.AddrPortFrom(victim.Addr(), 40000), h.srv.Addr(), herald)
 	h.log.waitLog(t, "Ignoring HERALD from 127.0.21.1", 1)
 	var batch []servertest.Msg
 	for off := 16 * page; off < len(core); off += 1448 {

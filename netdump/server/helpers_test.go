@@ -207,18 +207,7 @@ func kdhBytes(k *wire.KernelDumpHeader) []byte {
 	return b
 }
 
-// pattern fills n bytes deterministically from seed.
-func pattern(seed, n int) []byte {
-	b := make([]byte, n)
-	x := uint32(seed*2654435761 + 1)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[i] = byte(x)
-	}
-	return b
-}
+func pattern(seed, n int) []byte { return servertest.Pattern(seed, n) }
 
 // sendAll sends core in order, chunk bytes per message, in batches.
 func sendAll(c *servertest.Client, core []byte, chunk int) error {
