@@ -119,9 +119,27 @@ type daemon struct {
 	ackPort int
 	pid     string
 	lines   chan string
-	stderr  *bytes.Buffer
+	stderr  *syncBuf
 	mu      sync.Mutex
 	log     []string
+}
+
+// syncBuf is a buffer a process writes while the test reads it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // startDaemon runs netdumpd on ip with dump directory dir; extra flags
@@ -129,7 +147,7 @@ type daemon struct {
 func startDaemon(t *testing.T, ip net.IP, dir string, ackPort int, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, dir: dir, ip: ip, port: freePort(t, ip), ackPort: ackPort, pid: filepath.Join(t.TempDir(), "pid"),
-		lines: make(chan string, 1000), stderr: &bytes.Buffer{}}
+		lines: make(chan string, 1000), stderr: &syncBuf{}}
 	args := append([]string{"-D", "-a", ip.String(), "-d", dir, "-P", d.pid,
 		"-port", fmt.Sprint(d.port), "-ackport", fmt.Sprint(ackPort)}, extra...)
 	d.cmd = exec.Command(binary, args...)

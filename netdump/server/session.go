@@ -825,8 +825,8 @@ func (c *session) timedOut() {
 	if !c.flush() {
 		return
 	}
-	c.s.logf(LevelInfo, "Client %s timed out", c.ip)
 	c.end(Timeout, statusTimedOut)
+	c.s.logf(LevelInfo, "Client %s timed out", c.ip)
 }
 
 // stopped ends the session for the reason it was stopped.
@@ -840,11 +840,11 @@ func (c *session) stopped() {
 	}
 	switch stopWhy(c.why.Load()) {
 	case stopTakeover:
-		c.s.logf(LevelInfo, "Client %s started a new dump", c.ip)
 		c.end(Timeout, "Dump incomplete: the client started a new dump")
+		c.s.logf(LevelInfo, "Client %s started a new dump", c.ip)
 	default:
-		c.s.logf(LevelInfo, "Client %s: dump interrupted by the shutdown", c.ip)
 		c.end(Stopped, statusStopped)
+		c.s.logf(LevelInfo, "Client %s: dump interrupted by the shutdown", c.ip)
 	}
 }
 
