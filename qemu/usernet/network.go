@@ -12,16 +12,16 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
-	"github.com/tamadump/tamadump/netdump/server"
+	"github.com/tamadump/tamadump/netdump/transport"
 )
 
-// Network is server.Network on this host: the HERALD socket is bound to
+// Network is transport.Network on this host: the HERALD socket is bound to
 // the host's address, which is therefore every HERALD's destination.
-func (s *Stack) Network() server.Network { return network{s} }
+func (s *Stack) Network() transport.Network { return network{s} }
 
 type network struct{ s *Stack }
 
-func (n network) ListenHerald(addr netip.AddrPort) (server.HeraldConn, error) {
+func (n network) ListenHerald(addr netip.AddrPort) (transport.HeraldConn, error) {
 	a := addr.Addr()
 	if a.IsValid() && !a.IsUnspecified() && a.Unmap() != n.s.addr {
 		return nil, errNotLocal
@@ -34,7 +34,7 @@ func (n network) ListenHerald(addr netip.AddrPort) (server.HeraldConn, error) {
 	return &heraldConn{c: c, addr: netip.AddrPortFrom(n.s.addr, port)}, nil
 }
 
-func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (server.ClientConn, error) {
+func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (transport.ClientConn, error) {
 	if local.Unmap() != n.s.addr {
 		return nil, errNotLocal
 	}
@@ -62,7 +62,7 @@ func (h *heraldConn) ReadHerald(b []byte) (int, netip.AddrPort, netip.Addr, erro
 func (h *heraldConn) Addr() netip.AddrPort { return h.addr }
 func (h *heraldConn) Close() error         { return h.c.Close() }
 
-// clientConn adapts gonet.UDPConn to server.ClientConn.
+// clientConn adapts gonet.UDPConn to transport.ClientConn.
 type clientConn struct {
 	*gonet.UDPConn
 	ep  tcpip.Endpoint
@@ -95,4 +95,4 @@ func (c *clientConn) SetReadBuffer(bytes int) error {
 	return nil
 }
 
-var _ server.ClientConn = (*clientConn)(nil)
+var _ transport.ClientConn = (*clientConn)(nil)
