@@ -80,16 +80,16 @@ func (s *Server) examineDir() error {
 // or the machine stopped): their info file still says the dump is in
 // progress, or is empty.
 var (
-	infoName  = regexp.MustCompile(`^info\..+\.[0-9]+$`)
-	tmpName   = regexp.MustCompile(`^\.info\..+\.[0-9]+\.[0-9a-f]{8}\.tmp$`)
-	heraldRe  = regexp.MustCompile(`^Dump from (.*) \[([0-9.]+)\]$`)
-	maxWalked = 100000 // directory entries examined at most
+	infoName = regexp.MustCompile(`^info\..+\.[0-9]+$`)
+	tmpName  = regexp.MustCompile(`^\.info\..+\.[0-9]+\.[0-9a-f]{8}\.tmp$`)
+	heraldRe = regexp.MustCompile(`^Dump from (.*) \[([0-9.]+)\]$`)
 )
 
 const (
 	// maxInfoSize: anything larger is not an info file of ours.
 	maxInfoSize = 64 << 10
 	maxDepth    = 8
+	maxWalked   = 100000 // directory entries examined at most
 )
 
 // recover marks every interrupted dump under the dump directory (symlinks

@@ -77,6 +77,8 @@ const (
 	// halfOpenGrace: a half-open session this young is never dropped to
 	// make room.
 	halfOpenGrace = 500 * time.Millisecond
+	// freeEvery bounds how often becoming idle returns memory (a GC).
+	freeEvery = 5 * time.Second
 )
 
 // Level is a log priority.
@@ -254,6 +256,7 @@ type Server struct {
 	receiving int
 	lingering []*session // completed, kept to re-ACK FINISHED; oldest first
 	busy      bool       // some session exists
+	freedAt   time.Time  // last return of memory to the system
 	closing   bool
 
 	limitLog  limitLog
@@ -476,9 +479,10 @@ func (s *Server) gaugesLocked() {
 	s.metrics.sessions.WithLabelValues("receiving").Set(float64(s.receiving))
 	s.metrics.sessions.WithLabelValues("lingering").Set(float64(len(s.lingering)))
 	busy := s.halfOpen.Len()+s.receiving+len(s.lingering) > 0
-	if !busy && s.busy && !s.closing {
+	if !busy && s.busy && !s.closing && time.Since(s.freedAt) > freeEvery {
 		// netdumpd is idle nearly always: what a burst of dumps (or an
 		// attack) made the runtime keep goes back to the system.
+		s.freedAt = time.Now()
 		go debug.FreeOSMemory()
 	}
 	s.busy = busy

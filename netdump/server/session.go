@@ -69,7 +69,6 @@ const (
 type session struct {
 	s         *Server
 	ip        netip.Addr
-	dst       netip.Addr
 	herald    []byte // the HERALD's path
 	heraldSeq uint32
 	conn      ClientConn
@@ -134,7 +133,6 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 	c := &session{
 		s:         s,
 		ip:        ip,
-		dst:       dst,
 		herald:    bytes.Clone(herald),
 		heraldSeq: seqno,
 		conn:      conn,

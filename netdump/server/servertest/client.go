@@ -2,7 +2,7 @@
 // sends batches of up to 64 messages and waits for every ACK,
 // retransmitting the missing ones, as FreeBSD's debugnet does (with a
 // correct 64-bit ACK mask). Messages can also be sent raw, to test hostile
-// input.
+// input, over a lossy link (Lossy), or with a forged source (Spoofer).
 package servertest
 
 import (
