@@ -157,8 +157,10 @@ type Config struct {
 	// buffer; SyncEvery how often written data is fdatasync'd.
 	FlushAfter, SyncEvery time.Duration
 	// DumpEnded, if set, is called for every dump that ends, one at a
-	// time on a goroutine of its own (never on the UDP path). Its context
-	// is cancelled when the server is closed; Close waits for it.
+	// time on a goroutine of its own (never on the UDP path), after the
+	// handler script was started; dumps a restart found in progress are
+	// reported from New. Its context is cancelled when the server is
+	// closed; Close waits for the calls under way and still queued.
 	DumpEnded func(context.Context, DumpEnded)
 
 	// wrapCore lets tests interpose on vmcore writes (disk full).
