@@ -89,6 +89,10 @@ type Config struct {
 	// Log receives each log line without its trailing newline; nil
 	// discards them.
 	Log func(level Level, msg string)
+	// Ended, if set, is called on the session's goroutine when a dump
+	// has ended and its files are closed, before the handler runs. It must
+	// return quickly: long work (the post-mortem analysis) goes elsewhere.
+	Ended func(Ended)
 
 	// wrapCore lets tests interpose on vmcore writes (disk full).
 	wrapCore func(coreFile) coreFile
