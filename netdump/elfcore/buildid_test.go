@@ -51,7 +51,7 @@ func TestBuildIDNote(t *testing.T) {
 		t.Fatal(err)
 	}
 	notes, clean := notesOf(t, c)
-	if got := notes["GNU/3"]; !bytes.Equal(got, id) || !clean {
+	if got := notes[fmt.Sprintf("TAMADUMP/%d", NoteBuildID)]; !bytes.Equal(got, id) || !clean {
 		t.Fatalf("build-id note %x (PT_NOTE well-formed: %v), want %x", got, clean, id)
 	}
 	// readelf, when installed, agrees.
@@ -61,8 +61,13 @@ func TestBuildIDNote(t *testing.T) {
 		c.ReadAt(whole, 0)
 		os.WriteFile(path, whole, 0o600)
 		out, _ := exec.Command("readelf", "-n", path).CombinedOutput()
-		if !strings.Contains(string(out), "Build ID: 15948a99ed285fddf1150802b76440c54139db66") {
+		if !strings.Contains(string(out), "description data: 15 94 8a 99 ed 28 5f dd f1 15 08 02 b7 64 40 c5 41 39 db 66") {
 			t.Errorf("readelf -n does not show the build ID:\n%s", out)
+		}
+		// No note has NT_PRPSINFO's type without being one: Delve
+		// tells notes apart by type alone.
+		if strings.Contains(string(out), "NT_PRPSINFO") || strings.Contains(string(out), "NT_GNU_BUILD_ID") {
+			t.Errorf("readelf -n sees a note of type 3:\n%s", out)
 		}
 	}
 
@@ -72,7 +77,7 @@ func TestBuildIDNote(t *testing.T) {
 		t.Fatal(err)
 	}
 	notes, clean = notesOf(t, c)
-	if _, ok := notes["GNU/3"]; ok || !clean || len(notes) != 2 {
+	if _, ok := notes[fmt.Sprintf("TAMADUMP/%d", NoteBuildID)]; ok || !clean || len(notes) != 2 {
 		t.Fatalf("notes without an ID: %d notes, well-formed %v", len(notes), clean)
 	}
 }

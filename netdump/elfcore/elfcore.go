@@ -117,7 +117,7 @@ func New(maxSegs int) *Core {
 }
 
 func headerSize(maxSegs int) int {
-	notes := noteSize(noteCore, prstatusSize) + noteSize(noteOwn, MaxPanic) + noteSize(noteGNU, MaxBuildID)
+	notes := noteSize(noteCore, prstatusSize) + noteSize(noteOwn, MaxPanic) + noteSize(noteOwn, MaxBuildID)
 	return roundUp(ehdrSize+phdrSize*(1+maxSegs)+notes, Page)
 }
 
