@@ -18,8 +18,5 @@ func (d *Dumper) identify(self func() (buildid.ID, error)) {
 		return
 	}
 	d.info.BuildID = id
-	d.version = strings.TrimSuffix(d.version, "\n") + " " + VersionBuildID + id.String() + "\n"
+	d.version = strings.TrimSuffix(d.version, "\n") + " " + buildid.Label + id.String() + "\n"
 }
-
-// VersionBuildID precedes the build ID in the KDH version string.
-const VersionBuildID = "build-id "

@@ -44,6 +44,10 @@ const (
 	MaxSize = 32
 )
 
+// Label precedes an ID in a version string (the image's KDH version
+// string ends with "build-id <hex>").
+const Label = "build-id "
+
 // PageSize is the header page the linker writes its notes into.
 const PageSize = 4096
 
