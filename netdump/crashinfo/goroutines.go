@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/go-delve/delve/pkg/goversion"
 	"github.com/go-delve/delve/pkg/proc"
@@ -59,15 +60,15 @@ func goroutines(w io.Writer, corePath, exe string) (err error) {
 		fmt.Fprintf(w, ", listing stopped at %d", maxGoroutines)
 	}
 	fmt.Fprintf(w, "\n")
-	if crashed >= 0 {
-		for _, g := range gs {
-			if g.ID == crashed {
-				loc := g.UserCurrent()
-				fmt.Fprintf(w, "the crash: goroutine %d in %s at %s:%d\n", g.ID, fnName(loc.Fn), loc.File, loc.Line)
+	if len(gs) == 0 || gs[0].ID != crashed {
+		fmt.Fprintf(w, "no goroutine runs on the crashed thread\n")
+	} else if frames, err := proc.GoroutineStacktrace(t, gs[0], maxFrames, 0); err == nil {
+		for _, f := range frames {
+			if ours(f.Call.Fn) {
+				fmt.Fprintf(w, "the crash: goroutine %d in %s at %s:%d\n", crashed, f.Call.Fn.Name, f.Call.File, f.Call.Line)
+				break
 			}
 		}
-	} else {
-		fmt.Fprintf(w, "no goroutine runs on the crashed thread\n")
 	}
 	for _, g := range gs {
 		fmt.Fprintln(w)
@@ -97,6 +98,19 @@ func goroutines(w io.Writer, corePath, exe string) (err error) {
 		}
 	}
 	return nil
+}
+
+// ours reports whether fn is the program's rather than the runtime's
+// machinery (Delve's rule for a goroutine's user location, applied to the
+// stack Delve unwinds through signal frames too).
+func ours(fn *proc.Function) bool {
+	if fn == nil || !strings.Contains(fn.Name, ".") {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(fn.Name, "runtime."); ok {
+		return rest[0] >= 'A' && rest[0] <= 'Z' // runtime.Goexit is called by the program
+	}
+	return !strings.HasPrefix(fn.Name, "internal/") && !strings.HasPrefix(fn.Name, "iter.")
 }
 
 func fnName(fn *proc.Function) string {
