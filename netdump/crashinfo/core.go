@@ -101,7 +101,7 @@ func (c *vmcore) parseNotes(b []byte) error {
 			c.prstatus = true
 			c.readPRStatus(desc)
 		case name == "TAMADUMP" && typ == elfcore.NotePanic:
-			c.panic = strings.ToValidUTF8(string(bytes.TrimRight(desc, "\x00")), "?")
+			c.panic = string(bytes.TrimRight(desc, "\x00"))
 		case name == "TAMADUMP" && typ == elfcore.NoteBuildID && len(desc) >= buildid.MinSize && len(desc) <= buildid.MaxSize:
 			c.buildID = buildid.ID(desc)
 		}

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,17 @@ func TestARMCore(t *testing.T) {
 		"r0       0x00001000", "pc       0x80012345", "cpsr     0x00001010",
 		"image: build-id 303132333435363738396162636465666768696a (from the core's build-id note)",
 		"not listed: Delve reads cores of amd64, arm64, riscv64 and loong64 programs; this core is EM_ARM (ELFCLASS32)")
+}
+
+// What the crashed machine wrote reaches the report without anything a
+// terminal would act on.
+func TestPrintable(t *testing.T) {
+	f := newFixture(t, amd64Core(t, nil, "boom\x1b[2J\x07"), "vmcore."+host+".0", info("tamadump \x1b]0;owned\x07", "boom"))
+	r := f.report(t, nil)
+	has(t, r, "panic: boom?[2J?\n", "Version String: tamadump ?]0;owned?\n")
+	if strings.ContainsAny(r, "\x1b\x07") {
+		t.Errorf("control characters in core.txt:\n%q", r)
+	}
 }
 
 func TestEncrypted(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tamadump/tamadump/netdump/buildid"
 	"github.com/tamadump/tamadump/netdump/symbols"
@@ -49,7 +50,8 @@ func report(w io.Writer, o Options) {
 	if infoPath == "" {
 		infoPath = infoBeside(corePath)
 	}
-	info, _ := os.ReadFile(infoPath) // a dump without one is still read
+	raw, _ := os.ReadFile(infoPath) // a dump without one is still read
+	info := printable(string(raw))
 	fields := infoFields(info)
 	host := fields["Hostname"]
 	if host == "" {
@@ -57,7 +59,7 @@ func report(w io.Writer, o Options) {
 	}
 	fmt.Fprintf(w, "%s dumped core - see %s\n\n", host, corePath)
 	if len(info) > 0 {
-		fmt.Fprintf(w, "%s:\n%s\n", infoPath, strings.TrimRight(string(info), "\n"))
+		fmt.Fprintf(w, "%s:\n%s\n", infoPath, strings.TrimRight(info, "\n"))
 	}
 
 	c, coreErr := readable(corePath)
@@ -66,7 +68,7 @@ func report(w io.Writer, o Options) {
 	}
 	msg := fields["Panic String"]
 	if c != nil && c.panic != "" {
-		msg = c.panic
+		msg = printable(c.panic)
 	}
 	fmt.Fprintf(w, "\npanic: %s\n", msg)
 	if coreErr != nil {
@@ -204,14 +206,26 @@ func infoBeside(core string) string {
 }
 
 // infoFields are the "  Key: value" lines of an info file.
-func infoFields(info []byte) map[string]string {
+func infoFields(info string) map[string]string {
 	m := map[string]string{}
-	for _, l := range strings.Split(string(info), "\n") {
+	for _, l := range strings.Split(info, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(l, "  "), ": "); ok && strings.HasPrefix(l, "  ") {
 			m[k] = v
 		}
 	}
 	return m
+}
+
+// printable is s with what a terminal would act on (control characters
+// but newline and tab, invalid UTF-8) shown as '?': the header strings
+// and the panic note are the crashed machine's, or an attacker's.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || r < ' ' && r != '\n' && r != '\t' || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func signalName(s uint16) string {
