@@ -3,6 +3,7 @@ module github.com/tamadump/tamadump
 go 1.26.0
 
 require (
+	github.com/go-delve/delve v1.27.2
 	github.com/usbarmory/tamago v1.26.0
 	golang.org/x/net v0.48.0
 	golang.org/x/sys v0.46.0
@@ -14,7 +15,6 @@ require (
 	github.com/cosiner/argv v0.1.0 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.6 // indirect
 	github.com/derekparker/trie/v3 v3.2.0 // indirect
-	github.com/go-delve/delve v1.27.2 // indirect
 	github.com/go-delve/liner v1.2.3-0.20231231155935-4726ab1d7f62 // indirect
 	github.com/google/btree v1.1.2 // indirect
 	github.com/google/go-dap v0.12.0 // indirect
