@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/netdump/elfcore"
+	"github.com/tamadump/tamadump/netdump/server"
 )
 
 // A core whose memory is no Go program: the image is found by the core's
@@ -113,4 +114,36 @@ func TestBounds(t *testing.T) {
 	os.WriteFile(f.core, amd64Core(t, id, "boom"), 0o600)
 	has(t, f.report(t, func(c *Config) { c.Timeout = time.Nanosecond }), "error: the analysis did not finish within 1ns and was killed")
 	has(t, f.report(t, func(c *Config) { c.MaxMemory = 256 << 20 }), "error: the analysis failed (exit status 2): ", "(it may use 256 MiB of address space and 61 s of CPU)")
+}
+
+// Dumps beyond the queue, and after Close, still get a report that says
+// they were not analysed.
+func TestNotAnalysed(t *testing.T) {
+	f := newFixture(t, []byte("x"), "vmcore."+host+".0", info("tamadump test", "boom"))
+	written := make(chan string, queue+2)
+	started := filepath.Join(f.dir, "started")
+	// An analysis that hangs, once it has said it runs.
+	hang := []string{"sh", "-c", "touch " + started + "; exec sleep 60", "sh"}
+	w := NewWriter(Config{Command: hang, Timeout: time.Minute, Written: func(p string) { written <- p }})
+	e := server.Ended{Reason: "success", Host: host, Dir: f.dir, Info: "info." + host + ".0", Core: "vmcore." + host + ".0"}
+	for i := 0; i <= queue+1; i++ { // one runs, queue wait, one is refused
+		e.Index = i
+		w.Ended(e)
+	}
+	p := <-written
+	b, _ := os.ReadFile(p)
+	has(t, string(b), "error: not analysed: 16 dumps were already waiting for their analysis")
+	for _, err := os.Stat(started); err != nil; _, err = os.Stat(started) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.Close()
+	e.Index = 99
+	w.Ended(e)
+	for range queue + 1 {
+		<-written
+	}
+	b, _ = os.ReadFile(filepath.Join(f.dir, "core.txt."+host+".99"))
+	has(t, string(b), "vmcore."+host+".0: no report", "error: not analysed: netdumpd is shutting down")
+	b, _ = os.ReadFile(filepath.Join(f.dir, "core.txt."+host+".0"))
+	has(t, string(b), "error: the analysis was stopped: netdumpd is shutting down")
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,6 +53,8 @@ type Config struct {
 // analysis runs at a time, in its own process, off the server's path.
 type Writer struct {
 	cfg    Config
+	mu     sync.Mutex // jobs against Close
+	closed bool
 	jobs   chan server.Ended
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -80,6 +83,12 @@ func (w *Writer) Ended(e server.Ended) {
 	if e.Reason != "success" {
 		return
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		w.write(e, nil, "not analysed: netdumpd is shutting down")
+		return
+	}
 	select {
 	case w.jobs <- e:
 	default:
@@ -88,10 +97,15 @@ func (w *Writer) Ended(e server.Ended) {
 }
 
 // Close stops the running analysis and writes the reports of the queued
-// ones as not analysed. Call it after the server's Close.
+// ones, and of dumps that end later, as not analysed.
 func (w *Writer) Close() {
 	w.cancel()
-	close(w.jobs)
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.jobs)
+	}
+	w.mu.Unlock()
 	<-w.done
 }
 
