@@ -1,6 +1,6 @@
 // Command netdumpd receives kernel dumps sent with FreeBSD's netdump
 // protocol: a drop-in for FreeBSD's netdumpd(8) on Linux, with the same
-// flags, defaults, files and messages (netdump-protocol.md §4).
+// flags, defaults, files and messages.
 //
 // Differences: Go programs cannot daemon(3), so without -D netdumpd stays
 // in the foreground but logs to syslog like the daemon would. Extensions

@@ -1,5 +1,5 @@
 // Package server is a netdump server: the core of a drop-in replacement
-// for FreeBSD's netdumpd (netdump-protocol.md §4). It receives kernel
+// for FreeBSD's netdumpd. It receives kernel
 // dumps over UDP and stores them as vmcore/info/key files in a dump
 // directory, with netdumpd's names, numbering, log texts and handler
 // script. Sockets come from a Network, so it runs on the host or on a
