@@ -1,6 +1,7 @@
 package crashinfo
 
 import (
+	"debug/elf"
 	"fmt"
 	"io"
 	"sort"
@@ -20,7 +21,7 @@ const (
 )
 
 // delveReads is the machines Delve reads Linux cores of.
-var delveReads = map[string]bool{"EM_X86_64": true, "EM_AARCH64": true, "EM_RISCV": true, "EM_LOONGARCH": true}
+var delveReads = map[elf.Machine]bool{elf.EM_X86_64: true, elf.EM_AARCH64: true, elf.EM_RISCV: true, elf.EM_LOONGARCH: true}
 
 // goroutines lists every goroutine of the core with Delve, reading the
 // program from exe: the one on the crashed thread (the panicking one)

@@ -107,7 +107,7 @@ func report(w io.Writer, o Options) {
 	switch {
 	case c == nil:
 		fmt.Fprintf(w, "not listed: the core cannot be read\n")
-	case !delveReads[c.machine.String()]:
+	case !delveReads[c.machine]:
 		fmt.Fprintf(w, "not listed: Delve reads cores of amd64, arm64, riscv64 and loong64 programs; this core is %v (%v)\n", c.machine, c.class)
 	case exe == "":
 		fmt.Fprintf(w, "not listed: %s\n", why)
