@@ -5,10 +5,10 @@
 // the netdump client can stream a core file after a panic.
 //
 // Layout: ELF header, one PT_NOTE and one PT_LOAD per segment, the notes
-// (NT_PRSTATUS for amd64 and the panic message), then each segment's bytes
-// at a page-aligned file offset. p_paddr is the physical address and
-// p_vaddr where the memory is mapped, so gdb reads variables at their
-// link-time addresses.
+// (NT_PRSTATUS for amd64, the panic message and the image's build ID),
+// then each segment's bytes at a page-aligned file offset. p_paddr is the
+// physical address and p_vaddr where the memory is mapped, so gdb reads
+// variables at their link-time addresses.
 package elfcore
 
 import (
@@ -95,6 +95,8 @@ type Info struct {
 	Signal uint16 // si_signo / pr_cursig, e.g. 6 (SIGABRT) for a panic
 	PID    uint32 // pr_pid; gdb shows it as the thread id
 	Panic  []byte // the panic message; truncated to MaxPanic-1 bytes
+	// BuildID is the image's GNU build-id (package buildid), if known.
+	BuildID []byte
 }
 
 // Core is a core file being streamed. The zero value is unusable; use New.
@@ -115,7 +117,7 @@ func New(maxSegs int) *Core {
 }
 
 func headerSize(maxSegs int) int {
-	notes := noteSize(noteCore, prstatusSize) + noteSize(noteOwn, MaxPanic)
+	notes := noteSize(noteCore, prstatusSize) + noteSize(noteOwn, MaxPanic) + noteSize(noteOwn, MaxBuildID)
 	return roundUp(ehdrSize+phdrSize*(1+maxSegs)+notes, Page)
 }
 
@@ -143,7 +145,7 @@ func (c *Core) Build(segs []Segment, info *Info) error {
 	le := binary.LittleEndian
 	nph := 1 + len(segs)
 	notesOff := ehdrSize + phdrSize*nph
-	notesLen := noteSize(noteCore, prstatusSize) + noteSize(noteOwn, MaxPanic)
+	notesLen := noteSize(noteCore, prstatusSize) + noteSize(noteOwn, MaxPanic) + buildIDNoteSize(info.BuildID)
 	dataOff := int64(roundUp(notesOff+notesLen, Page))
 
 	copy(h, elf.ELFMAG)
@@ -199,6 +201,7 @@ func (c *Core) Build(segs []Segment, info *Info) error {
 	n = n[noteSize(noteCore, prstatusSize):]
 	desc = putNoteHeader(n, noteOwn, MaxPanic, NotePanic)
 	copy(desc[:MaxPanic-1], info.Panic)
+	putBuildID(n[noteSize(noteOwn, MaxPanic):], info.BuildID)
 	return nil
 }
 

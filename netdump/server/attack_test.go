@@ -587,10 +587,10 @@ func TestRestartMarksIncomplete(t *testing.T) {
 	os.WriteFile(filepath.Join(sub, "vmcore.box.3"), []byte("partial"), 0o600)
 	os.WriteFile(filepath.Join(dir, "info.box.0"), []byte("Dump from box [127.0.21.9]\nDump complete\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, ".info.box.1.0123abcd.tmp"), []byte("x"), 0o600)
-	var got []DumpEnded
+	var got []Ended
 	h := newHarness(t, func(c *Config) {
 		c.Dir = dir
-		c.DumpEnded = func(_ context.Context, e DumpEnded) { got = append(got, e) }
+		c.Ended = func(e Ended) { got = append(got, e) }
 	})
 	h.dir = dir
 	want := "Dump from box [127.0.21.9]\nMissing ranges: unknown (" + stoppedWhy + ")\n" + statusStopped + "\n"
@@ -604,7 +604,8 @@ func TestRestartMarksIncomplete(t *testing.T) {
 		t.Error("temporary file left")
 	}
 	h.close()
-	if len(got) != 1 || got[0].Reason != Stopped || !got[0].Recovered || got[0].Core != "./sub/vmcore.box.3" || got[0].Client != netip.MustParseAddr("127.0.21.9") {
+	if len(got) != 1 || got[0].Reason != "timeout" || !got[0].Recovered || got[0].Dir != sub || got[0].Core != "vmcore.box.3" ||
+		got[0].Info != "info.box.3" || got[0].Index != 3 || got[0].Client != netip.MustParseAddr("127.0.21.9") {
 		t.Errorf("events: %+v", got)
 	}
 }

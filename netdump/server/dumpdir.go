@@ -150,22 +150,22 @@ func (s *Server) recoverInfo(dirPath, name string) {
 		return
 	}
 	rel, _ := filepath.Rel(s.cfg.Dir, dirPath)
-	ev := DumpEnded{Reason: Stopped, Dir: s.absDir, Info: "./" + filepath.Join(rel, name), Recovered: true}
-	if m := heraldRe.FindStringSubmatch(strings.SplitN(body, "\n", 2)[0]); m != nil {
-		ev.Host = m[1]
-		ev.Client, _ = netip.ParseAddr(m[2])
-	}
 	num := name[strings.LastIndexByte(name, '.')+1:]
 	host := strings.TrimSuffix(strings.TrimPrefix(name, "info."), "."+num)
 	idx, _ := strconv.Atoi(num)
+	ev := endedEvent{why: stopped, info: "./" + filepath.Join(rel, name),
+		Ended: Ended{Reason: stopped.handler(), Host: host, Index: idx, Dir: dirPath, Info: name, Recovered: true}}
+	if m := heraldRe.FindStringSubmatch(strings.SplitN(body, "\n", 2)[0]); m != nil {
+		ev.Client, _ = netip.ParseAddr(m[2])
+	}
 	probe := &dumpFiles{host: host}
 	for _, c := range probe.names(idx) {
 		if strings.HasPrefix(c, "vmcore") && fileExists(dir, c) {
-			ev.Core = "./" + filepath.Join(rel, c)
+			ev.Core, ev.core = c, "./"+filepath.Join(rel, c)
 			break
 		}
 	}
-	s.logf(LevelWarning, "Dump %s was left incomplete by an earlier netdumpd; marked", ev.Info)
+	s.logf(LevelWarning, "Dump %s was left incomplete by an earlier netdumpd; marked", ev.info)
 	s.ended(ev)
 }
 

@@ -1,74 +1,58 @@
 package server
 
 import (
-	"context"
-	"net/netip"
 	"os/exec"
 	"sync"
 	"syscall"
-
-	"github.com/tamadump/tamadump/netdump/wire"
 )
 
-// Reason says how a dump ended; the first three are netdumpd's handler
-// reasons.
-type Reason string
+// reason says how a dump ended: the handler's reasons, and stopped (by
+// Close, or found in progress after a restart), which the handler and
+// Ended see as "timeout".
+type reason string
 
 const (
-	Success Reason = "success" // FINISHED: the dump is complete
-	Timeout Reason = "timeout" // the client went silent
-	Failed  Reason = "error"   // a write error or a limit ended it
-	// Stopped: netdumpd was stopped during the dump (Close), or a
-	// restarted netdumpd found it left in progress. The handler script
-	// sees "timeout", as with netdumpd.
-	Stopped Reason = "stopped"
+	success reason = "success" // FINISHED: the dump is complete
+	timeout reason = "timeout" // the client went silent
+	failed  reason = "error"   // a write error or a limit ended it
+	stopped reason = "stopped"
 )
 
-// DumpEnded describes a dump that ended. Paths are relative to Dir, as
-// the handler script gets them ("./info.host.0"); Core and Key are empty
-// when there is no such file.
-type DumpEnded struct {
-	Reason Reason
-	Client netip.Addr // invalid when a restart found the dump and its first line was unreadable
-	Host   string
-	Dir    string // the dump directory, absolute
-	Info   string
-	Core   string
-	Key    string
-	// Received is the number of VMCORE payload bytes received (0 for a
-	// dump found after a restart).
-	Received uint64
-	// Header is the kernel dump header, when one came.
-	Header *wire.KernelDumpHeader
-	// Recovered: a restarted netdumpd found this dump left in progress
-	// (the handler script is not run for it).
-	Recovered bool
+func (r reason) handler() string {
+	if r == stopped {
+		return string(timeout)
+	}
+	return string(r)
+}
+
+// endedEvent is a queued Ended with what the handler script needs.
+type endedEvent struct {
+	Ended
+	why        reason
+	info, core string // dumpdir-relative, as the handler gets them
 }
 
 // events runs the reactions to dumps ending, in order, on a goroutine of
-// its own: the handler script, metrics, Config.DumpEnded. A session only
-// queues its event, so whatever a reaction does (a core analysis) never
-// slows the UDP path.
+// its own: metrics, the handler script, Config.Ended. A session only
+// queues its event, so whatever a reaction does never slows the UDP
+// path. Dumps end rarely; the queue is not bounded.
 type events struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
-	queue  []DumpEnded
+	queue  []endedEvent
 	closed bool
 	done   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
 }
 
 func (s *Server) startEvents() {
 	e := &s.events
 	e.cond = sync.NewCond(&e.mu)
 	e.done = make(chan struct{})
-	e.ctx, e.cancel = context.WithCancel(context.Background())
 	go s.deliver()
 }
 
 // ended queues ev.
-func (s *Server) ended(ev DumpEnded) {
+func (s *Server) ended(ev endedEvent) {
 	e := &s.events
 	e.mu.Lock()
 	e.queue = append(e.queue, ev)
@@ -89,29 +73,23 @@ func (s *Server) deliver() {
 			return
 		}
 		ev := e.queue[0]
-		e.queue[0] = DumpEnded{}
+		e.queue[0] = endedEvent{}
 		e.queue = e.queue[1:]
 		e.mu.Unlock()
 
-		s.metrics.dumps.WithLabelValues(string(ev.Reason)).Inc()
+		s.metrics.dumps.WithLabelValues(string(ev.why)).Inc()
 		if !ev.Recovered {
-			reason := ev.Reason
-			if reason == Stopped {
-				reason = Timeout
-			}
-			s.runHandler(string(reason), ev.Client.String(), ev.Host, ev.Info, ev.Core)
+			s.runHandler(ev.why.handler(), ev.Client.String(), ev.Host, ev.info, ev.core)
 		}
-		if s.cfg.DumpEnded != nil {
-			s.cfg.DumpEnded(e.ctx, ev)
+		if s.cfg.Ended != nil {
+			s.cfg.Ended(ev.Ended)
 		}
 	}
 }
 
-// stopEvents cancels the context of reactions under way, lets the queue
-// drain and waits for it.
+// stopEvents lets the queue drain and waits for it.
 func (s *Server) stopEvents() {
 	e := &s.events
-	e.cancel()
 	e.mu.Lock()
 	e.closed = true
 	e.cond.Signal()

@@ -88,7 +88,7 @@ func newMetrics() *metrics {
 	for _, l := range allLimits {
 		m.limits.WithLabelValues(l)
 	}
-	for _, r := range []Reason{Success, Timeout, Failed, Stopped} {
+	for _, r := range []reason{success, timeout, failed, stopped} {
 		m.dumps.WithLabelValues(string(r))
 	}
 	m.vmcorePkts = m.packets.WithLabelValues("vmcore")

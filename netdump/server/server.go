@@ -131,6 +131,11 @@ type Config struct {
 	// Log receives each log line without its trailing newline; nil
 	// discards them.
 	Log func(level Level, msg string)
+	// Ended, if set, is called for every dump that ends, after its files
+	// are closed and its handler started, one at a time on a goroutine of
+	// its own (never on the UDP path); dumps a restart found in progress
+	// are reported from New. Close waits for the calls queued.
+	Ended func(Ended)
 
 	// MaxSessions bounds the dumps received at once; a HERALD beyond it
 	// is refused.
@@ -156,12 +161,6 @@ type Config struct {
 	// FlushAfter bounds how long acknowledged data waits in the write-back
 	// buffer; SyncEvery how often written data is fdatasync'd.
 	FlushAfter, SyncEvery time.Duration
-	// DumpEnded, if set, is called for every dump that ends, one at a
-	// time on a goroutine of its own (never on the UDP path), after the
-	// handler script was started; dumps a restart found in progress are
-	// reported from New. Its context is cancelled when the server is
-	// closed; Close waits for the calls under way and still queued.
-	DumpEnded func(context.Context, DumpEnded)
 
 	// wrapCore lets tests interpose on vmcore writes (disk full).
 	wrapCore func(coreFile) coreFile
@@ -493,7 +492,7 @@ func (s *Server) gaugesLocked() {
 // Close stops the server without waiting on any client: open dumps end
 // at once as stopped (their handler runs with reason "timeout", as with
 // netdumpd). Close waits for the sessions to write their last state, for
-// DumpEnded and for handler processes.
+// Config.Ended and for handler processes.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopped.Store(true)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,7 +210,7 @@ func (c *session) serve() bool {
 			case isTimeout(err):
 				if c.files == nil && now.Sub(c.started) >= c.s.cfg.HalfOpenTimeout {
 					c.s.limitHit(limitIdle, "Dropping the session of %s: no data %v after its HERALD", c.ip, c.s.cfg.HalfOpenTimeout)
-					c.end(Timeout, "")
+					c.end(timeout, "")
 					return false
 				}
 				if c.files != nil && now.Sub(c.heard()) > c.s.cfg.Timeout {
@@ -357,7 +358,7 @@ func (c *session) begin() bool {
 		if !c.stopping() {
 			s.limitHit(limitSessions, "Dropping the session of %s: %d dumps in progress, the limit", c.ip, s.cfg.MaxSessions)
 		}
-		c.end(Failed, "")
+		c.end(failed, "")
 		return false
 	}
 	c.host = s.names.wait(c.name, c.ip, c.stopCh)
@@ -372,7 +373,7 @@ func (c *session) begin() bool {
 	if c.files == nil {
 		if c.files, err = s.openDumpFiles(s.cfg.DefaultPath, c.host, c.ip.String(), first); err != nil {
 			s.logf(LevelError, "Can't create output files for new client %s [%s]", c.host, c.ip)
-			c.end(Failed, "")
+			c.end(failed, "")
 			return false
 		}
 	}
@@ -748,7 +749,7 @@ func (c *session) finish(h wire.Header) bool {
 	c.symlink("info", c.files.infoBase())
 	c.s.logf(LevelInfo, "Completed dump from client %s [%s]", c.host, c.ip)
 	c.ackOwn(h.Seqno)
-	c.end(Success, "")
+	c.end(success, "")
 	return true
 }
 
@@ -775,7 +776,7 @@ func (c *session) writeInfo(status string, sync bool) bool {
 	if err := writeFileAt(c.files.dir, c.files.infoBase(), b.String(), false, sync); err != nil {
 		c.s.logf(LevelError, "Can't write %s: %s", c.infoPath(), strerror(err))
 		if status == statusComplete {
-			c.end(Failed, "")
+			c.end(failed, "")
 		}
 		return false
 	}
@@ -817,20 +818,20 @@ func (c *session) symlink(kind, target string) {
 // is written first.
 func (c *session) timedOut() {
 	if c.files == nil {
-		c.end(Timeout, "")
+		c.end(timeout, "")
 		return
 	}
 	if !c.flush() {
 		return
 	}
-	c.end(Timeout, statusTimedOut)
+	c.end(timeout, statusTimedOut)
 	c.s.logf(LevelInfo, "Client %s timed out", c.ip)
 }
 
 // stopped ends the session for the reason it was stopped.
 func (c *session) stopped() {
 	if c.files == nil {
-		c.end(Stopped, "")
+		c.end(stopped, "")
 		return
 	}
 	if !c.flush() {
@@ -838,10 +839,10 @@ func (c *session) stopped() {
 	}
 	switch stopWhy(c.why.Load()) {
 	case stopTakeover:
-		c.end(Timeout, "Dump incomplete: the client started a new dump")
+		c.end(timeout, "Dump incomplete: the client started a new dump")
 		c.s.logf(LevelInfo, "Client %s started a new dump", c.ip)
 	default:
-		c.end(Stopped, statusStopped)
+		c.end(stopped, statusStopped)
 		c.s.logf(LevelInfo, "Client %s: dump interrupted by the shutdown", c.ip)
 	}
 }
@@ -861,11 +862,11 @@ func (c *session) readError(off uint64, err error) {
 }
 
 // fail ends the dump as unsuccessful with status.
-func (c *session) fail(status string) { c.end(Failed, status) }
+func (c *session) fail(status string) { c.end(failed, status) }
 
 // end writes the final status (when the dump has files and status is
-// set), closes the files, forgets the session and queues its DumpEnded.
-func (c *session) end(reason Reason, status string) {
+// set), closes the files, forgets the session and queues its Ended.
+func (c *session) end(why reason, status string) {
 	s := c.s
 	s.detach(c)
 	if c.files == nil {
@@ -878,15 +879,18 @@ func (c *session) end(reason Reason, status string) {
 	if status != "" {
 		c.writeInfo(status, true)
 	}
-	ev := DumpEnded{Reason: reason, Client: c.ip, Host: c.host, Dir: s.absDir,
-		Info: c.infoPath(), Core: c.corePath(), Received: c.received}
+	ev := endedEvent{why: why, info: c.infoPath(), core: c.corePath(), Ended: Ended{
+		Reason: why.handler(), Client: c.ip, Host: c.host, Index: c.files.index,
+		Dir:  filepath.Join(s.cfg.Dir, c.files.rel),
+		Info: c.files.infoBase(), Core: c.name0,
+	}}
 	if c.key != nil {
-		ev.Key = c.files.path(c.files.keyBase())
+		ev.Key = c.files.keyBase()
 		c.key.Close()
 	}
 	if c.kdhOK {
 		k := c.kdh
-		ev.Header = &k
+		ev.KDH = &k
 	}
 	c.core.Close()
 	c.files.dir.Close()
