@@ -11,8 +11,9 @@ DUMPDIR ?= dumps
 .PHONY: deps test build image qemu bench
 deps:
 	command -v qemu-system-x86_64 >/dev/null && command -v qemu-system-arm >/dev/null && \
-	  command -v gdb >/dev/null && command -v gcc >/dev/null || \
-	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gcc make)
+	  command -v gdb >/dev/null && command -v gdb-multiarch >/dev/null && command -v mkimage >/dev/null && \
+	  command -v gcc >/dev/null || \
+	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gdb-multiarch u-boot-tools gcc make)
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
