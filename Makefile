@@ -12,8 +12,8 @@ DUMPDIR ?= dumps
 deps:
 	command -v qemu-system-x86_64 >/dev/null && command -v qemu-system-arm >/dev/null && \
 	  command -v gdb >/dev/null && command -v gdb-multiarch >/dev/null && command -v mkimage >/dev/null && \
-	  command -v gcc >/dev/null || \
-	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gdb-multiarch u-boot-tools gcc make)
+	  command -v qemu-arm >/dev/null && command -v gcc >/dev/null || \
+	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gdb-multiarch u-boot-tools qemu-user gcc make)
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
