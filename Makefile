@@ -7,8 +7,14 @@ BOARD ?=
 NIC ?= virtio
 RAM ?= 64
 DUMPDIR ?= dumps
+# make imx BOARD=imx6ul: TARGET=evk|usbarmory, IMXPKG the program to build
+# (the board's self-test image until the tamadump image runs on it),
+# IMXLDFLAGS more linker flags (-X main.server=...).
+TARGET ?= evk
+IMXPKG ?= ./board/imx6ul/testdata/bootimage
+IMXLDFLAGS ?=
 
-.PHONY: deps test build image qemu bench
+.PHONY: deps test build image qemu imx bench
 deps:
 	command -v qemu-system-x86_64 >/dev/null && command -v qemu-system-arm >/dev/null && \
 	  command -v gdb >/dev/null && command -v gdb-multiarch >/dev/null && command -v mkimage >/dev/null && \
@@ -23,5 +29,7 @@ image:
 	$(GO) run ./cmd/tamaqemu -build-only -board "$(BOARD)" -out $(BUILD)
 qemu:
 	$(GO) run ./cmd/tamaqemu -board "$(BOARD)" -nic $(NIC) -ram $(RAM) -dumpdir $(DUMPDIR) -out $(BUILD)
+imx:
+	$(GO) run ./cmd/tamaimx -board "$(BOARD)" -target $(TARGET) -pkg $(IMXPKG) -ldflags "$(IMXLDFLAGS)" -out $(BUILD)
 bench:
 	scripts/bench-ratios

@@ -29,38 +29,64 @@ import (
 	"github.com/tamadump/tamadump/qemu/usernet"
 )
 
+// target is a board target and how QEMU's mcimx6ul-evk stands in for it.
+type target struct {
+	imx6ul.Target
+	enet   string                       // the ENET it uses
+	serial []string                     // the console on stdio
+	nic    func(netdev string) []string // its ENET on netdev
+}
+
 var (
-	buildOnce sync.Once
-	image     string
-	buildErr  error
+	evk = target{Target: imx6ul.Targets[0], enet: "ENET1",
+		serial: []string{"-serial", "stdio", "-serial", "null"},
+		nic:    func(nd string) []string { return []string{"-net", "nic,netdev=" + nd + ",macaddr=52:54:00:12:34:56"} }}
+	usbarmory = target{Target: imx6ul.Targets[1], enet: "ENET2",
+		serial: []string{"-serial", "null", "-serial", "stdio"},
+		nic: func(nd string) []string {
+			return []string{"-net", "nic", "-net", "nic,netdev=" + nd + ",macaddr=52:54:00:12:34:56"}
+		}}
 )
 
-// buildImage builds testdata/bootimage once for all tests.
-func buildImage(t *testing.T) string {
+var (
+	buildMu sync.Mutex
+	images  = map[string]string{}
+	tmp     string
+)
+
+// buildImage builds testdata/bootimage for tg once for all tests.
+func buildImage(t *testing.T, tg target) string {
 	t.Helper()
 	gocmd, err := tamago.Toolchain()
 	if err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "imx6ul-boot-")
-		if err != nil {
-			buildErr = err
-			return
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if img, ok := images[tg.Name]; ok {
+		if img == "" {
+			t.Fatal("the image did not build")
 		}
-		image = filepath.Join(dir, "bootimage.elf")
-		buildErr = imx6ul.Build(gocmd, ".", "./testdata/bootimage", image, "")
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+		return img
 	}
-	return image
+	images[tg.Name] = ""
+	if tmp == "" {
+		if tmp, err = os.MkdirTemp("", "imx6ul-boot-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(tmp, "bootimage-"+tg.Name+".elf")
+	if err := imx6ul.Build(gocmd, ".", "./testdata/bootimage", img, tg.Target, ""); err != nil {
+		t.Fatal(err)
+	}
+	images[tg.Name] = img
+	return img
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if image != "" {
-		os.RemoveAll(filepath.Dir(image))
+	if tmp != "" {
+		os.RemoveAll(tmp)
 	}
 	os.Exit(code)
 }
@@ -74,13 +100,14 @@ type run struct {
 }
 
 // boot runs the image and types mode when it is READY; net adds QEMU
-// arguments for ENET1 (else it has no peer); onLine sees every line.
-func boot(t *testing.T, img string, mode byte, net []string, onLine func(string, io.Writer)) run {
+// arguments for the network (else the ENETs have no peer); onLine sees
+// every line.
+func boot(t *testing.T, tg target, img string, mode byte, net []string, onLine func(string, io.Writer)) run {
 	t.Helper()
 	var r run
 	var sleepStart time.Time
 	start := time.Now()
-	args := append(imx6ul.QEMUArgs(img, imx6ul.MinRAMMiB+6), "-serial", "stdio", "-serial", "null")
+	args := append(imx6ul.QEMUArgs(img, imx6ul.MinRAMMiB+6), tg.serial...)
 	if net == nil {
 		net = []string{"-net", "none"}
 	}
@@ -191,12 +218,21 @@ func inRAM(a uint64) bool {
 	return a >= imx6ul.DefaultRAMStart && a < imx6ul.DefaultRAMStart+imx6ul.DefaultRAMSize
 }
 
+// TestBoot runs every crash kind on the EVK build, and the panic and a data
+// abort on the USB armory build (console on UART2).
 func TestBoot(t *testing.T) {
-	img := buildImage(t)
+	for _, tg := range []target{evk, usbarmory} {
+		t.Run(tg.Name, func(t *testing.T) { testBoot(t, tg) })
+	}
+}
+
+func testBoot(t *testing.T, tg target) {
+	img := buildImage(t, tg)
 	syms := readSymbols(t, img)
+	all := tg.Name == "evk"
 
 	t.Run("panic", func(t *testing.T) {
-		r := boot(t, img, 'p', nil, nil)
+		r := boot(t, tg, img, 'p', nil, nil)
 		boot, _, _ := strings.Cut(r.out, "READY")
 		t.Logf("host: READY %v after QEMU start; sleep(200ms) took %v on the host\nguest:\n%s", r.ready, r.sleep, boot)
 		for _, want := range []string{"MSGBUF-OK", "DMA-OK", "DEEP-OK"} {
@@ -205,7 +241,7 @@ func TestBoot(t *testing.T) {
 			}
 		}
 		b := fields(r.out, "BOOT ")
-		if b["emulated"] != "true" || b["ram"] != "0x80000000" || b["dma"] != "0x83a00000" {
+		if b["emulated"] != "true" || b["ram"] != "0x80000000" || b["dma"] != "0x83a00000" || !strings.Contains(r.out, "model="+tg.Name+" ") {
 			t.Errorf("BOOT line %v", b)
 		}
 		// The DMA region is Normal memory, non-cacheable (TEX=001, C=0,
@@ -225,8 +261,18 @@ func TestBoot(t *testing.T) {
 		checkPanic(t, syms, c, "panic: boom", "runtime.fatalpanic")
 	})
 
+	if !all {
+		t.Run("data-abort", func(t *testing.T) {
+			r := boot(t, tg, img, 'a', nil, nil)
+			if c := parseCrash(t, r.out); r.status != 5 || c.code != 0x10 || c.addr != 4 || syms.name(c.regs["pc"]) != "main.dataAbort" {
+				t.Errorf("status %d, crash %+v; output:\n%s", r.status, c, r.out)
+			}
+		})
+		return
+	}
+
 	t.Run("goroutine-panic", func(t *testing.T) {
-		r := boot(t, img, 'g', nil, nil)
+		r := boot(t, tg, img, 'g', nil, nil)
 		c := parseCrash(t, r.out)
 		if r.status != 5 {
 			t.Errorf("QEMU exit status %d; output:\n%s", r.status, r.out)
@@ -238,7 +284,7 @@ func TestBoot(t *testing.T) {
 	})
 
 	t.Run("fatal-error", func(t *testing.T) {
-		r := boot(t, img, 'f', nil, nil)
+		r := boot(t, tg, img, 'f', nil, nil)
 		c := parseCrash(t, r.out)
 		if r.status != 5 {
 			t.Errorf("QEMU exit status %d; output:\n%s", r.status, r.out)
@@ -260,7 +306,7 @@ func TestBoot(t *testing.T) {
 	}
 	for _, e := range exceptions {
 		t.Run(e.name, func(t *testing.T) {
-			r := boot(t, img, e.mode, nil, nil)
+			r := boot(t, tg, img, e.mode, nil, nil)
 			c := parseCrash(t, r.out)
 			if r.status != 5 || !strings.Contains(r.out, "DEEP-OK") {
 				t.Errorf("QEMU exit status %d, want 5, and the handler's stack; output:\n%s", r.status, r.out)
@@ -298,7 +344,7 @@ func TestBoot(t *testing.T) {
 	}
 
 	t.Run("nested", func(t *testing.T) {
-		r := boot(t, img, 'x', nil, nil)
+		r := boot(t, tg, img, 'x', nil, nil)
 		if r.status != imx6ul.ExitNested {
 			t.Errorf("QEMU exit status %d, want %d; output:\n%s", r.status, imx6ul.ExitNested, r.out)
 		}
@@ -309,7 +355,7 @@ func TestBoot(t *testing.T) {
 
 	t.Run("reboot", func(t *testing.T) {
 		// With -no-reboot QEMU ends at the reset, with status 0.
-		r := boot(t, img, 'r', nil, nil)
+		r := boot(t, tg, img, 'r', nil, nil)
 		if r.status != 0 || !strings.Contains(r.out, "DEEP-OK") {
 			t.Errorf("QEMU exit status %d, want 0 (reset); output:\n%s", r.status, r.out)
 		}
@@ -344,7 +390,13 @@ func checkPanic(t *testing.T, syms symbols, c crash, msg, caller string) {
 // drivers/imxenet takes the controller over and a netdump arrives at the
 // host's netdumpd byte for byte.
 func TestNetwork(t *testing.T) {
-	img := buildImage(t)
+	for _, tg := range []target{evk, usbarmory} {
+		t.Run(tg.Name, func(t *testing.T) { testNetwork(t, tg) })
+	}
+}
+
+func testNetwork(t *testing.T, tg target) {
+	img := buildImage(t, tg)
 	host := netip.MustParsePrefix("127.0.24.1/24")
 	guest := netip.MustParseAddr("127.0.24.2")
 	st, err := usernet.New(usernet.Config{Addr: host})
@@ -378,14 +430,16 @@ func TestNetwork(t *testing.T) {
 	checked := make(chan error, 1)
 	stop := make(chan struct{})
 	defer close(stop)
-	r := boot(t, img, 'n', []string{
+	r := boot(t, tg, img, 'n', append([]string{
 		"-netdev", "dgram,id=n0,local.type=unix,local.path=" + qemuPath + ",remote.type=unix,remote.path=" + hostPath,
-		"-net", "nic,netdev=n0,macaddr=52:54:00:12:34:56",
-	}, func(line string, in io.Writer) {
+	}, tg.nic("n0")...), func(line string, in io.Writer) {
 		if !strings.HasPrefix(line, "NET-READY") {
 			return
 		}
 		pattern, _ = strconv.ParseUint(fields(line, "NET-READY")["pattern"], 0, 64)
+		if !strings.Contains(line, "i.MX "+tg.enet+" at ") {
+			t.Errorf("not on %s: %s", tg.enet, line)
+		}
 		go func() {
 			err := serve(t, st, guest)
 			if err == nil {

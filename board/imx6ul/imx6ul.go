@@ -10,7 +10,6 @@ import (
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 	"github.com/usbarmory/tamago/soc/nxp/imx6ul"
-	"github.com/usbarmory/tamago/soc/nxp/iomuxc"
 )
 
 // SoC facts (i.MX6UL reference manual; tamago's soc/nxp/imx6ul).
@@ -111,9 +110,9 @@ var hookCount uint64
 func hwinit1() {
 	imx6ul.Init()
 	hookCount = imx6ul.ARM.Counter()
-	imx6ul.UART1.Init()
+	consoleUART().Init()
 	mapDMA()
-	routeWDOGB()
+	modelInit()
 	initCrash()
 }
 
@@ -140,37 +139,18 @@ func Halt(code int) {
 	haltCode(int32(code))
 }
 
-// Reboot resets the board: watchdog 1 asserts WDOG_B, which the EVK
-// routes to its PMIC (a power cycle; QEMU resets the machine, or exits
-// with -no-reboot); if that does not happen, the watchdog's software reset
-// restarts the SoC alone; if that does not either, it halts.
+// Reboot resets the board the way it is wired for it (see reboot; QEMU
+// resets the machine, or exits with -no-reboot), and halts if that does
+// not happen.
 func Reboot() {
-	imx6ul.WDOG1.Reset()
-	spin()
-	imx6ul.Reset()
-	spin()
+	reboot()
 	haltCode(ExitHard)
 }
 
-// spin waits some milliseconds without the scheduler.
+// spin waits 50 ms without the scheduler.
 func spin() {
 	for t := imx6ul.ARM.GetTime() + 50e6; imx6ul.ARM.GetTime() < t; {
 	}
-}
-
-// The EVK's WDOG_B: the LCD_RESET pad in its WDOG1_WDOG_ANY function (ALT4),
-// pulled up (tamago's nxp/mx6ullevk).
-const (
-	muxLCDReset = 0x020e0114
-	padLCDReset = 0x020e03a0
-)
-
-func routeWDOGB() {
-	p := iomuxc.Pad{Mux: muxLCDReset, Pad: padLCDReset}
-	p.Mode(4)
-	p.Ctl(1<<iomuxc.SW_PAD_CTL_HYS | 1<<iomuxc.SW_PAD_CTL_PUE | 1<<iomuxc.SW_PAD_CTL_PKE |
-		iomuxc.SW_PAD_CTL_PUS_PULL_UP_22K<<iomuxc.SW_PAD_CTL_PUS |
-		iomuxc.SW_PAD_CTL_SPEED_50MHZ<<iomuxc.SW_PAD_CTL_SPEED | iomuxc.SW_PAD_CTL_DSE_2_R0_6<<iomuxc.SW_PAD_CTL_DSE)
 }
 
 // defined in crash_arm.s

@@ -58,7 +58,9 @@ var l0 imx6ul.Layout
 func main() {
 	l := imx6ul.Info()
 	l0 = l
-	w("BOOT emulated=")
+	w("BOOT model=")
+	w(map[string]string{"MCIMX6ULL-EVK": "evk", "USB armory Mk II LAN": "usbarmory"}[imx6ul.Model])
+	w(" emulated=")
 	w(strconv.FormatBool(imx6ul.Emulated()))
 	w(" reset_to_hook_us=")
 	dec(uint64(imx6ul.HookAt().Microseconds()))
@@ -159,7 +161,7 @@ func network() {
 		w("NET-ERROR " + err.Error() + "\n")
 		return
 	}
-	w("NET-READY mac=" + macString(eth.MAC) + " pattern=")
+	w("NET-READY " + eth.Desc + " mac=" + macString(eth.MAC) + " pattern=")
 	hex(uint64(uintptr(unsafe.Pointer(&pattern()[0]))))
 	w("\n")
 	for {
