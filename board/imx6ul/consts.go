@@ -32,9 +32,9 @@ const MinRAMMiB = (DefaultRAMSize + DefaultDMASize + 1<<20 - 1) >> 20
 
 // QEMUArgs returns the qemu-system-arm arguments for this board: QEMU's
 // i.MX6UL EVK with its Cortex-A7, ramMiB of DRAM, semihosting (Halt exits
-// QEMU with the halt code) and no reboot (Reboot ends QEMU). The first
-// -serial is UART1, the console; the caller adds it and the network
-// (-net nic,netdev=... for ENET1; ENET2 stays unconnected).
+// QEMU with the halt code) and no reboot (Reboot ends QEMU). The caller
+// adds the serial ports (the first is UART1, the second UART2) and the
+// network (the first -net nic,netdev=... is ENET1, the second ENET2).
 func QEMUArgs(kernel string, ramMiB int) []string {
 	return []string{
 		"-machine", "mcimx6ul-evk",

@@ -29,7 +29,7 @@ var (
 
 	eth  *imx6ul.Ethernet
 	cl   *client.Client
-	core = elfcore.New(2)
+	core = elfcore.New(3)
 	kdh  wire.KernelDumpHeader
 )
 
@@ -79,6 +79,21 @@ func main() {
 	w(" ram_tte=")
 	hex(uint64(imx6ul.TTE(uint32(l.DataStart))))
 	w("\n")
+
+	// What a dump holds, each segment read at both ends.
+	w("MEMORY")
+	var sum byte
+	for _, sg := range imx6ul.Memory(memory[:0]) {
+		w(" ")
+		hex(sg.Phys)
+		w("+")
+		hex(uint64(len(sg.Data)))
+		sum += sg.Data[0] + sg.Data[len(sg.Data)-1]
+	}
+	w(" mb=")
+	dec(imx6ul.MemoryMB())
+	w("\n")
+	_ = sum
 
 	w("SLEEP-START\n")
 	t0 := time.Now()
@@ -181,6 +196,11 @@ func fill() {
 	}
 }
 
+// peek reads identity-mapped memory (vet-friendly form).
+func peek(addr uintptr) uint32 {
+	return **(**uint32)(unsafe.Pointer(&addr))
+}
+
 func macString(m [6]byte) string {
 	const digits = "0123456789abcdef"
 	b := make([]byte, 0, 17)
@@ -226,7 +246,7 @@ func onCrash(c *imx6ul.Crash) {
 	// The word at sp: a Go frame's saved return address.
 	if sp := c.Regs[13]; sp >= l0.RAMStart && sp+4 <= l0.RAMStart+l0.RAMSize {
 		w(" spword=")
-		hex(uint64(*(*uint32)(unsafe.Pointer(uintptr(sp)))))
+		hex(uint64(peek(uintptr(sp))))
 	}
 	w("\nMESSAGE ")
 	imx6ul.Console.Write(c.Message(msg[:0]))
@@ -246,20 +266,18 @@ func onCrash(c *imx6ul.Crash) {
 }
 
 var (
-	segs     [1]elfcore.Segment
+	memory   [3]elfcore.Segment
 	panicMsg = []byte("boom")
 )
 
-// dump takes ENET1 over from imx-enet and sends Pattern as a core.
+// dump takes the Ethernet over from imx-enet and sends the board's memory
+// as a core.
 func dump(c *imx6ul.Crash) {
 	if err := eth.NIC.Reset(); err != nil {
 		fail("TAKEOVER-ERROR ", err)
 	}
-	p := pattern()
-	base := uint64(uintptr(unsafe.Pointer(&p[0])))
-	segs[0] = elfcore.Segment{Phys: base, Virt: base, Data: p}
 	info := elfcore.Info{Arch: imx6ul.Arch(), Regs: c.Regs, Signal: 6, PID: 1, Panic: panicMsg}
-	if err := core.Build(segs[:], &info); err != nil {
+	if err := core.Build(imx6ul.Memory(memory[:0]), &info); err != nil {
 		fail("CORE-ERROR ", err)
 	}
 	kdh = wire.KernelDumpHeader{Version: wire.KDHVersion, ArchitectureVersion: info.Arch.KDHVersion, BlockSize: wire.DataSize}
@@ -267,12 +285,16 @@ func dump(c *imx6ul.Crash) {
 	wire.SetText(kdh.Architecture[:], info.Arch.KDHName)
 	wire.SetText(kdh.Hostname[:], "imx6ul-boot")
 	wire.SetText(kdh.PanicString[:], "boom")
-	if err := cl.Dump(core, &kdh, 1); err != nil {
+	if err := cl.Dump(core, &kdh, imx6ul.MemoryMB()); err != nil {
 		fail("DUMP-ERROR ", err)
 	}
 	st := cl.Stats()
 	w("DUMP-OK sent=")
 	dec(st.Sent)
+	w(" bytes=")
+	dec(st.Bytes)
+	w(" zero=")
+	dec(st.ZeroBytes)
 	w(" ms=")
 	dec(uint64(st.Elapsed.Milliseconds()))
 	w("\n")
