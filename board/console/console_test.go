@@ -9,6 +9,8 @@ import (
 	"time"
 )
 
+var sink []byte
+
 // uart records what is sent and replays queued input.
 type uart struct {
 	mu  sync.Mutex
@@ -54,6 +56,9 @@ func TestMsgBuf(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(10, func() { c.MsgBuf(all); c.WriteString("x") }); a != 0 {
 		t.Fatalf("%v allocations", a)
+	}
+	if a := testing.AllocsPerRun(10, func() { sink = make([]byte, 10); c.Write(sink) }); a != 1 {
+		t.Fatalf("negative control: %v allocations counted, want 1", a)
 	}
 }
 

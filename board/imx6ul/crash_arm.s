@@ -33,7 +33,7 @@ TEXT ·excUndefined(SB),NOSPLIT|NOFRAME,$0
 	SUB	$4, R14, R0
 	MOVW	$0, R1
 	MOVW	$0, R2
-	MOVW	$0x04, R3
+	MOVW	$const_VectorUndefined, R3
 	B	excCommon<>(SB)
 
 TEXT ·excPrefetchAbort(SB),NOSPLIT|NOFRAME,$0
@@ -42,7 +42,7 @@ TEXT ·excPrefetchAbort(SB),NOSPLIT|NOFRAME,$0
 	SUB	$4, R14, R0
 	MRC	15, 0, R1, C6, C0, 2	// IFAR
 	MRC	15, 0, R2, C5, C0, 1	// IFSR
-	MOVW	$0x0c, R3
+	MOVW	$const_VectorPrefetchAbort, R3
 	B	excCommon<>(SB)
 
 TEXT ·excDataAbort(SB),NOSPLIT|NOFRAME,$0
@@ -51,7 +51,7 @@ TEXT ·excDataAbort(SB),NOSPLIT|NOFRAME,$0
 	SUB	$8, R14, R0
 	MRC	15, 0, R1, C6, C0, 0	// DFAR
 	MRC	15, 0, R2, C5, C0, 0	// DFSR
-	MOVW	$0x10, R3
+	MOVW	$const_VectorDataAbort, R3
 	B	excCommon<>(SB)
 
 // excCommon stores what the stub found and the interrupted cpsr (SPSR),
