@@ -15,16 +15,22 @@ IMXPKG ?= ./board/imx6ul/testdata/bootimage
 IMXLDFLAGS ?=
 
 .PHONY: deps test build image qemu imx bench
+# deps: QEMU (with qemu-user), gdb and gdb-multiarch, u-boot-tools' mkimage,
+# gcc; and Delve at the version go.mod pins, installed as dlv in
+# $(go env GOPATH)/bin and built for `go tool dlv` (the tests run it).
 deps:
 	command -v qemu-system-x86_64 >/dev/null && command -v qemu-system-arm >/dev/null && \
 	  command -v gdb >/dev/null && command -v gdb-multiarch >/dev/null && command -v mkimage >/dev/null && \
 	  command -v qemu-arm >/dev/null && command -v gcc >/dev/null || \
 	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gdb-multiarch u-boot-tools qemu-user gcc make)
+	$(GO) install github.com/go-delve/delve/cmd/dlv
+	$(GO) tool -n dlv >/dev/null
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
 build:
 	$(GO) build -o $(BUILD)/netdumpd ./cmd/netdumpd
+	$(GO) build -o $(BUILD)/crashinfo ./cmd/crashinfo
 image:
 	$(GO) run ./cmd/tamaqemu -build-only -board "$(BOARD)" -out $(BUILD)
 qemu:

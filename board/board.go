@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/buildid"
 	"github.com/tamadump/tamadump/netdump/client"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 	"github.com/tamadump/tamadump/netdump/wire"
@@ -95,9 +96,9 @@ type Dumper struct {
 }
 
 // NewDumper prepares a dumper for m's memory through nic. version is the
-// image's build description for the KDH.
+// image's build description for the KDH (its build ID is added).
 func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
-	return &Dumper{
+	d := &Dumper{
 		m: m, nic: nic, console: console, version: version,
 		core:   elfcore.New(MaxSegments),
 		segs:   make([]elfcore.Segment, 0, MaxSegments),
@@ -106,6 +107,8 @@ func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
 		// Both boards that exist are amd64; the board will say.
 		info: elfcore.Info{Arch: &elfcore.AMD64},
 	}
+	d.identify(buildid.Self)
+	return d
 }
 
 // Configure sets where dumps go. Before a crash it makes the client (and

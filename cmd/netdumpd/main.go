@@ -1,10 +1,12 @@
 // Command netdumpd receives kernel dumps sent with FreeBSD's netdump
 // protocol: a drop-in for FreeBSD's netdumpd(8) on Linux, with the same
-// flags, defaults, files and messages (netdump-protocol.md §4).
+// flags, defaults, files and messages.
 //
 // Differences: Go programs cannot daemon(3), so without -D netdumpd stays
 // in the foreground but logs to syslog like the daemon would. Extensions
-// (tamadump): -port, -ackport, -timeout and -tpass.
+// (tamadump): -port, -ackport, -timeout and -tpass; and after each complete
+// dump a post-mortem report, core.txt.<host>.<n> (crashinfo.go), whose
+// images are looked up in -symbols.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tamadump/tamadump/netdump/crashinfo"
 	"github.com/tamadump/tamadump/netdump/server"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
@@ -29,7 +32,8 @@ import (
 const usageText = `usage: netdumpd [-D] [-a <bind_addr>] [-d <dumpdir>] [-i <script>] [-P <pidfile>]
 		[-p <default path>]
 		[-port <herald port>] [-ackport <client port>]
-		[-timeout <duration>] [-tpass <duration>]
+		[-timeout <duration>] [-tpass <duration>] [-symbols <dir>]
+       netdumpd crashinfo [-symbols <dir>] [-elf <file>] <vmcore>
 
   -a addr      IPv4 address to listen on (default: all interfaces)
   -D           debug: log to stdout instead of syslog
@@ -44,6 +48,10 @@ tamadump extensions:
   -ackport N   client UDP port ACKs are sent to (default 20024)
   -timeout d   abandon a client silent for this long (default 10m0s)
   -tpass d     check for silent clients this often (default 10s)
+  -symbols dir where image ELFs are kept by build ID: after each complete
+               dump, core.txt.<host>.<n> beside it lists every goroutine
+               of the crashed image (without it, header and registers)
+  crashinfo    write that report for a vmcore to standard output
 
 netdumpd always stays in the foreground (Go cannot daemon(3)); without -D
 it logs to syslog (facility daemon), as the daemon would.
@@ -52,6 +60,9 @@ it logs to syslog (facility daemon), as the daemon would.
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == crashinfoCommand {
+		return crashinfo.Main(args[1:], stdout, stderr)
+	}
 	warnx := func(format string, a ...any) { fmt.Fprintf(stderr, "netdumpd: "+format+"\n", a...) }
 	fs := flag.NewFlagSet("netdumpd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -66,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ackPort  = fs.Uint("ackport", wire.ClientPort, "")
 		timeout  = fs.Duration("timeout", server.DefaultTimeout, "")
 		tpass    = fs.Duration("tpass", server.DefaultTPass, "")
+		symbols  = fs.String("symbols", "", "")
 		showHelp = fs.Bool("h", false, "")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -140,6 +152,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		warnx("syslog: %s; logging to stderr", errText(err))
 		logf = textLogger(stderr)
 	}
+	reports := newReports(*symbols, logf)
+	defer reports.Close()
 	srv, err := server.New(server.Config{
 		Dir:         *dumpDir,
 		DefaultPath: *defPath,
@@ -149,6 +163,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Timeout:     *timeout,
 		TPass:       *tpass,
 		Log:         logf,
+		Ended:       reports.Ended,
 	})
 	if err != nil {
 		logf(server.LevelError, "bind(): "+errText(err))

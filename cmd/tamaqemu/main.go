@@ -1,8 +1,9 @@
 // Command tamaqemu is `make qemu`: it builds the tamadump image, boots it
 // under QEMU with a netdumpd alongside (joined through a user-space
 // network, no root needed), panics it from the serial console, waits for
-// the dump and shows where it is and what it holds. With -build-only it
-// is `make image`.
+// the dump and shows where it is and what it holds: the head of the
+// post-mortem report netdumpd writes (core.txt), and the debugger command
+// lines for it. With -build-only it is `make image`.
 package main
 
 import (
@@ -18,6 +19,9 @@ import (
 )
 
 func main() {
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	board := flag.String("board", os.Getenv("BOARD"), "tamago or stockgo (default: tamago when its toolchain is installed)")
 	nic := flag.String("nic", "virtio-mmio", "NIC: "+strings.Join(boot.NICs, ", ")+" (virtio = virtio-mmio)")
 	ram := flag.Int("ram", 64, "guest RAM in MiB")
@@ -55,15 +59,22 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 		return err
 	}
 	fmt.Printf("image: %s (built in %v)\n", img.ELF, time.Since(t0).Round(time.Millisecond))
+	kept, err := keptELF(img)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("symbols: %s\n", kept)
 	if buildOnly {
 		return nil
 	}
+	reports, written := newReports(img)
+	defer reports.Close()
 	if err := os.MkdirAll(dumpDir, 0o755); err != nil {
 		return err
 	}
 	fmt.Printf("netdumpd: listening on %v:20023 in a user-space network, saving to %s\n", boot.ServerAddr.Addr(), dumpDir)
 	fmt.Printf("qemu: %s NIC, %d MiB\n--- serial console ---\n", nic, ram)
-	m, err := boot.Start(boot.Config{QEMUArgs: img.QEMUArgs(ram), NIC: nic, DumpDir: dumpDir, Console: os.Stdout, Log: os.Stdout})
+	m, err := boot.Start(boot.Config{QEMUArgs: img.QEMUArgs(ram), NIC: nic, DumpDir: dumpDir, Console: os.Stdout, Log: os.Stdout, Ended: reports.Ended})
 	if err != nil {
 		return err
 	}
@@ -93,7 +104,10 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 	if b, err := os.ReadFile(info); err == nil {
 		os.Stdout.Write(b)
 	}
-	return summary(core, ready, took)
+	if err := summary(core, ready, took); err != nil {
+		return err
+	}
+	return showReport(written, kept, core)
 }
 
 // summary describes the vmcore: its ELF layout and how much was sent.
@@ -119,6 +133,5 @@ func summary(path string, ready, took time.Duration) error {
 		f.Type, f.Machine, loads, mem>>20, st.Size()>>20)
 	fmt.Printf("boot to READY %v; panic to dump complete %v (%.1f MB/s of core file)\n",
 		ready.Round(time.Millisecond), took.Round(time.Millisecond), float64(st.Size())/took.Seconds()/1e6)
-	fmt.Printf("debug it: gdb <image ELF> %s\n", path)
 	return nil
 }

@@ -5,12 +5,13 @@
 // the netdump client can stream a core file after a panic.
 //
 // Layout: ELF header, one PT_NOTE and one PT_LOAD per segment, the notes
-// (NT_PRSTATUS with the crashed context's registers, and the panic
-// message), then each segment's bytes at a page-aligned file offset.
-// p_paddr is the physical address and p_vaddr where the memory is mapped,
-// so gdb reads variables at their link-time addresses. The machine (Arch)
-// decides the ELF class and the NT_PRSTATUS layout: Linux's struct
-// elf_prstatus of that architecture, which gdb and Delve read.
+// (NT_PRSTATUS with the crashed context's registers, the panic message
+// and the image's build ID), then each segment's bytes at a page-aligned
+// file offset. p_paddr is the physical address and p_vaddr where the
+// memory is mapped, so gdb reads variables at their link-time addresses.
+// The machine (Arch) decides the ELF class and the NT_PRSTATUS layout:
+// Linux's struct elf_prstatus of that architecture, which gdb and Delve
+// read.
 package elfcore
 
 import (
@@ -154,6 +155,8 @@ type Info struct {
 	Signal uint16 // si_signo / pr_cursig, e.g. 6 (SIGABRT) for a panic
 	PID    uint32 // pr_pid; gdb shows it as the thread id
 	Panic  []byte // the panic message; truncated to MaxPanic-1 bytes
+	// BuildID is the image's GNU build-id (package buildid), if known.
+	BuildID []byte
 }
 
 // Core is a core file being streamed. The zero value is unusable; use New.
@@ -174,7 +177,7 @@ func New(maxSegs int) *Core {
 }
 
 func headerSize(maxSegs int) int {
-	notes := noteSize(noteCore, largest) + noteSize(noteOwn, MaxPanic)
+	notes := noteSize(noteCore, largest) + noteSize(noteOwn, MaxPanic) + noteSize(noteOwn, MaxBuildID)
 	return roundUp(ehdr64+phdr64*(1+maxSegs)+notes, Page)
 }
 
@@ -214,7 +217,7 @@ func (c *Core) Build(segs []Segment, info *Info) error {
 	}
 	nph := 1 + len(segs)
 	notesOff := ehdr + phdr*nph
-	notesLen := noteSize(noteCore, a.prstatus) + noteSize(noteOwn, MaxPanic)
+	notesLen := noteSize(noteCore, a.prstatus) + noteSize(noteOwn, MaxPanic) + buildIDNoteSize(info.BuildID)
 	dataOff := int64(roundUp(notesOff+notesLen, Page))
 
 	copy(h, elf.ELFMAG)
@@ -266,6 +269,7 @@ func (c *Core) Build(segs []Segment, info *Info) error {
 	n = n[noteSize(noteCore, a.prstatus):]
 	desc = putNoteHeader(n, noteOwn, MaxPanic, NotePanic)
 	copy(desc[:MaxPanic-1], info.Panic)
+	putBuildID(n[noteSize(noteOwn, MaxPanic):], info.BuildID)
 	return nil
 }
 

@@ -1,5 +1,5 @@
 // Package server is a netdump server: the core of a drop-in replacement
-// for FreeBSD's netdumpd (netdump-protocol.md §4). It receives kernel
+// for FreeBSD's netdumpd. It receives kernel
 // dumps over UDP and stores them as vmcore/info/key files in a dump
 // directory, with netdumpd's names, numbering, log texts and handler
 // script. Sockets come from a Network, so it runs on the host or on a
@@ -89,6 +89,10 @@ type Config struct {
 	// Log receives each log line without its trailing newline; nil
 	// discards them.
 	Log func(level Level, msg string)
+	// Ended, if set, is called on the session's goroutine when a dump
+	// has ended and its files are closed, before the handler runs. It must
+	// return quickly: long work (the post-mortem analysis) goes elsewhere.
+	Ended func(Ended)
 
 	// wrapCore lets tests interpose on vmcore writes (disk full).
 	wrapCore func(coreFile) coreFile

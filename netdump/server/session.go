@@ -565,6 +565,7 @@ func (c *session) end(reason string) {
 		c.key.Close()
 	}
 	c.files.dir.Close()
+	c.dumpEnded(reason)
 	c.s.runHandler(reason, c.ip.String(), c.host, c.infoPath(), c.corePath())
 	c.wb, c.buf = nil, nil
 }

@@ -48,6 +48,8 @@ type Config struct {
 	Console io.Writer
 	// Log receives netdumpd's log lines.
 	Log io.Writer
+	// Ended is netdumpd's server.Config.Ended (the post-mortem report).
+	Ended func(server.Ended)
 }
 
 // Machine is a running guest with its server.
@@ -104,6 +106,7 @@ func Start(cfg Config) (m *Machine, err error) {
 		Listen:     netip.AddrPortFrom(netip.IPv4Unspecified(), 20023),
 		Network:    m.stack.Network(),
 		LookupAddr: func(context.Context, netip.Addr) (string, error) { return "", errors.New("numeric") },
+		Ended:      cfg.Ended,
 		Log: func(l server.Level, msg string) {
 			if cfg.Log != nil {
 				fmt.Fprintf(cfg.Log, "netdumpd: %s\n", msg)

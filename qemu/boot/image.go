@@ -20,6 +20,10 @@ type Image struct {
 	ELF   string // the Go program (for gdb)
 	shim  string
 	set   map[string]string
+
+	// Symbols is the symbols directory the ELF is kept in, under its
+	// build ID (netdump/symbols), for the analysis of its dumps.
+	Symbols string
 }
 
 // Boards.
@@ -76,6 +80,9 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		}
 	default:
 		return nil, errors.New("unknown board " + board + "; choose tamago or stockgo")
+	}
+	if err := img.keepSymbols(dir); err != nil {
+		return nil, err
 	}
 	return img, nil
 }
