@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -483,6 +484,28 @@ func testNetwork(t *testing.T, tg target) {
 		t.Logf("guest: dump sent:%s", line)
 	}
 	checkDump(t, dumps, guest, pattern)
+	checkGDB(t, img, filepath.Join(dumps, "vmcore."+guest.String()+".0"))
+}
+
+// checkGDB has gdb-multiarch read the vmcore with the image: the
+// backtrace of the panicking goroutine from the registers the board
+// captured, down to main.main, and a global.
+func checkGDB(t *testing.T, img, vmcore string) {
+	t.Helper()
+	gdb, err := exec.LookPath("gdb-multiarch")
+	if err != nil {
+		t.Log("SKIP: gdb-multiarch is not installed (make deps installs it): no debugger check")
+		return
+	}
+	out, err := exec.Command(gdb, "-batch", "-nx", "-ex", "set auto-load safe-path /",
+		"-ex", "core-file "+vmcore, "-ex", "bt", "-ex", "print/x 'main.l0'.RAMSize", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gdb-multiarch: %v\n%s", err, out)
+	}
+	bt := regexp.MustCompile(`(?s)runtime\.systemstack_switch.*runtime\.fatalpanic.*runtime\.gopanic.*main\.boom.*main\.network.*main\.main`)
+	if !bt.Match(out) || !strings.Contains(string(out), "= 0x3a00000") {
+		t.Errorf("gdb-multiarch's backtrace or global:\n%s", out)
+	}
 }
 
 // serve checks the guest answers pings and echoes UDP datagrams.
