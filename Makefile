@@ -7,14 +7,22 @@ BOARD ?=
 NIC ?= virtio
 RAM ?= 64
 DUMPDIR ?= dumps
+# make imx BOARD=imx6ul: TARGET=evk|usbarmory, IMXPKG the program to build
+# (the board's self-test image until the tamadump image runs on it),
+# IMXLDFLAGS more linker flags (-X main.server=...).
+TARGET ?= evk
+IMXPKG ?= ./board/imx6ul/testdata/bootimage
+IMXLDFLAGS ?=
 
-.PHONY: deps test build image qemu bench
-# deps: QEMU, gdb, gcc; and Delve at the version go.mod pins, installed as
-# dlv in $(go env GOPATH)/bin and built for `go tool dlv` (the tests run it).
+.PHONY: deps test build image qemu imx bench
+# deps: QEMU (with qemu-user), gdb and gdb-multiarch, u-boot-tools' mkimage,
+# gcc; and Delve at the version go.mod pins, installed as dlv in
+# $(go env GOPATH)/bin and built for `go tool dlv` (the tests run it).
 deps:
 	command -v qemu-system-x86_64 >/dev/null && command -v qemu-system-arm >/dev/null && \
-	  command -v gdb >/dev/null && command -v gcc >/dev/null || \
-	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gcc make)
+	  command -v gdb >/dev/null && command -v gdb-multiarch >/dev/null && command -v mkimage >/dev/null && \
+	  command -v qemu-arm >/dev/null && command -v gcc >/dev/null || \
+	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gdb-multiarch u-boot-tools qemu-user gcc make)
 	$(GO) install github.com/go-delve/delve/cmd/dlv
 	$(GO) tool -n dlv >/dev/null
 test:
@@ -27,5 +35,7 @@ image:
 	$(GO) run ./cmd/tamaqemu -build-only -board "$(BOARD)" -out $(BUILD)
 qemu:
 	$(GO) run ./cmd/tamaqemu -board "$(BOARD)" -nic $(NIC) -ram $(RAM) -dumpdir $(DUMPDIR) -out $(BUILD)
+imx:
+	$(GO) run ./cmd/tamaimx -board "$(BOARD)" -target $(TARGET) -pkg $(IMXPKG) -ldflags "$(IMXLDFLAGS)" -out $(BUILD)
 bench:
 	scripts/bench-ratios

@@ -6,6 +6,7 @@ require (
 	github.com/go-delve/delve v1.27.2
 	github.com/google/btree v1.1.2
 	github.com/prometheus/client_golang v1.23.2
+	github.com/usbarmory/imx-enet v0.0.0-20240909221101-ae8625bf5b84
 	github.com/usbarmory/tamago v1.26.0
 	golang.org/x/net v0.48.0
 	golang.org/x/sys v0.46.0

@@ -104,6 +104,8 @@ func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
 		segs:   make([]elfcore.Segment, 0, MaxSegments),
 		msgbuf: make([]byte, 64<<10),
 		line:   debugnet.NewLine(console),
+		// Both boards that exist are amd64; the board will say.
+		info: elfcore.Info{Arch: &elfcore.AMD64},
 	}
 	d.identify(buildid.Self)
 	return d
@@ -221,12 +223,12 @@ func (d *Dumper) Dump() error {
 	}
 	d.kdh = wire.KernelDumpHeader{
 		Version:             wire.KDHVersion,
-		ArchitectureVersion: 2, // amd64
+		ArchitectureVersion: d.info.Arch.KDHVersion,
 		DumpTime:            uint64(time.Now().Unix()),
 		BlockSize:           wire.DataSize,
 	}
 	wire.SetText(d.kdh.Magic[:], wire.KDHMagic)
-	wire.SetText(d.kdh.Architecture[:], "amd64")
+	wire.SetText(d.kdh.Architecture[:], d.info.Arch.KDHName)
 	wire.SetText(d.kdh.Hostname[:], d.m.Hostname())
 	d.kdh.SetVersionString(d.version)
 	n := copy(d.kdh.PanicString[:len(d.kdh.PanicString)-1], d.panic)

@@ -74,7 +74,7 @@ func TestDumpAfterCrash(t *testing.T) {
 		t.Fatalf("NIC reset %d times", nic.resets)
 	}
 	core := elfcore.New(len(m.segs))
-	info := elfcore.Info{Regs: c.Regs, Signal: 6, PID: 1, Panic: []byte(msg), BuildID: selfID(t)}
+	info := elfcore.Info{Arch: &elfcore.AMD64, Regs: c.Regs, Signal: 6, PID: 1, Panic: []byte(msg), BuildID: selfID(t)}
 	if err := core.Build(m.segs, &info); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package qemu
 import (
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // MCIMX6ULEVK is the NXP i.MX6UL evaluation kit, run by qemu-system-arm:
@@ -41,6 +42,18 @@ func binaryFor(machine string) (bin, pkg string) {
 		return ARMBinary, "qemu-system-arm"
 	}
 	return Binary, "qemu-system-x86"
+}
+
+// machineOf is the machine type in a QEMU command line ("-machine
+// TYPE,opts").
+func machineOf(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-machine" || args[i] == "-M" {
+			m, _, _ := strings.Cut(args[i+1], ",")
+			return m
+		}
+	}
+	return ""
 }
 
 // haltArgs writes the machine's halting firmware into the VM's directory,

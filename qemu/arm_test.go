@@ -61,3 +61,22 @@ func TestARMBoard(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMachineOf(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-m", "64M", "-machine", "mcimx6ul-evk", "-kernel", "x"}, MCIMX6ULEVK},
+		{[]string{"-machine", "microvm,x-option-roms=on,pit=on", "-smp", "1"}, MicroVM},
+		{[]string{"-M", "q35"}, Q35},
+		{[]string{"-kernel", "x"}, ""},
+	} {
+		if got := machineOf(c.args); got != c.want {
+			t.Errorf("machineOf(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+	if bin, _ := binaryFor(machineOf([]string{"-machine", "mcimx6ul-evk"})); bin != ARMBinary {
+		t.Errorf("the i.MX6UL runs under %s", bin)
+	}
+}

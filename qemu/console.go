@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// RunConsole runs a whole machine (qemu-system-x86_64 with args, which
-// must put the serial console on stdio) until it exits, handing each line
+// RunConsole runs a whole machine (qemu-system-x86_64, or qemu-system-arm
+// when args select MCIMX6ULEVK, with args, which must put the serial
+// console on stdio) until it exits, handing each line
 // it prints to onLine, which may type into the console through in. It
 // returns everything printed and QEMU's exit status, and fails the test
 // when QEMU cannot run or is still running after timeout.
@@ -20,7 +21,8 @@ func RunConsole(tb testing.TB, timeout time.Duration, args []string, onLine func
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary, args...)
+	bin, _ := binaryFor(machineOf(args))
+	cmd := exec.CommandContext(ctx, bin, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)

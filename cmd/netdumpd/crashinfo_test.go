@@ -102,7 +102,7 @@ func TestReport(t *testing.T) {
 func imageCore(t *testing.T, id buildid.ID) []byte {
 	segs := []elfcore.Segment{{Phys: 0x400000, Virt: 0x400000, Data: bytes.Repeat([]byte{0xcc}, elfcore.Page)}}
 	c := elfcore.New(1)
-	in := elfcore.Info{Signal: 6, PID: 1, Panic: []byte("boom"), BuildID: id}
+	in := elfcore.Info{Arch: &elfcore.AMD64, Signal: 6, PID: 1, Panic: []byte("boom"), BuildID: id}
 	in.Regs[elfcore.RIP] = 0x401234
 	if err := c.Build(segs, &in); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,6 @@
 // Package bus defines how drivers reach hardware: memory-mapped registers,
-// x86 I/O ports and DMA-capable memory. Drivers take these as values so the
+// x86 I/O ports and DMA-capable memory, with Direct for bare metal on
+// amd64 and 32-bit ARM. Drivers take these as values so the
 // same driver runs on bare metal (direct access) and in tests against QEMU's
 // device models (through qtest and a shared guest-RAM file).
 package bus
@@ -32,7 +33,9 @@ type Ports interface {
 }
 
 // DMA is memory a device can reach by bus mastering: Mem[i] is at bus
-// address Addr+i.
+// address Addr+i. The board hands it out coherent with the devices, so
+// drivers do no cache maintenance: on x86 DMA snoops the caches; on ARM
+// the board maps the region uncached.
 type DMA struct {
 	Mem  []byte
 	Addr uint64

@@ -6,7 +6,17 @@
 // debugnet can run it after a panic.
 //
 // The caller has the controller's clocks and pins set up (the boot
-// loader's job on hardware; nothing to do on QEMU).
+// loader's or the normal driver's job on hardware; nothing to do on QEMU).
+// Standby prepares the driver on a controller another driver runs, and
+// Reset takes it over after a crash.
+//
+// DMA coherence: the rings and buffers must be memory the controller and
+// the CPU see alike. The i.MX6UL board gives uncached memory (see
+// board/imx6ul), so the driver does no cache maintenance and needs only
+// ordering: descriptor words are written and read with atomic accesses
+// (DMB on ARM: the buffer address before the ownership bit, the
+// ownership bit before the buffer's data), and bus.Direct puts a DSB
+// before every doorbell write.
 //
 // What QEMU's model does that the driver is built around: TDAR and RDAR
 // writes do nothing unless ECR.ETHEREN is set; TX runs synchronously on
@@ -77,21 +87,67 @@ type NIC struct {
 	rxFrag  bool // discarding the rest of a multi-descriptor frame
 
 	mac [6]byte
-	phy uint32 // MDIO address of the PHY, or phyAddrs if none answered
+	phy uint32 // MDIO address of the PHY, phyAddrs if none answered, phyUnknown before the search
 }
 
 var _ debugnet.NIC = (*NIC)(nil)
 
 // New takes the rings from the rings region (RingBytes, RingAlign-aligned)
 // and BuffersNeeded buffers of at least BufSize bytes from pool, reads the
-// MAC address the boot loader (or QEMU) left in PALR/PAUR, finds the PHY
-// on the MDIO bus and resets the controller (see Reset). regs is the
-// controller's register base, e.g. ENET1Addr.
+// MAC address the boot loader (or QEMU) left in PALR/PAUR and resets the
+// controller (see Reset). regs is the controller's register base, e.g.
+// ENET1Addr.
 func New(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool) (*NIC, error) {
+	n, err := carve(mmio, regs, rings, pool)
+	if err != nil {
+		return nil, err
+	}
+	if v := n.read(regECR); v == 0xffffffff || v == 0 {
+		return nil, ErrNoDevice
+	}
+	l, u := n.read(regPALR), n.read(regPAUR)
+	n.mac = [6]byte{byte(l >> 24), byte(l >> 16), byte(l >> 8), byte(l), byte(u >> 24), byte(u >> 16)}
+	if !validMAC(n.mac) {
+		return nil, ErrNoMAC
+	}
+	if err := pool.Take(n.txBuf[:], n.rxBuf[:]); err != nil {
+		return nil, fmt.Errorf("imxenet: %d buffers: %w", BuffersNeeded, err)
+	}
+	if err := n.Reset(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Standby prepares the driver for a controller that another driver (in
+// normal operation, tamago's soc/nxp/enet under imx-enet) is running: it
+// takes the rings and buffers as New does and keeps mac, the address the
+// other driver gave the controller, but touches no register, so the other
+// driver goes on undisturbed. After a crash, Reset takes the controller
+// over from whatever state that driver left, using only what Standby
+// reserved.
+func Standby(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool, mac [6]byte) (*NIC, error) {
+	if !validMAC(mac) {
+		return nil, ErrNoMAC
+	}
+	n, err := carve(mmio, regs, rings, pool)
+	if err != nil {
+		return nil, err
+	}
+	n.mac = mac
+	if err := pool.Take(n.txBuf[:], n.rxBuf[:]); err != nil {
+		return nil, fmt.Errorf("imxenet: %d buffers: %w", BuffersNeeded, err)
+	}
+	return n, nil
+}
+
+// carve makes the driver's state from its memory, without touching the
+// controller or taking buffers.
+func carve(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool) (*NIC, error) {
 	if pool.BufSize() < BufSize {
 		return nil, fmt.Errorf("imxenet: pool buffers are %d bytes, need %d", pool.BufSize(), BufSize)
 	}
-	n := &NIC{mmio: mmio, regs: regs}
+	n := &NIC{mmio: mmio, regs: regs, phy: phyUnknown}
 	var err error
 	if n.txRing, rings, err = rings.Carve(RingSize*descSize, RingAlign); err != nil {
 		return nil, fmt.Errorf("imxenet: TX ring: %w", err)
@@ -107,32 +163,14 @@ func New(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool) (*NIC, 
 	if n.txRing.Addr+RingBytes > 1<<32 || n.rxRing.Addr+RingBytes > 1<<32 {
 		return nil, errors.New("imxenet: rings above 4 GiB")
 	}
-	if v := n.read(regECR); v == 0xffffffff || v == 0 {
-		return nil, ErrNoDevice
-	}
-	l, u := n.read(regPALR), n.read(regPAUR)
-	n.mac = [6]byte{byte(l >> 24), byte(l >> 16), byte(l >> 8), byte(l), byte(u >> 24), byte(u >> 16)}
-	if n.mac[0]&1 != 0 || n.mac == [6]byte{} {
-		return nil, ErrNoMAC
-	}
 	if r := pool.Region(); r.Addr+uint64(len(r.Mem)) > 1<<32 {
 		return nil, errors.New("imxenet: buffer pool above 4 GiB")
 	}
-	if err := pool.Take(n.txBuf[:], n.rxBuf[:]); err != nil {
-		return nil, fmt.Errorf("imxenet: %d buffers: %w", BuffersNeeded, err)
-	}
-	if err := n.Reset(); err != nil {
-		return nil, err
-	}
-	n.phy = phyAddrs
-	for a := uint32(0); a < phyAddrs; a++ {
-		if v, ok := n.mdioRead(a, phyBMSR); ok && v != 0xffff && v != 0 {
-			n.phy = a
-			break
-		}
-	}
 	return n, nil
 }
+
+// validMAC: a station address is unicast and not all zeros.
+func validMAC(m [6]byte) bool { return m[0]&1 == 0 && m != [6]byte{} }
 
 func (n *NIC) read(reg uint64) uint32     { return n.mmio.Read32(n.regs + reg) }
 func (n *NIC) write(reg uint64, v uint32) { n.mmio.Write32(n.regs+reg, v) }
@@ -158,9 +196,19 @@ func (n *NIC) MAC() [6]byte { return n.mac }
 func (n *NIC) MTU() int { return mtu }
 
 // LinkUp reports the PHY's link status (BMSR bit 2, read twice: it latches
-// low on real PHYs). With no PHY found it reports true: nothing tells
-// otherwise.
+// low on real PHYs). The first call finds the PHY on the MDIO bus (the
+// first address answering BMSR). With no PHY found it reports true:
+// nothing tells otherwise.
 func (n *NIC) LinkUp() bool {
+	if n.phy == phyUnknown {
+		n.phy = phyAddrs
+		for a := uint32(0); a < phyAddrs; a++ {
+			if v, ok := n.mdioRead(a, phyBMSR); ok && v != 0xffff && v != 0 {
+				n.phy = a
+				break
+			}
+		}
+	}
 	if n.phy == phyAddrs {
 		return true
 	}

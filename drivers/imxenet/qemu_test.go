@@ -30,7 +30,8 @@ type rig struct {
 	nic  *imxenet.NIC
 }
 
-func newNIC(t testing.TB, mmio bus.MMIO, mem bus.DMA) *imxenet.NIC {
+// memory carves the driver's rings and buffer pool from mem.
+func memory(t testing.TB, mem bus.DMA) (bus.DMA, *mbufpool.Pool) {
 	t.Helper()
 	rings, rest, err := mem.Carve(imxenet.RingBytes+imxenet.RingAlign, imxenet.RingAlign)
 	if err != nil {
@@ -44,6 +45,12 @@ func newNIC(t testing.TB, mmio bus.MMIO, mem bus.DMA) *imxenet.NIC {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rings, pool
+}
+
+func newNIC(t testing.TB, mmio bus.MMIO, mem bus.DMA) *imxenet.NIC {
+	t.Helper()
+	rings, pool := memory(t, mem)
 	nic, err := imxenet.New(mmio, regs, rings, pool)
 	if err != nil {
 		t.Fatal(err)

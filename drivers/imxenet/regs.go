@@ -54,6 +54,7 @@ const (
 	phyBMSR       = 1
 	bmsrLinkUp    = 1 << 2
 	phyAddrs      = 32
+	phyUnknown    = phyAddrs + 1
 	mdioPolls     = 10000
 	resetPolls    = 10000
 	txFullChecks  = 2000

@@ -121,7 +121,7 @@ func amd64Core(t *testing.T, id buildid.ID, panic string) []byte {
 	mem := bytes.Repeat([]byte("not a Go heap. "), 3*elfcore.Page/15+1)[:3*elfcore.Page]
 	segs := []elfcore.Segment{{Phys: 0x400000, Virt: 0x400000, Data: mem}}
 	c := elfcore.New(len(segs))
-	in := elfcore.Info{Signal: 6, PID: 1, Panic: []byte(panic), BuildID: id}
+	in := elfcore.Info{Arch: &elfcore.AMD64, Signal: 6, PID: 1, Panic: []byte(panic), BuildID: id}
 	in.Regs[elfcore.RIP], in.Regs[elfcore.RSP], in.Regs[elfcore.FSBase] = 0x401234, 0x401f00, 0x402000
 	if err := c.Build(segs, &in); err != nil {
 		t.Fatal(err)

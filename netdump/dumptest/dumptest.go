@@ -107,7 +107,7 @@ func Segments(size int, zero float64, seed uint64) []elfcore.Segment {
 // Body lays out an ELF core of segs with msg as the panic message.
 func Body(tb testing.TB, segs []elfcore.Segment, msg string) *elfcore.Core {
 	core := elfcore.New(len(segs))
-	info := elfcore.Info{Signal: 6, PID: 1, Panic: []byte(msg)}
+	info := elfcore.Info{Arch: &elfcore.AMD64, Signal: 6, PID: 1, Panic: []byte(msg)}
 	info.Regs[elfcore.RIP] = 0x401000
 	if err := core.Build(segs, &info); err != nil {
 		tb.Fatal(err)

@@ -47,7 +47,7 @@ func notesOf(t *testing.T, c *Core) (map[string][]byte, bool) {
 func TestBuildIDNote(t *testing.T) {
 	id := []byte{0x15, 0x94, 0x8a, 0x99, 0xed, 0x28, 0x5f, 0xdd, 0xf1, 0x15, 0x08, 0x02, 0xb7, 0x64, 0x40, 0xc5, 0x41, 0x39, 0xdb, 0x66}
 	c := New(4)
-	if err := c.Build(segments(), &Info{Panic: []byte("boom"), BuildID: id}); err != nil {
+	if err := c.Build(segments(&AMD64), &Info{Arch: &AMD64, Panic: []byte("boom"), BuildID: id}); err != nil {
 		t.Fatal(err)
 	}
 	notes, clean := notesOf(t, c)
@@ -73,7 +73,7 @@ func TestBuildIDNote(t *testing.T) {
 
 	// Without an ID there is no note, and PT_NOTE still ends with the
 	// last note.
-	if err := c.Build(segments(), &Info{Panic: []byte("boom")}); err != nil {
+	if err := c.Build(segments(&AMD64), &Info{Arch: &AMD64, Panic: []byte("boom")}); err != nil {
 		t.Fatal(err)
 	}
 	notes, clean = notesOf(t, c)
@@ -83,9 +83,9 @@ func TestBuildIDNote(t *testing.T) {
 }
 
 func TestBuildIDNoAllocation(t *testing.T) {
-	segs := segments()
+	segs := segments(&AMD64)
 	c := New(8)
-	info := &Info{Panic: []byte("x"), BuildID: bytes.Repeat([]byte{1}, 20)}
+	info := &Info{Arch: &AMD64, Panic: []byte("x"), BuildID: bytes.Repeat([]byte{1}, 20)}
 	if n := testing.AllocsPerRun(100, func() { c.Build(segs, info) }); n != 0 {
 		t.Fatalf("%v allocations per build", n)
 	}

@@ -1,0 +1,54 @@
+//go:build !tamago
+
+package imx6ul
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// A Target is one board this package runs on: the build tag that selects
+// it and tamago's DCD for its boot ROM (DRAM controller, clocks, pads),
+// a file of the github.com/usbarmory/tamago module.
+type Target struct {
+	Name, Tag, DCD string
+}
+
+// Targets: the EVK is also QEMU's mcimx6ul-evk.
+var Targets = []Target{
+	{Name: "evk", DCD: "board/nxp/mx6ullevk/imximage.cfg"},
+	{Name: "usbarmory", Tag: "usbarmory", DCD: "board/usbarmory/mk2/imximage.cfg"},
+}
+
+// TargetNamed returns the target name ("" is the EVK).
+func TargetNamed(name string) (Target, error) {
+	if name == "" {
+		return Targets[0], nil
+	}
+	var names []string
+	for _, t := range Targets {
+		if t.Name == name {
+			return t, nil
+		}
+		names = append(names, t.Name)
+	}
+	return Target{}, fmt.Errorf("imx6ul: no target %q; choose %s", name, strings.Join(names, " or "))
+}
+
+// Build builds the package pkg of the module at dir for target with the
+// TamaGo go command gocmd into out, adding ldflags to LinkerFlags.
+func Build(gocmd, dir, pkg, out string, target Target, ldflags string) error {
+	tags := BuildTags
+	if target.Tag != "" {
+		tags += "," + target.Tag
+	}
+	cmd := exec.Command(gocmd, "build", "-tags", tags, "-trimpath", "-ldflags", LinkerFlags+" "+ldflags, "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=tamago", "GOOSPKG=github.com/usbarmory/tamago", "GOARCH=arm", "GOARM=7", "GOTOOLCHAIN=local")
+	if o, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s for TamaGo on arm (%s): %v\n%s", pkg, target.Name, err, o)
+	}
+	return nil
+}
