@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tamadump/tamadump/board/goruntime"
 	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/buildid"
@@ -114,6 +115,9 @@ type Dumper struct {
 	line     *debugnet.Line
 	crashed  bool
 	off      bool
+	// The heap allocation count at the crash, or why there is none.
+	mallocs    uint64
+	mallocsErr error
 }
 
 // NewDumper prepares a dumper for m's memory through nic. hostname goes
@@ -183,6 +187,7 @@ func (d *Dumper) Config() (cfg client.Config, ok bool) {
 // Crashed records the crash the board captured: the registers and the
 // panic message. It does not allocate.
 func (d *Dumper) Crashed(c *Crash) {
+	d.mallocs, d.mallocsErr = goruntime.Mallocs()
 	d.crashed = true
 	d.info.Regs = c.Regs
 	d.info.PID = 1
@@ -201,6 +206,20 @@ func (d *Dumper) Crashed(c *Crash) {
 		d.panic = append(d.msgbuf[:0], c.Reason.String()...)
 	}
 	d.info.Panic = d.panic
+}
+
+// AllocsSinceCrash is the number of heap allocations since Crashed, counted
+// exactly and without locks (board/goruntime); err says why there is no
+// count. It does not allocate.
+func (d *Dumper) AllocsSinceCrash() (n uint64, err error) {
+	if d.mallocsErr != nil {
+		return 0, d.mallocsErr
+	}
+	now, err := goruntime.Mallocs()
+	if err != nil {
+		return 0, err
+	}
+	return now - d.mallocs, nil
 }
 
 // Panic is the recorded panic message.
