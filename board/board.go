@@ -238,8 +238,13 @@ func (d *Dumper) Backtrace(w io.Writer) {
 		w.Write(b[i:]) //nolint:errcheck // the console
 		return
 	}
-	io.WriteString(w, "no traceback on the console\n") //nolint:errcheck
+	w.Write(noTraceback) //nolint:errcheck
 }
+
+// noTraceback is made in advance: a string converted for Write at the
+// crash would allocate, and io.WriteString's interface check can make
+// the runtime add an itab, which it refuses while panicking.
+var noTraceback = []byte("no traceback on the console\n")
 
 // Dump sends the machine's memory as an ELF core, with the KDH, to the
 // configured server. It resets the NIC first and does not allocate.
@@ -252,7 +257,7 @@ func (d *Dumper) Dump() error {
 		return err
 	}
 	segs, err := d.m.Memory(d.segs[:0])
-	if errors.Is(err, ErrPartialMemory) {
+	if err == ErrPartialMemory { // not errors.Is: see noTraceback
 		d.line.S("netdump: ").S(err.Error()).S("\r\n").Flush()
 	} else if err != nil {
 		return err
