@@ -13,10 +13,7 @@
 // a host as on bare metal.
 package ddb
 
-import (
-	"fmt"
-	"net/netip"
-)
+import "net/netip"
 
 // Config says where netdump sends the dump: the inputs of dumpon(8) and of
 // DDB's netdump command. IPv4 only, as FreeBSD's netdump.
@@ -40,17 +37,6 @@ func (c Config) NextHop() netip.Addr {
 		return c.Gateway
 	}
 	return c.Server
-}
-
-// Validate reports the first thing wrong with c, naming the field.
-func (c Config) Validate() error {
-	if p, bad := c.check(); bad {
-		if p.addr.IsValid() {
-			return fmt.Errorf("ddb: %s %s %s", p.field, p.addr, p.reason)
-		}
-		return fmt.Errorf("ddb: %s %s", p.field, p.reason)
-	}
-	return nil
 }
 
 // problem is a Config error kept as parts, so that the debugger can print it
