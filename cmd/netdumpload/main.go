@@ -122,9 +122,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	locals := make([]netip.AddrPort, *sessions)
+	seeds := make([]uint64, *sessions)
 	ip := base
 	for i := range locals {
 		locals[i] = netip.AddrPortFrom(ip, uint16(*ackPort))
+		seeds[i] = uint64(i + 1)
 		ip = ip.Next()
 	}
 	var cpu0 time.Duration
@@ -148,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			cfg := loadgen.Session{
 				Local: locals[i], Server: srv, Size: int64(dumpSize), Payload: *payload, Window: *window,
-				Seed: uint64(i + 1), RTO: *rto,
+				Seed: seeds[i], RTO: *rto,
 				BeforeFinish: func(data netip.AddrPort) {
 					d, ok := loadgen.SocketDrops(data, locals[i])
 					mu.Lock()
@@ -187,7 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	verified := 0
 	if *dir != "" {
-		verified = verify(*dir, locals, results, errs, *keep, stderr)
+		verified = verify(*dir, locals, seeds, int64(dumpSize), errs, *keep, stderr)
 		if verified != *sessions {
 			code = 1
 		}
@@ -212,12 +214,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // verify checks each completed session's vmcore against what it sent and
 // counts the exact ones; two at a time, as hashing is CPU-bound.
-func verify(dir string, locals []netip.AddrPort, results []loadgen.Result, errs []error, keep bool, stderr io.Writer) int {
+func verify(dir string, locals []netip.AddrPort, seeds []uint64, size int64, errs []error, keep bool, stderr io.Writer) int {
 	var mu sync.Mutex
 	ok := 0
 	sem := make(chan struct{}, 2)
 	var wg sync.WaitGroup
-	for i := range results {
+	for i := range locals {
 		if errs[i] != nil {
 			continue
 		}
@@ -229,11 +231,12 @@ func verify(dir string, locals []netip.AddrPort, results []loadgen.Result, errs 
 			core, info, err := loadgen.FindDump(dir, locals[i].Addr())
 			if err == nil {
 				var sum string
-				if sum, err = loadgen.HashFile(core); err == nil && sum != results[i].SHA256 {
-					err = fmt.Errorf("%s: SHA-256 %s, sent %s", core, sum, results[i].SHA256)
+				sent := loadgen.Digest(seeds[i], size)
+				if sum, err = loadgen.HashFile(core); err == nil && sum != sent {
+					err = fmt.Errorf("%s: SHA-256 %s, sent %s", core, sum, sent)
 				}
 				if err == nil {
-					err = checkInfo(info, results[i].SHA256)
+					err = checkInfo(info, sent)
 				}
 				if err == nil && !keep {
 					os.Remove(core)
