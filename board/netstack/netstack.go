@@ -60,7 +60,7 @@ type Stack struct {
 	mac  net.HardwareAddr
 	mtu  uint32
 
-	out     atomic.Pointer[func([]byte)]
+	out     atomic.Pointer[output]
 	dropped atomic.Uint64
 	cancel  context.CancelFunc
 	pumped  sync.WaitGroup
@@ -150,7 +150,20 @@ func (s *Stack) Inject(frame []byte) {
 // Attach sends every frame the stack transmits to out, from one goroutine,
 // in order. The frame is only valid during the call. It replaces any
 // previous output; until one is attached frames are dropped.
-func (s *Stack) Attach(out func(frame []byte)) { s.out.Store(&out) }
+func (s *Stack) Attach(out func(frame []byte)) { s.out.Store(&output{frame: out}) }
+
+// output takes the transmitted frames: frame for each, then flush (if
+// set) once no more are waiting, so that a batch costs one write.
+type output struct {
+	frame func([]byte)
+	flush func()
+}
+
+// AttachBatched is Attach with a flush called once no more frames are
+// waiting, so a burst can leave in one write.
+func (s *Stack) AttachBatched(frame func([]byte), flush func()) {
+	s.out.Store(&output{frame: frame, flush: flush})
+}
 
 func (s *Stack) pump(ctx context.Context) {
 	defer s.pumped.Done()
@@ -160,15 +173,22 @@ func (s *Stack) pump(ctx context.Context) {
 		if pkt == nil {
 			return
 		}
-		frame = frame[:0]
-		for _, v := range pkt.AsSlices() {
-			frame = append(frame, v...)
+		out := s.out.Load()
+		for pkt != nil {
+			frame = frame[:0]
+			for _, v := range pkt.AsSlices() {
+				frame = append(frame, v...)
+			}
+			pkt.DecRef()
+			if out != nil {
+				out.frame(frame)
+			} else {
+				s.dropped.Add(1)
+			}
+			pkt = s.ep.Read()
 		}
-		pkt.DecRef()
-		if out := s.out.Load(); out != nil {
-			(*out)(frame)
-		} else {
-			s.dropped.Add(1)
+		if out != nil && out.flush != nil {
+			out.flush()
 		}
 	}
 }
