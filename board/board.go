@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
@@ -104,8 +105,10 @@ func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
 		segs:   make([]elfcore.Segment, 0, MaxSegments),
 		msgbuf: make([]byte, 64<<10),
 		line:   debugnet.NewLine(console),
-		// Both boards that exist are amd64; the board will say.
-		info: elfcore.Info{Arch: &elfcore.AMD64},
+		info:   elfcore.Info{Arch: &elfcore.AMD64},
+	}
+	if runtime.GOARCH == "arm" { // the i.MX6UL board
+		d.info.Arch = &elfcore.ARM
 	}
 	d.identify(buildid.Self)
 	return d

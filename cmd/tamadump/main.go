@@ -1,5 +1,5 @@
-// Command tamadump is the example unikernel: it boots on a board (TamaGo,
-// or stock Go on the shim), finds its NIC, serves ping and UDP echo with
+// Command tamadump is the example unikernel: it boots on a board (TamaGo
+// on microvm or the i.MX6UL, or stock Go on the shim), finds its NIC, serves ping and UDP echo with
 // gVisor's network stack, offers the dumpon shell on the serial console,
 // and when it crashes sends its memory to a netdumpd with FreeBSD's
 // netdump protocol.
@@ -11,7 +11,7 @@
 //	debug=on        a db> prompt after a crash instead of dumping at once
 //	after=halt|reboot
 //	hostname=NAME
-//	crash=boom|nil|index|fault|goroutine  crash=... after crashdelay=DURATION (tests)
+//	crash=boom|nil|write|index|fault|fatal|goroutine  crash=... after crashdelay=DURATION (tests)
 package main
 
 import (
@@ -90,7 +90,7 @@ func main() {
 	fmt.Fprintf(out, "pattern at %#x, marker at %#x\r\n", uintptr(unsafe.Pointer(&Pattern[0])), uintptr(unsafe.Pointer(&Marker)))
 
 	img := &image{m: m, out: out, line: debugnet.NewLine(out)}
-	found, err := microvm.Find(bus.Direct{}, m.DMA(), nicName)
+	found, err := findNIC(m)
 	if err != nil {
 		fmt.Fprintf(out, "no network: %v\r\n", err)
 	} else {
@@ -114,6 +114,23 @@ func main() {
 		fmt.Fprintf(out, "console: %v\r\n", err)
 	}
 	select {} // the network keeps serving
+}
+
+// ownNetwork is a board whose Ethernet is its own (the i.MX6UL's): it
+// names the NIC, runs its own network stack in normal operation, and
+// describes its CPU exceptions.
+type ownNetwork interface {
+	FindNIC() (microvm.Found, error)
+	StartNetwork(addr netip.Prefix, gw netip.Addr) error
+	FaultMessage() []byte
+}
+
+// findNIC is the board's own NIC, or the one found on QEMU's microvm.
+func findNIC(m machine) (microvm.Found, error) {
+	if b, ok := m.(ownNetwork); ok {
+		return b.FindNIC()
+	}
+	return microvm.Find(bus.Direct{}, m.DMA(), nicName)
 }
 
 // set applies one key=value word from the command line.
@@ -182,8 +199,16 @@ func (img *image) startNetwork() {
 		fmt.Fprintf(img.out, "network: no address (set client=IP)\r\n")
 		return
 	}
-	mac := img.nic.NIC.MAC()
 	gw, _ := netip.ParseAddr(gateway)
+	if b, ok := img.m.(ownNetwork); ok {
+		if err := b.StartNetwork(netip.PrefixFrom(addr, 24), gw); err != nil {
+			fmt.Fprintf(img.out, "network: %v\r\n", err)
+			return
+		}
+		fmt.Fprintf(img.out, "network: %s up, %v, echo on udp/7\r\n", img.nic.Name, netip.PrefixFrom(addr, 24))
+		return
+	}
+	mac := img.nic.NIC.MAC()
 	st, err := usernet.New(usernet.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:], Gateway: gw})
 	if err != nil {
 		fmt.Fprintf(img.out, "network: %v\r\n", err)
@@ -225,7 +250,9 @@ func (img *image) startNetwork() {
 
 // crashed is the panic path: every other activity has stopped.
 func (img *image) crashed(c *board.Crash) {
-	if c.Reason == board.Fault {
+	if b, ok := img.m.(ownNetwork); ok && c.Reason == board.Fault {
+		img.line.S("\r\npanic: ").B(b.FaultMessage()).S("\r\n").Flush()
+	} else if c.Reason == board.Fault {
 		img.line.S("\r\npanic: Fatal trap ").U(c.Code).S(": ").S(trapName(c.Code)).S(" at rip ").X(c.Regs[elfcore.RIP]).S(", address ").X(c.Addr).S("\r\n").Flush()
 	}
 	if img.dumper == nil {

@@ -71,10 +71,7 @@ type Machine struct {
 
 // Start boots the guest and the server.
 func Start(cfg Config) (m *Machine, err error) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		return nil, errors.New("qemu-system-x86_64 not found: install QEMU (apt-get install qemu-system-x86)")
-	}
-	nicArgs, err := deviceArgs(cfg.NIC)
+	bin, nicArgs, err := machineArgs(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +123,7 @@ func Start(cfg Config) (m *Machine, err error) {
 	args = append(args, "-serial", "stdio",
 		"-netdev", "dgram,id=n0,local.type=unix,local.path="+qemuPath+",remote.type=unix,remote.path="+hostPath)
 	args = append(args, nicArgs...)
-	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	m.cmd = exec.Command(bin, args...)
 	m.stdin, err = m.cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tamadump/tamadump/board/imx6ul"
 	"github.com/tamadump/tamadump/board/stockgo/shim"
 	"github.com/tamadump/tamadump/board/tamago"
 )
@@ -71,15 +72,15 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		var ld []string
-		for _, k := range sortedKeys(settings) {
-			ld = append(ld, "-X main."+variable(k)+"="+settings[k])
+		if err := tamago.Build(gocmd, root, "./cmd/tamadump", img.ELF, ldflagsFor(settings)); err != nil {
+			return nil, err
 		}
-		if err := tamago.Build(gocmd, root, "./cmd/tamadump", img.ELF, strings.Join(ld, " ")); err != nil {
+	case IMX6UL:
+		if err := buildIMX6UL(img, root); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, errors.New("unknown board " + board + "; choose tamago or stockgo")
+		return nil, errors.New("unknown board " + board + "; choose tamago, stockgo or imx6ul")
 	}
 	if err := img.keepSymbols(dir); err != nil {
 		return nil, err
@@ -140,6 +141,9 @@ func (img *Image) QEMUArgs(ramMiB int) []string {
 	}
 	if img.Board == TamaGo {
 		return tamago.QEMUArgs(img.ELF, ramMiB)
+	}
+	if img.Board == IMX6UL {
+		return imx6ul.QEMUArgs(img.ELF, ramMiB)
 	}
 	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
 	for _, k := range sortedKeys(img.set) {
