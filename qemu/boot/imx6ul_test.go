@@ -64,6 +64,7 @@ func imxBoot(t *testing.T, img *Image, r *reporter, args ...string) (*Machine, s
 	t.Cleanup(func() {
 		m.Close()
 		if t.Failed() {
+			t.Logf("console:\n%s", m.Console())
 		}
 	})
 	if _, err := m.Expect(`network: ffec0 up, 127\.0\.9\.2/24.*\r\nREADY`, 2*time.Minute); err != nil {
@@ -342,6 +343,7 @@ func TestIMX6ULReboot(t *testing.T) {
 	t.Cleanup(func() {
 		m.Close()
 		if t.Failed() {
+			t.Logf("console:\n%s", m.Console())
 		}
 	})
 	if _, err := m.Expect(`READY`, 2*time.Minute); err != nil {
