@@ -120,7 +120,7 @@ func main() {
 // names the NIC, runs its own network stack in normal operation, and
 // describes its CPU exceptions.
 type ownNetwork interface {
-	FindNIC() (microvm.Found, error)
+	Ethernet() (nic board.NIC, name, desc string, err error)
 	StartNetwork(addr netip.Prefix, gw netip.Addr) error
 	FaultMessage() []byte
 }
@@ -128,7 +128,15 @@ type ownNetwork interface {
 // findNIC is the board's own NIC, or the one found on QEMU's microvm.
 func findNIC(m machine) (microvm.Found, error) {
 	if b, ok := m.(ownNetwork); ok {
-		return b.FindNIC()
+		nic, name, desc, err := b.Ethernet()
+		if err != nil {
+			return microvm.Found{}, err
+		}
+		mn, ok := nic.(microvm.NIC)
+		if !ok {
+			return microvm.Found{}, errNoNIC
+		}
+		return microvm.Found{NIC: mn, Name: name, Desc: desc}, nil
 	}
 	return microvm.Find(bus.Direct{}, m.DMA(), nicName)
 }
