@@ -199,9 +199,9 @@ func TestIMX6ULPanic(t *testing.T) {
 	m.Send("panic boom")
 	vmcore, d := imxCheckDump(t, img, m, dir, "boom")
 	st, _ := os.Stat(img.ELF)
-	t.Logf("boot to READY %v (host); panic to dump complete %v (host); the image sent %d bytes of non-zero data of %d in %d ms: %.2f MB/s; image %d bytes",
+	t.Logf("boot to READY %v (host); panic to dump complete %v (host); the image sent %d bytes of non-zero data of %d in %d ms: %.2f MB/s; image %d bytes; %s",
 		ready.Round(time.Millisecond), d.took.Round(time.Millisecond), d.bytes-d.zero, d.bytes, d.ms,
-		float64(d.bytes-d.zero)/float64(max(d.ms, 1))/1e3, st.Size())
+		float64(d.bytes-d.zero)/float64(max(d.ms, 1))/1e3, st.Size(), regexp.MustCompile(`\d+ retransmissions`).FindString(m.Console()))
 
 	report := r.report(t)
 	for _, want := range []string{
