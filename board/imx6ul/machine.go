@@ -16,10 +16,8 @@ import (
 // own: imx-enet runs it in normal operation (StartNetwork), and the
 // crash-time driver, prepared at boot (Ethernet), takes it over.
 type Machine struct {
-	boot  time.Duration
-	eth   *Ethernet
-	crash *Crash
-	msg   [256]byte
+	boot time.Duration
+	eth  *Ethernet
 }
 
 // New describes the board; the hardware was set up before package
@@ -49,10 +47,7 @@ func (x *Machine) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
 // OnCrash hands fn the crash, run on the board's crash stack with the
 // scheduler stopped (see the package-level OnCrash).
 func (x *Machine) OnCrash(fn func(*board.Crash)) {
-	OnCrash(func(c *Crash) {
-		x.crash = c
-		fn(&c.Crash)
-	})
+	OnCrash(func(c *Crash) { fn(&c.Crash) })
 }
 
 // Ethernet is the board's Ethernet with the crash-time driver prepared on
@@ -70,8 +65,3 @@ func (x *Machine) Ethernet() (nic board.NIC, name, desc string, err error) {
 func (x *Machine) StartNetwork(addr netip.Prefix, gw netip.Addr) error {
 	return x.eth.Start(addr, gw)
 }
-
-// FaultMessage describes the exception being handled ("data abort at pc
-// 0x80012345: read from 0x18, DFSR 0x5 (translation fault, section)")
-// without allocating.
-func (x *Machine) FaultMessage() []byte { return x.crash.Message(x.msg[:0]) }

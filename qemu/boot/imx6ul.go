@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/tamadump/tamadump/board/imx6ul"
-	"github.com/tamadump/tamadump/board/tamago"
 	"github.com/tamadump/tamadump/qemu"
+	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
 // IMX6UL is the i.MX6UL board (board/imx6ul) on QEMU's mcimx6ul-evk, built
@@ -22,21 +22,21 @@ const IMXENET = "imx.enet"
 // buildIMX6UL builds cmd/tamadump for the i.MX6UL EVK with settings
 // compiled in.
 func buildIMX6UL(img *Image, root string) error {
-	gocmd, err := tamago.Command(root)
+	gocmd, err := gobuild.Command(root)
 	if err != nil {
 		return err
 	}
-	return imx6ul.Build(gocmd, root, "./cmd/tamadump", img.ELF, imx6ul.Targets[0], ldflagsFor(img.set))
+	return imx6ul.Build(gocmd, root, "./cmd/tamadump", img.ELF, imx6ul.Targets[0], strings.Join(settingFlags(img.set), " "))
 }
 
-// ldflagsFor sets the image's build-time defaults (cmd/tamadump's
+// settingFlags set the image's build-time defaults (cmd/tamadump's
 // variables) to settings.
-func ldflagsFor(settings map[string]string) string {
+func settingFlags(settings map[string]string) []string {
 	var ld []string
 	for _, k := range sortedKeys(settings) {
 		ld = append(ld, "-X main."+variable(k)+"="+settings[k])
 	}
-	return strings.Join(ld, " ")
+	return ld
 }
 
 // machineArgs is the QEMU executable for a run and the options of its
