@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tamadump/tamadump/board/tamago"
 	"github.com/tamadump/tamadump/qemu"
+	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
 // The end-to-end suite on the i.MX6UL board (qemu-system-arm's
@@ -31,7 +31,7 @@ func imxImage(t *testing.T) *Image {
 	if _, err := exec.LookPath(qemu.ARMBinary); err != nil {
 		t.Skip("SKIP: the i.MX6UL board is not tested: qemu-system-arm is not installed (apt-get install qemu-system-arm)")
 	}
-	if _, err := tamago.Toolchain(); err != nil {
+	if _, err := gobuild.Toolchain(); err != nil {
 		t.Skipf("SKIP: the i.MX6UL board is not tested: %v", err)
 	}
 	return image(t, IMX6UL)
