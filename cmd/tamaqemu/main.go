@@ -22,7 +22,7 @@ func main() {
 	if code, ok := subcommand(os.Args[1:]); ok {
 		os.Exit(code)
 	}
-	board := flag.String("board", os.Getenv("BOARD"), "tamago, stockgo or imx6ul (default: tamago when its toolchain is installed)")
+	board := flag.String("board", os.Getenv("BOARD"), "tamago, stockgo, imx6ul or imx6ul-usbarmory (default: tamago when its toolchain is installed)")
 	nic := flag.String("nic", "virtio-mmio", "NIC: "+strings.Join(boot.NICs, ", ")+" (virtio = virtio-mmio)")
 	ram := flag.Int("ram", 64, "guest RAM in MiB")
 	dumpDir := flag.String("dumpdir", "dumps", "where netdumpd saves dumps")
@@ -48,7 +48,7 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 		}
 	}
 	fmt.Printf("board: %s%s\n", board, note)
-	if board == boot.IMX6UL {
+	if boot.IsIMX6UL(board) {
 		nic = boot.IMXENET // the SoC's own; microvm's NICs do not exist there
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {

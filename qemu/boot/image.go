@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tamadump/tamadump/board/imx6ul"
 	"github.com/tamadump/tamadump/board/stockgo/shim"
 	"github.com/tamadump/tamadump/board/tamago"
 	"github.com/tamadump/tamadump/qemu/gobuild"
@@ -48,7 +47,8 @@ func PickBoard() (board string, why error) {
 	return TamaGo, nil
 }
 
-// Build builds the image for board (TamaGo, StockGo or IMX6UL) into dir, with
+// Build builds the image for board (TamaGo, StockGo, IMX6UL or
+// IMX6ULUSBArmory) into dir, with
 // settings (server, client, crash, ... as cmd/tamadump documents) as its
 // defaults.
 func Build(board, dir string, settings map[string]string) (*Image, error) {
@@ -77,12 +77,12 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		if err := gobuild.Build(c); err != nil {
 			return nil, fmt.Errorf("building the TamaGo image: %w", err)
 		}
-	case IMX6UL:
+	case IMX6UL, IMX6ULUSBArmory:
 		if err := buildIMX6UL(img, root); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, errors.New("unknown board " + board + "; choose tamago, stockgo or imx6ul")
+		return nil, errors.New("unknown board " + board + "; choose tamago, stockgo, imx6ul or imx6ul-usbarmory")
 	}
 	if err := img.keepSymbols(dir); err != nil {
 		return nil, err
@@ -144,8 +144,8 @@ func (img *Image) QEMUArgs(ramMiB int) []string {
 	if img.Board == TamaGo {
 		return TamaGoArgs(img.ELF, ramMiB)
 	}
-	if img.Board == IMX6UL {
-		return imx6ul.QEMUArgs(img.ELF, ramMiB)
+	if IsIMX6UL(img.Board) {
+		return img.imxArgs(ramMiB)
 	}
 	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
 	for _, k := range sortedKeys(img.set) {

@@ -10,23 +10,56 @@ import (
 	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
-// IMX6UL is the i.MX6UL board (board/imx6ul) on QEMU's mcimx6ul-evk, built
-// for its EVK target: the console is UART1 (the first serial port, on
-// stdio), the NIC ENET1 (the first -net nic).
-const IMX6UL = "imx6ul"
+// The i.MX6UL board (board/imx6ul) on QEMU's mcimx6ul-evk, built for one
+// of its targets: IMX6UL for the EVK (the console on UART1, the first
+// serial port; the NIC ENET1, the first -net nic), IMX6ULUSBArmory for the
+// USB armory Mk II LAN (UART2 and ENET2, the second of each).
+const (
+	IMX6UL          = "imx6ul"
+	IMX6ULUSBArmory = "imx6ul-usbarmory"
+)
 
 // IMXENET is the i.MX6UL's own Ethernet controller, QEMU's imx.enet: the
-// only NIC of IMX6UL.
+// only NIC of the i.MX6UL boards.
 const IMXENET = "imx.enet"
 
-// buildIMX6UL builds cmd/tamadump for the i.MX6UL EVK with settings
-// compiled in.
+// imxTarget is the board/imx6ul target a board name builds for.
+func imxTarget(board string) (imx6ul.Target, bool) {
+	switch board {
+	case IMX6UL:
+		return imx6ul.Targets[0], true
+	case IMX6ULUSBArmory:
+		return imx6ul.Targets[1], true
+	}
+	return imx6ul.Target{}, false
+}
+
+// IsIMX6UL reports whether board is one of the i.MX6UL boards.
+func IsIMX6UL(board string) bool {
+	_, ok := imxTarget(board)
+	return ok
+}
+
+// buildIMX6UL builds cmd/tamadump for the i.MX6UL target of img.Board with
+// settings compiled in.
 func buildIMX6UL(img *Image, root string) error {
+	tg, _ := imxTarget(img.Board)
 	gocmd, err := gobuild.Command(root)
 	if err != nil {
 		return err
 	}
-	return imx6ul.Build(gocmd, root, "./cmd/tamadump", img.ELF, imx6ul.Targets[0], strings.Join(settingFlags(img.set), " "))
+	return imx6ul.Build(gocmd, root, "./cmd/tamadump", img.ELF, tg, strings.Join(settingFlags(img.set), " "))
+}
+
+// imxArgs boots the image on mcimx6ul-evk; on the USB armory the first
+// serial port and ENET1 are left unconnected, so that Start's console and
+// NIC are the second of each.
+func (img *Image) imxArgs(ramMiB int) []string {
+	args := imx6ul.QEMUArgs(img.ELF, ramMiB)
+	if img.Board == IMX6ULUSBArmory {
+		args = append(args, "-serial", "null", "-net", "nic")
+	}
+	return args
 }
 
 // settingFlags set the image's build-time defaults (cmd/tamadump's
@@ -61,7 +94,7 @@ func machineArgs(cfg Config) (bin string, nicArgs []string, err error) {
 // isa-debug-exit's (code<<1)|1 on microvm, semihosting's code on the
 // i.MX6UL.
 func (img *Image) HaltedStatus(code int) int {
-	if img.Board == IMX6UL {
+	if IsIMX6UL(img.Board) {
 		return code
 	}
 	return code<<1 | 1

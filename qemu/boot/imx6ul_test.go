@@ -412,3 +412,23 @@ func TestIMX6ULPanicUnderTraffic(t *testing.T) {
 	imxCheckDump(t, img, m, dir, "under load")
 	t.Logf("%d of %d pings answered by imx-enet; the flood went on through the crash and the dump", answered.Load(), sent.Load())
 }
+
+// TestIMX6ULUSBArmory: the image built for the USB armory Mk II LAN runs
+// its console on UART2 and dumps through ENET2.
+func TestIMX6ULUSBArmory(t *testing.T) {
+	imxImage(t)
+	dir, err := os.MkdirTemp(filepath.Dir(images[IMX6UL].ELF), "usbarmory-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Build(IMX6ULUSBArmory, dir, map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, dir, _ := imxBoot(t, img, nil)
+	if _, err := m.Expect(`ffec0: i\.MX ENET2 at 0x20b4000 on USB armory Mk II LAN`, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m.Send("panic on the armory")
+	imxCheckDump(t, img, m, dir, "on the armory")
+}
