@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,6 +112,7 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 	if err := summary(core, ready, took); err != nil {
 		return err
 	}
+	sentRate(m.Console())
 	return showReport(written, kept, core)
 }
 
@@ -137,4 +140,19 @@ func summary(path string, ready, took time.Duration) error {
 	fmt.Printf("boot to READY %v; panic to dump complete %v (%.1f MB/s of core file)\n",
 		ready.Round(time.Millisecond), took.Round(time.Millisecond), float64(st.Size())/took.Seconds()/1e6)
 	return nil
+}
+
+var dumpedRe = regexp.MustCompile(`tamadump: dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
+
+// sentRate prints the rate of the data the image sent (the non-zero
+// pages), as it measured the dump, from its console line.
+func sentRate(console string) {
+	m := dumpedRe.FindStringSubmatch(console)
+	if m == nil {
+		return
+	}
+	total, _ := strconv.ParseUint(m[1], 10, 64)
+	zero, _ := strconv.ParseUint(m[2], 10, 64)
+	ms, _ := strconv.ParseUint(m[3], 10, 64)
+	fmt.Printf("the image sent %.1f MB of non-zero data in %d ms: %.1f MB/s\n", float64(total-zero)/1e6, ms, float64(total-zero)/1e3/float64(max(ms, 1)))
 }
