@@ -159,7 +159,9 @@ type output struct {
 	flush func()
 }
 
-func (s *Stack) attachBatched(frame func([]byte), flush func()) {
+// AttachBatched is Attach with a flush called once no more frames are
+// waiting, so a burst can leave in one write.
+func (s *Stack) AttachBatched(frame func([]byte), flush func()) {
 	s.out.Store(&output{frame: frame, flush: flush})
 }
 
