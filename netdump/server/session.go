@@ -149,8 +149,10 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		acks:      make([]byte, 0, batchMax*wire.AckSize),
 	}
 	c.bconn, _ = conn.(transport.BatchConn)
-	// Sized for full-MTU datagrams until the first data says more.
-	c.sizeRecvBuffer(1500 - 28)
+	// The first window arrives before any datagram is read: sized for
+	// datagrams of a 9000-byte MTU until one says more. (A limit the
+	// kernel charges only for datagrams queued.)
+	c.sizeRecvBuffer(slotSize)
 	c.lastHeard.Store(c.started.UnixNano())
 	return c
 }
