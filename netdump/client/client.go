@@ -41,7 +41,7 @@ const (
 	BatchBytes = 64 * 1024
 	// minRTO bounds the adaptive retransmission timeout from below: a
 	// server acknowledges as it receives, before writing.
-	minRTO = 10 * time.Millisecond
+	minRTO = 20 * time.Millisecond
 	// finishRTO bounds FINISHED's timeout from below: a server answers it
 	// once the dump is on disk (netdumpd fsyncs; tamadump's netdumpd also
 	// completes the SHA-256 and the info file, about 165 ms for 64 MiB),
@@ -52,15 +52,14 @@ const (
 	// path's RTT or queueLow, whichever is longer, it grows and a loss is
 	// random; above half of it or queueHigh it shrinks; between, a loss
 	// is congestion. The floors are above the jitter of a polled host.
-	queueLow  = 500 * time.Microsecond
-	queueHigh = time.Millisecond
+	queueLow  = time.Millisecond
+	queueHigh = 2 * time.Millisecond
+	// lossMargin (in 1/1024) is how far above twice the usual share of
+	// lost messages a round's must be to be a burst.
+	lossMargin = 16
 	// spanFactor × MaxWindow is the seqno span the client tracks, so a
 	// message lost again and again does not stop the window behind it.
 	spanFactor = 4
-	// minEpoch is how many rounds the smallest RTT is remembered for at
-	// least (it is the smallest of this epoch and the last), so a path
-	// that got slower is learnt again.
-	minEpoch = 32
 	// maxZeroRun is the largest run one message declares (aux2 is 32
 	// bits), a whole number of pages.
 	maxZeroRun = 1<<32 - wire.DataSize
@@ -229,17 +228,19 @@ type Client struct {
 	pace, paceAt   int64
 	// A round ends when a message sent after it began is acknowledged
 	// (roundEnd): then the window is set from the round's smallest RTT
-	// (roundMin) against the path's (the smaller of minCur, this epoch's,
-	// and minPrev), whether a loss was seen, and whether the window was
-	// what held sending back (limited).
-	roundEnd           uint32
-	roundMin           int64
-	minCur, minPrev    int64
-	rounds             int
-	roundLost          bool
-	limited, slowStart bool
-	port               uint16 // server port, adopted from the HERALD's ACK
-	adopted            bool
+	// (roundMin: a standing queue) and the recent RTT (an average, which
+	// a queue filling up shows) against the path's (baseRTT, the smallest
+	// of the dump), the share of its messages lost against the usual share
+	// (lossAvg, in 1/1024), and whether the window was what held sending
+	// back (limited).
+	roundEnd              uint32
+	roundMin, recent      int64
+	baseRTT               int64
+	roundLost, roundAcked uint32
+	lossAvg               int64
+	limited, slowStart    bool
+	port                  uint16 // server port, adopted from the HERALD's ACK
+	adopted               bool
 	// Adaptive retransmission timeout (RFC 6298 style), in ns.
 	srtt, rttvar int64
 	progress     int64 // last time an ACK acknowledged something new
@@ -317,13 +318,13 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 	if c.cfg.Batch {
 		c.cwnd = uint32(len(c.slots))
 	}
-	c.roundEnd, c.roundMin, c.minCur, c.minPrev, c.rounds = 1, 0, 0, 0, 0
-	c.roundLost, c.limited, c.slowStart = false, false, true
+	c.roundEnd, c.roundMin, c.recent, c.baseRTT = 1, 0, 0, 0
+	c.roundLost, c.roundAcked, c.lossAvg, c.limited, c.slowStart = 0, 0, 0, false, true
 	c.srtt, c.rttvar = 0, 0
 	defer func() {
 		c.stats.Elapsed = time.Duration(c.conn.Now() - start)
 		c.stats.Window = c.cwnd
-		c.stats.MinRTT = time.Duration(c.minRTT())
+		c.stats.MinRTT = time.Duration(c.baseRTT)
 		c.body = nil
 	}()
 
@@ -536,7 +537,7 @@ func (c *Client) wait() error {
 			s.rto = min(2*s.rto, timeout)
 			s.due = true
 			c.inflight--
-			c.roundLost = true
+			c.roundLost++
 		}
 		// Lost messages go again as the window and the pacing allow: a
 		// burst of them into a full queue would be lost again.
@@ -631,6 +632,7 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		c.port, c.adopted = srcPort, true
 	}
 	s.acked = true
+	c.roundAcked++
 	if !s.due {
 		c.inflight--
 	}
@@ -641,16 +643,18 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	}
 	if !c.cfg.Batch {
 		// Older messages still missing that went out before this one
-		// did were probably lost: resend after a few such ACKs (a few,
-		// for reordering), not a timeout.
+		// did were probably lost: resend after a few such ACKs, or one
+		// once a quarter of a round trip more has passed (either allows
+		// for reordering), not after a timeout.
+		late := now - c.srtt - c.srtt/4
 		for q := c.base; q != seq; q++ {
 			o := &c.slots[q%uint32(len(c.slots))]
 			if !o.acked && !o.due && o.sentAt <= s.sentAt {
-				if o.later++; o.later == fastRetransmit {
+				if o.later++; o.later >= fastRetransmit || o.sentAt < late {
 					o.due = true
 					c.inflight--
 					c.stats.Early++ // resent by wait, not from inside the NIC's poll
-					c.roundLost = true
+					c.roundLost++
 				}
 			}
 		}
@@ -663,25 +667,18 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	}
 }
 
-// minRTT is the path's round trip without queueing: the smallest sample
-// of this epoch and the last.
-func (c *Client) minRTT() int64 {
-	if c.minPrev == 0 || c.minCur != 0 && c.minCur < c.minPrev {
-		return c.minCur
-	}
-	return c.minPrev
-}
-
 // endRound sets the window for the next round from the queue this one
-// saw and whether it lost a message.
+// saw and the messages it lost. A loss is congestion when it comes with a
+// queue and with more of them than usual: a random loss rate is the same
+// whatever the window, a queue that overflows loses in bursts.
 func (c *Client) endRound() {
 	c.roundEnd = c.next
-	rtt, base := c.roundMin, c.minRTT()
-	lost, limited := c.roundLost, c.limited
-	c.roundMin, c.roundLost, c.limited = 0, false, false
-	if c.rounds++; c.rounds%minEpoch == 0 {
-		c.minPrev, c.minCur = c.minCur, 0
-	}
+	rtt, base := c.roundMin, c.baseRTT
+	limited := c.limited
+	share := int64(c.roundLost) * 1024 / int64(max(1, c.roundLost+c.roundAcked))
+	burst := c.roundLost > 0 && share > 2*c.lossAvg+lossMargin
+	c.lossAvg += (share - c.lossAvg) / 8
+	c.roundMin, c.roundLost, c.roundAcked, c.limited = 0, 0, 0, false
 	if rtt == 0 || base == 0 {
 		return // no sample this round: nothing learnt
 	}
@@ -690,7 +687,7 @@ func (c *Client) endRound() {
 	lo := uint32(min(minWindow, c.cfg.Window))
 	switch {
 	case c.cfg.Window == c.cfg.MaxWindow: // fixed
-	case lost && queued >= low:
+	case burst && c.recent-base >= low:
 		c.cwnd = max(c.cwnd/2, lo)
 		c.slowStart = false
 		c.stats.Losses++
@@ -716,9 +713,13 @@ func (c *Client) sample(rtt int64) {
 	if c.roundMin == 0 || rtt < c.roundMin {
 		c.roundMin = rtt
 	}
-	if c.minCur == 0 || rtt < c.minCur {
-		c.minCur = rtt
+	if c.baseRTT == 0 || rtt < c.baseRTT {
+		c.baseRTT = rtt
 	}
+	if c.recent == 0 {
+		c.recent = rtt
+	}
+	c.recent += (rtt - c.recent) / 4
 	if c.srtt == 0 {
 		c.srtt, c.rttvar = rtt, rtt/2
 		return
