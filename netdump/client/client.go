@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
@@ -100,75 +99,6 @@ type Config struct {
 	Clock   func() int64
 	Idle    func()
 	Console io.Writer
-}
-
-// Validate checks the configuration and fills in defaults.
-func (c *Config) Validate() error {
-	check := func(name string, a netip.Addr, optional bool) error {
-		switch {
-		case !a.IsValid() && optional:
-			return nil
-		case !a.IsValid():
-			return fmt.Errorf("netdump: %s address missing", name)
-		case !a.Is4():
-			return fmt.Errorf("netdump: %s %v is not IPv4; netdump is IPv4-only", name, a)
-		case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return fmt.Errorf("netdump: %s %v is not a unicast address", name, a)
-		}
-		return nil
-	}
-	if err := check("client", c.Client, false); err != nil {
-		return err
-	}
-	if err := check("server", c.Server, false); err != nil {
-		return err
-	}
-	if err := check("gateway", c.Gateway, true); err != nil {
-		return err
-	}
-	if c.Client == c.Server {
-		return errors.New("netdump: client and server addresses are the same")
-	}
-	if len(c.Path)+1 > wire.MaxHeraldPath {
-		return fmt.Errorf("netdump: path longer than %d bytes", wire.MaxHeraldPath-1)
-	}
-	if strings.IndexByte(c.Path, 0) >= 0 {
-		return errors.New("netdump: path contains NUL")
-	}
-	if c.ServerPort == 0 {
-		c.ServerPort = wire.ServerPort
-	}
-	if c.ClientPort == 0 {
-		c.ClientPort = wire.ClientPort
-	}
-	if c.Polls < 0 || c.Retries < 0 || c.ARPRetries < 0 || c.Window < 0 || c.MaxWindow < 0 || c.PollDelay < 0 {
-		return errors.New("netdump: polls, poll delay, retries, arp_retries and windows must not be negative")
-	}
-	if c.Polls == 0 {
-		c.Polls = debugnet.DefaultPolls
-	}
-	if c.PollDelay == 0 {
-		c.PollDelay = debugnet.DefaultPollDelay
-	}
-	if c.Retries == 0 {
-		c.Retries = debugnet.DefaultRetries
-	}
-	if c.ARPRetries == 0 {
-		c.ARPRetries = debugnet.DefaultARPRetries
-	}
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.MaxWindow == 0 {
-		c.MaxWindow = max(DefaultMaxWindow, c.Window)
-	}
-	if c.MaxWindow < c.Window {
-		return errors.New("netdump: maximum window smaller than the window")
-	}
-	if c.MaxWindow > 4096 {
-		return errors.New("netdump: window larger than 4096 messages")
-	}
-	return nil
 }
 
 // Body is the dump: Size bytes read through views. elfcore.Core is one.

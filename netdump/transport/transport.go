@@ -67,9 +67,14 @@ func (OSNetwork) ListenHerald(addr netip.AddrPort) (HeraldConn, error) {
 	return h, nil
 }
 
-// DialClient binds local:0 and connects to remote.
+// DialClient binds local:0 and connects to remote. The socket is a
+// BatchConn.
 func (OSNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
-	return net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(remote))
+	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(remote))
+	if err != nil {
+		return nil, err
+	}
+	return newOSClient(c), nil
 }
 
 type osHerald struct {

@@ -53,7 +53,7 @@ func readDgram(conn net.PacketConn, in func([]byte)) {
 // closed.
 func (s *Stack) AttachStream(conn net.Conn) {
 	w := &streamWriter{conn: conn}
-	s.attachBatched(w.frame, w.flush)
+	s.AttachBatched(w.frame, w.flush)
 	go readStream(conn, s.Inject)
 }
 
@@ -72,7 +72,7 @@ func (s *Stack) AttachStreamFaults(conn net.Conn, f linktest.Faults) *linktest.P
 			w.flush() // a delayed frame, carried by the path's own goroutine
 		}
 	})
-	s.attachBatched(func(frame []byte) {
+	s.AttachBatched(func(frame []byte) {
 		w.batching.Store(true)
 		p.Carry(frame, linktest.In)
 	}, func() {

@@ -23,7 +23,7 @@ type network struct{ s *Stack }
 
 func (n network) ListenHerald(addr netip.AddrPort) (transport.HeraldConn, error) {
 	a := addr.Addr()
-	if a.IsValid() && !a.IsUnspecified() && a.Unmap() != n.s.addr {
+	if a.IsValid() && !a.IsUnspecified() && a.Unmap() != n.s.Addr() {
 		return nil, errNotLocal
 	}
 	c, err := n.s.ListenUDP(addr.Port())
@@ -31,18 +31,18 @@ func (n network) ListenHerald(addr netip.AddrPort) (transport.HeraldConn, error)
 		return nil, err
 	}
 	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	return &heraldConn{c: c, addr: netip.AddrPortFrom(n.s.addr, port)}, nil
+	return &heraldConn{c: c, addr: netip.AddrPortFrom(n.s.Addr(), port)}, nil
 }
 
 func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (transport.ClientConn, error) {
-	if local.Unmap() != n.s.addr {
+	if local.Unmap() != n.s.Addr() {
 		return nil, errNotLocal
 	}
-	c, ep, err := n.s.dial(udp.ProtocolNumber, 0, remote)
+	c, ep, err := n.s.Dial(udp.ProtocolNumber, 0, remote)
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{UDPConn: c, ep: ep, mtu: n.s.mtu}, nil
+	return &clientConn{UDPConn: c, ep: ep, mtu: n.s.MTU()}, nil
 }
 
 type heraldConn struct {

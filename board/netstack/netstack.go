@@ -1,22 +1,12 @@
-// Package usernet is a user-space IPv4 host built on gVisor's netstack:
-// one Ethernet NIC with one address, answering ARP, carrying UDP. Its
-// frames are exchanged with the outside in process (Inject and Attach),
-// with a QEMU `-netdev dgram` socket (AttachDgram) or a QEMU `-netdev
-// stream` connection (AttachStream). Network puts a netdump server on it,
-// so a guest can dump to a server that needs no host networking.
-//
-// QEMU side, for AttachDgram(conn bound at H, peer Q):
-//
-//	-netdev dgram,id=n0,local.type=unix,local.path=Q,remote.type=unix,remote.path=H
-//
-// and for AttachStream(c), c accepted on a unix socket listening at S:
-//
-//	-netdev stream,id=n0,server=off,addr.type=unix,addr.path=S
-package usernet
+// Package netstack is an IPv4 host built on gVisor's network stack: one
+// Ethernet NIC with one address, answering ARP and ping, carrying UDP. Its
+// frames are exchanged with a driver in process (Inject and Attach). The
+// image runs it on its NIC in normal operation (never after a crash:
+// gVisor allocates); the host's test network (qemu/usernet) is one too.
+package netstack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -79,7 +69,7 @@ type Stack struct {
 // New starts a stack.
 func New(cfg Config) (*Stack, error) {
 	if !cfg.Addr.IsValid() || !cfg.Addr.Addr().Is4() {
-		return nil, fmt.Errorf("usernet: %v is not an IPv4 prefix", cfg.Addr)
+		return nil, fmt.Errorf("netstack: %v is not an IPv4 prefix", cfg.Addr)
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
@@ -90,7 +80,7 @@ func New(cfg Config) (*Stack, error) {
 		mac = net.HardwareAddr{0x02, 0x00, a[0], a[1], a[2], a[3]}
 	}
 	if len(mac) != 6 {
-		return nil, fmt.Errorf("usernet: bad MAC %v", mac)
+		return nil, fmt.Errorf("netstack: bad MAC %v", mac)
 	}
 	st := stack.New(stack.Options{
 		NetworkProtocols: []stack.NetworkProtocolFactory{
@@ -104,7 +94,7 @@ func New(cfg Config) (*Stack, error) {
 	ep := channel.New(txQueue, cfg.MTU+header.EthernetMinimumSize, tcpip.LinkAddress(mac))
 	if err := st.CreateNIC(nicID, ethernet.New(ep)); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("usernet: CreateNIC: %s", err)
+		return nil, fmt.Errorf("netstack: CreateNIC: %s", err)
 	}
 	addr := cfg.Addr.Addr()
 	pa := tcpip.ProtocolAddress{
@@ -116,7 +106,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	if err := st.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("usernet: AddProtocolAddress: %s", err)
+		return nil, fmt.Errorf("netstack: AddProtocolAddress: %s", err)
 	}
 	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
 	if cfg.Gateway.Is4() {
@@ -169,7 +159,9 @@ type output struct {
 	flush func()
 }
 
-func (s *Stack) attachBatched(frame func([]byte), flush func()) {
+// AttachBatched is Attach with a flush called once no more frames are
+// waiting, so a burst can leave in one write.
+func (s *Stack) AttachBatched(frame func([]byte), flush func()) {
 	s.out.Store(&output{frame: frame, flush: flush})
 }
 
@@ -213,32 +205,33 @@ func (s *Stack) Close() {
 // ListenUDP opens a UDP socket on the host's address (port 0: any free
 // port).
 func (s *Stack) ListenUDP(port uint16) (*gonet.UDPConn, error) {
-	c, _, err := s.dial(udp.ProtocolNumber, port, netip.AddrPort{})
+	c, _, err := s.Dial(udp.ProtocolNumber, port, netip.AddrPort{})
 	return c, err
 }
 
 // DialUDP opens a UDP socket on the host's address connected to remote.
 func (s *Stack) DialUDP(port uint16, remote netip.AddrPort) (*gonet.UDPConn, error) {
-	c, _, err := s.dial(udp.ProtocolNumber, port, remote)
+	c, _, err := s.Dial(udp.ProtocolNumber, port, remote)
 	return c, err
 }
 
-// dial opens a datagram endpoint (UDP, or ICMP echo) on the host's address,
-// as gonet.DialUDP but keeping the endpoint, whose options gonet hides.
-func (s *Stack) dial(proto tcpip.TransportProtocolNumber, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+// Dial opens a datagram endpoint (UDP, or ICMP echo) on the host's
+// address, as gonet.DialUDP but also returning the endpoint, whose options
+// gonet hides.
+func (s *Stack) Dial(proto tcpip.TransportProtocolNumber, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
 	var wq waiter.Queue
 	ep, terr := s.st.NewEndpoint(proto, ipv4.ProtocolNumber, &wq)
 	if terr != nil {
-		return nil, nil, fmt.Errorf("usernet: %s", terr)
+		return nil, nil, fmt.Errorf("netstack: %s", terr)
 	}
 	if terr := ep.Bind(s.full(netip.AddrPortFrom(s.addr, port))); terr != nil {
 		ep.Close()
-		return nil, nil, fmt.Errorf("usernet: bind %v:%d: %s", s.addr, port, terr)
+		return nil, nil, fmt.Errorf("netstack: bind %v:%d: %s", s.addr, port, terr)
 	}
 	if remote.IsValid() {
 		if terr := ep.Connect(s.full(remote)); terr != nil {
 			ep.Close()
-			return nil, nil, fmt.Errorf("usernet: connect %v: %s", remote, terr)
+			return nil, nil, fmt.Errorf("netstack: connect %v: %s", remote, terr)
 		}
 	}
 	return gonet.NewUDPConn(&wq, ep), ep, nil
@@ -247,7 +240,7 @@ func (s *Stack) dial(proto tcpip.TransportProtocolNumber, port uint16, remote ne
 // Ping sends one ICMP echo request to dst and waits for the reply.
 func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
 	// gonet's datagram connection carries ICMP echo as well as UDP.
-	c, _, err := s.dial(icmp.ProtocolNumber4, 0, netip.AddrPortFrom(dst, 0))
+	c, _, err := s.Dial(icmp.ProtocolNumber4, 0, netip.AddrPortFrom(dst, 0))
 	if err != nil {
 		return 0, err
 	}
@@ -277,5 +270,3 @@ func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, erro
 func (s *Stack) full(a netip.AddrPort) tcpip.FullAddress {
 	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(a.Addr().Unmap().As4()), Port: a.Port()}
 }
-
-var errNotLocal = errors.New("usernet: not this host's address")
