@@ -53,9 +53,9 @@ const (
 	// is congestion. The floors are above the jitter of a polled host.
 	queueLow  = time.Millisecond
 	queueHigh = 2 * time.Millisecond
-	// lossMargin (in 1/1024) is how far above twice the usual share of
-	// lost messages a round's must be to be a burst.
-	lossMargin = 16
+	// lossMargin is how many more messages than twice the usual share a
+	// round must lose to lose them in a burst.
+	lossMargin = 2
 	// spanFactor × MaxWindow is the seqno span the client tracks, so a
 	// message lost again and again does not stop the window behind it.
 	spanFactor = 4
@@ -565,6 +565,8 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	c.roundAcked++
 	if !s.due {
 		c.inflight--
+	} else if c.roundLost > 0 {
+		c.roundLost-- // not lost after all: late, or reordered
 	}
 	now := c.conn.Now()
 	c.progress = now
@@ -605,8 +607,9 @@ func (c *Client) endRound() {
 	c.roundEnd = c.next
 	rtt, base := c.roundMin, c.baseRTT
 	limited := c.limited
-	share := int64(c.roundLost) * 1024 / int64(max(1, c.roundLost+c.roundAcked))
-	burst := c.roundLost > 0 && share > 2*c.lossAvg+lossMargin
+	n := int64(c.roundLost + c.roundAcked)
+	share := int64(c.roundLost) * 1024 / max(1, n)
+	burst := int64(c.roundLost) > 2*c.lossAvg*n/1024+lossMargin
 	c.lossAvg += (share - c.lossAvg) / 8
 	c.roundMin, c.roundLost, c.roundAcked, c.limited = 0, 0, 0, false
 	if rtt == 0 || base == 0 {
