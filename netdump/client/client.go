@@ -41,6 +41,9 @@ const (
 	// minRTO bounds the adaptive retransmission timeout from below: a
 	// server acknowledges as it receives, before writing.
 	minRTO = 20 * time.Millisecond
+	// firstRTO is the HERALD's timeout: a server answers it at once, and
+	// a lost one should not cost the second FreeBSD waits.
+	firstRTO = 250 * time.Millisecond
 	// finishRTO bounds FINISHED's timeout from below: a server answers it
 	// once the dump is on disk (netdumpd fsyncs; tamadump's netdumpd also
 	// completes the SHA-256 and the info file, about 165 ms for 64 MiB),
@@ -62,9 +65,10 @@ const (
 	// maxZeroRun is the largest run one message declares (aux2 is 32
 	// bits), a whole number of pages.
 	maxZeroRun = 1<<32 - wire.DataSize
-	// fastRetransmit is how many ACKs of later messages make a missing one
-	// count as lost before its timeout.
-	fastRetransmit = 3
+	// minReorder is the least reordering allowed for: a message is lost
+	// once one sent this long after it (or a quarter of the RTT, if
+	// longer) has been acknowledged.
+	minReorder = 20 * time.Microsecond
 )
 
 // Config is the dumpon-style configuration.
@@ -137,7 +141,6 @@ type slot struct {
 	h      wire.Header
 	sentAt int64 // last transmission
 	rto    int64 // current timeout for this message
-	later  int   // ACKs of messages transmitted after this one last was
 	due    bool  // presumed lost: resend at the next wait
 	tries  int
 	acked  bool
@@ -169,8 +172,15 @@ type Client struct {
 	roundLost, roundAcked uint32
 	lossAvg               int64
 	limited, slowStart    bool
-	port                  uint16 // server port, adopted from the HERALD's ACK
-	adopted               bool
+	// Loss detection: the sending time of the latest message known to
+	// have arrived, whether it moved since the window was last looked
+	// over (rescan), when a timeout is next due (scanAt), and how many
+	// lost messages wait for room.
+	rackSentAt, scanAt int64
+	rescan             bool
+	waiting            int
+	port               uint16 // server port, adopted from the HERALD's ACK
+	adopted            bool
 	// Adaptive retransmission timeout (RFC 6298 style), in ns.
 	srtt, rttvar int64
 	progress     int64 // last time an ACK acknowledged something new
@@ -249,6 +259,7 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 		c.cwnd = uint32(len(c.slots))
 	}
 	c.roundEnd, c.roundMin, c.recent, c.baseRTT = 1, 0, 0, 0
+	c.rackSentAt, c.scanAt, c.rescan, c.waiting = 0, 0, false, 0
 	c.roundLost, c.roundAcked, c.lossAvg, c.limited, c.slowStart = 0, 0, 0, false, true
 	c.srtt, c.rttvar = 0, 0
 	defer func() {
@@ -422,7 +433,9 @@ func (c *Client) push(h wire.Header) error {
 	c.next++
 	c.stats.Messages++
 	c.inflight++
-	return c.transmit(s)
+	err := c.transmit(s)
+	c.scanAt = min(c.scanAt, s.sentAt+s.rto)
+	return err
 }
 
 // full reports whether the window lacks room for k more messages.
@@ -456,22 +469,41 @@ func (c *Client) wait() error {
 			U(uint64((now - c.progress) / int64(time.Millisecond))).S(" ms; giving up\r\n").Flush()
 		return ErrTimeout
 	}
+	// The window is looked over only when something may have changed: an
+	// ACK of a later message, a timeout, lost messages waiting for room.
+	if !c.rescan && c.waiting == 0 && now < c.scanAt {
+		return nil
+	}
+	c.rescan, c.waiting, c.scanAt = false, 0, now+timeout
+	reorder := max(c.baseRTT/4, int64(minReorder))
 	retransmitted := false
 	for seq := c.base; seq != c.next; seq++ {
 		s := &c.slots[seq%uint32(len(c.slots))]
 		if s.acked {
 			continue
 		}
-		if !s.due && now-s.sentAt >= s.rto {
-			// Timed out: lost, and its next copy waits longer.
-			s.rto = min(2*s.rto, timeout)
+		if !s.due {
+			switch {
+			case now-s.sentAt >= s.rto:
+				// Timed out: lost, and its next copy waits longer.
+				s.rto = min(2*s.rto, timeout)
+			case !c.cfg.Batch && s.sentAt+reorder < c.rackSentAt:
+				// A message sent after it (by more than reordering
+				// explains) was acknowledged: lost, resent now rather
+				// than after a timeout.
+				c.stats.Early++
+			default:
+				c.scanAt = min(c.scanAt, s.sentAt+s.rto)
+				continue
+			}
 			s.due = true
 			c.inflight--
 			c.roundLost++
 		}
 		// Lost messages go again as the window and the pacing allow: a
 		// burst of them into a full queue would be lost again.
-		if !s.due || c.inflight >= c.cwnd || c.pace > 0 && now < c.paceAt {
+		if c.inflight >= c.cwnd || c.pace > 0 && now < c.paceAt {
+			c.waiting++
 			continue
 		}
 		if c.cfg.Batch && !retransmitted {
@@ -482,23 +514,28 @@ func (c *Client) wait() error {
 			return err
 		}
 		now = c.conn.Now()
+		c.scanAt = min(c.scanAt, now+s.rto)
 	}
 	return nil
 }
 
 func (c *Client) retransmit(s *slot) error {
 	c.stats.Retransmits++
-	s.later, s.due = 0, false
+	s.due = false
 	c.inflight++
 	return c.transmit(s)
 }
 
 // rto is the timeout for a new message: the configured one in batch mode
-// (as FreeBSD) or before any RTT was measured, else srtt + 4·rttvar.
+// (as FreeBSD), firstRTO before any RTT was measured (the HERALD), else
+// srtt + 4·rttvar, never more than the configured one.
 func (c *Client) rto() int64 {
 	max := int64(c.conn.Timeout())
-	if c.cfg.Batch || c.srtt == 0 {
+	switch {
+	case c.cfg.Batch:
 		return max
+	case c.srtt == 0:
+		return min(max, int64(firstRTO))
 	}
 	return min(max, int64(minRTO)+c.srtt+4*c.rttvar)
 }
@@ -574,21 +611,12 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		c.sample(now - s.sentAt)
 	}
 	if !c.cfg.Batch {
-		// Older messages still missing that went out before this one
-		// did were probably lost: resend after a few such ACKs, or one
-		// once a quarter of a round trip more has passed (either allows
-		// for reordering), not after a timeout.
-		late := now - c.srtt - c.srtt/4
-		for q := c.base; q != seq; q++ {
-			o := &c.slots[q%uint32(len(c.slots))]
-			if !o.acked && !o.due && o.sentAt <= s.sentAt {
-				if o.later++; o.later >= fastRetransmit || o.sentAt < late {
-					o.due = true
-					c.inflight--
-					c.stats.Early++ // resent by wait, not from inside the NIC's poll
-					c.roundLost++
-				}
-			}
+		// The latest transmission known to have arrived: what went out
+		// well before it and is still missing was lost (wait resends
+		// it, not the NIC's poll). Only first transmissions: an ACK of
+		// a resent message may be the first copy's.
+		if s.tries == 1 && s.sentAt > c.rackSentAt {
+			c.rackSentAt, c.rescan = s.sentAt, true
 		}
 		if int32(seq-c.roundEnd) >= 0 {
 			c.endRound()
