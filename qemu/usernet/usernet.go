@@ -1,5 +1,7 @@
-// Package usernet is a user-space IPv4 host built on gVisor's netstack:
-// one Ethernet NIC with one address, answering ARP, carrying UDP. Its
+// Package usernet is a user-space host built on gVisor's netstack: one
+// Ethernet NIC with an IPv4 address, answering ARP, and optionally an IPv6
+// one (with its link-local address, answering neighbour discovery),
+// carrying UDP. Its
 // frames are exchanged with the outside in process (Inject and Attach),
 // with a QEMU `-netdev dgram` socket (AttachDgram) or a QEMU `-netdev
 // stream` connection (AttachStream). Network puts a netdump server on it,
@@ -32,6 +34,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -60,15 +63,20 @@ type Config struct {
 	// Gateway, if set, is the next hop for addresses outside Addr's
 	// subnet.
 	Gateway netip.Addr
+	// Addr6, if set, is the host's IPv6 address and subnet, beside its
+	// link-local one (fe80:: and the MAC's modified EUI-64).
+	Addr6 netip.Prefix
 }
 
 // Stack is the user-space host.
 type Stack struct {
-	st   *stack.Stack
-	ep   *channel.Endpoint
-	addr netip.Addr
-	mac  net.HardwareAddr
-	mtu  uint32
+	st    *stack.Stack
+	ep    *channel.Endpoint
+	addr  netip.Addr
+	addr6 netip.Addr // invalid: no IPv6
+	ll6   netip.Addr
+	mac   net.HardwareAddr
+	mtu   uint32
 
 	out     atomic.Pointer[func([]byte)]
 	dropped atomic.Uint64
@@ -92,12 +100,18 @@ func New(cfg Config) (*Stack, error) {
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("usernet: bad MAC %v", mac)
 	}
+	if cfg.Addr6.IsValid() && !cfg.Addr6.Addr().Is6() {
+		return nil, fmt.Errorf("usernet: %v is not an IPv6 prefix", cfg.Addr6)
+	}
 	st := stack.New(stack.Options{
 		NetworkProtocols: []stack.NetworkProtocolFactory{
 			// Loopback-range addresses are accepted on the NIC so
 			// that tests can stay inside 127.0.0.0/8.
 			ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
 			arp.NewProtocol,
+			// Addresses are usable at once: no duplicate address
+			// detection (a zero DADConfigs) delays them.
+			ipv6.NewProtocolWithOptions(ipv6.Options{AutoGenLinkLocal: true, AllowExternalLoopbackTraffic: true}),
 		},
 		TransportProtocols: []stack.TransportProtocolFactory{udp.NewProtocol, icmp.NewProtocol4},
 	})
@@ -119,12 +133,25 @@ func New(cfg Config) (*Stack, error) {
 		return nil, fmt.Errorf("usernet: AddProtocolAddress: %s", err)
 	}
 	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
+	var addr6 netip.Addr
+	if cfg.Addr6.IsValid() {
+		addr6 = cfg.Addr6.Addr()
+		pa6 := tcpip.ProtocolAddress{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{
+			Address: tcpip.AddrFrom16(addr6.As16()), PrefixLen: cfg.Addr6.Bits()}}
+		if err := st.AddProtocolAddress(nicID, pa6, stack.AddressProperties{}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("usernet: AddProtocolAddress: %s", err)
+		}
+		routes = append(routes, tcpip.Route{Destination: pa6.AddressWithPrefix.Subnet(), NIC: nicID})
+	}
+	routes = append(routes, tcpip.Route{Destination: header.IPv6LinkLocalPrefix.Subnet(), NIC: nicID})
 	if cfg.Gateway.Is4() {
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: nicID})
 	}
 	st.SetRouteTable(routes)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Stack{st: st, ep: ep, addr: addr, mac: mac, mtu: cfg.MTU, cancel: cancel}
+	ll := header.LinkLocalAddr(tcpip.LinkAddress(mac)).As16()
+	s := &Stack{st: st, ep: ep, addr: addr, addr6: addr6, ll6: netip.AddrFrom16(ll), mac: mac, mtu: cfg.MTU, cancel: cancel}
 	s.pumped.Add(1)
 	go s.pump(ctx)
 	return s, nil
@@ -132,6 +159,11 @@ func New(cfg Config) (*Stack, error) {
 
 // Addr is the host's address.
 func (s *Stack) Addr() netip.Addr { return s.addr }
+
+// Addr6 is the host's IPv6 address (invalid without one) and LinkLocal6
+// its link-local one.
+func (s *Stack) Addr6() netip.Addr      { return s.addr6 }
+func (s *Stack) LinkLocal6() netip.Addr { return s.ll6 }
 
 // MAC is the NIC's address.
 func (s *Stack) MAC() net.HardwareAddr { return s.mac }
@@ -195,27 +227,53 @@ func (s *Stack) Close() {
 // ListenUDP opens a UDP socket on the host's address (port 0: any free
 // port).
 func (s *Stack) ListenUDP(port uint16) (*gonet.UDPConn, error) {
-	c, _, err := s.dial(udp.ProtocolNumber, port, netip.AddrPort{})
+	c, _, err := s.dial(udp.ProtocolNumber, s.addr, port, netip.AddrPort{})
 	return c, err
 }
 
-// DialUDP opens a UDP socket on the host's address connected to remote.
+// ListenUDPOn is ListenUDP on one of the host's addresses (IPv4, IPv6 or
+// link-local).
+func (s *Stack) ListenUDPOn(local netip.Addr, port uint16) (*gonet.UDPConn, error) {
+	if !s.local(local) {
+		return nil, errNotLocal
+	}
+	c, _, err := s.dial(udp.ProtocolNumber, local, port, netip.AddrPort{})
+	return c, err
+}
+
+// DialUDP opens a UDP socket on the host's address of remote's family
+// connected to remote.
 func (s *Stack) DialUDP(port uint16, remote netip.AddrPort) (*gonet.UDPConn, error) {
-	c, _, err := s.dial(udp.ProtocolNumber, port, remote)
+	local := s.addr
+	if remote.Addr().Is6() {
+		local = s.addr6
+	}
+	c, _, err := s.dial(udp.ProtocolNumber, local, port, remote)
 	return c, err
 }
 
-// dial opens a datagram endpoint (UDP, or ICMP echo) on the host's address,
-// as gonet.DialUDP but keeping the endpoint, whose options gonet hides.
-func (s *Stack) dial(proto tcpip.TransportProtocolNumber, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+// local reports whether a is one of the host's addresses.
+func (s *Stack) local(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	return a.IsValid() && (a == s.addr || a == s.addr6 || a == s.ll6)
+}
+
+// dial opens a datagram endpoint (UDP, or ICMP echo) on local, one of the
+// host's addresses, as gonet.DialUDP but keeping the endpoint, whose
+// options gonet hides.
+func (s *Stack) dial(proto tcpip.TransportProtocolNumber, local netip.Addr, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
 	var wq waiter.Queue
-	ep, terr := s.st.NewEndpoint(proto, ipv4.ProtocolNumber, &wq)
+	netProto := ipv4.ProtocolNumber
+	if local.Unmap().Is6() {
+		netProto = ipv6.ProtocolNumber
+	}
+	ep, terr := s.st.NewEndpoint(proto, netProto, &wq)
 	if terr != nil {
 		return nil, nil, fmt.Errorf("usernet: %s", terr)
 	}
-	if terr := ep.Bind(s.full(netip.AddrPortFrom(s.addr, port))); terr != nil {
+	if terr := ep.Bind(s.full(netip.AddrPortFrom(local, port))); terr != nil {
 		ep.Close()
-		return nil, nil, fmt.Errorf("usernet: bind %v:%d: %s", s.addr, port, terr)
+		return nil, nil, fmt.Errorf("usernet: bind %v:%d: %s", local, port, terr)
 	}
 	if remote.IsValid() {
 		if terr := ep.Connect(s.full(remote)); terr != nil {
@@ -229,7 +287,7 @@ func (s *Stack) dial(proto tcpip.TransportProtocolNumber, port uint16, remote ne
 // Ping sends one ICMP echo request to dst and waits for the reply.
 func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
 	// gonet's datagram connection carries ICMP echo as well as UDP.
-	c, _, err := s.dial(icmp.ProtocolNumber4, 0, netip.AddrPortFrom(dst, 0))
+	c, _, err := s.dial(icmp.ProtocolNumber4, s.addr, 0, netip.AddrPortFrom(dst, 0))
 	if err != nil {
 		return 0, err
 	}
@@ -257,7 +315,11 @@ func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, erro
 }
 
 func (s *Stack) full(a netip.AddrPort) tcpip.FullAddress {
-	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(a.Addr().Unmap().As4()), Port: a.Port()}
+	ip := a.Addr().Unmap()
+	if ip.Is6() {
+		return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom16(ip.As16()), Port: a.Port()}
+	}
+	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(ip.As4()), Port: a.Port()}
 }
 
 var errNotLocal = errors.New("usernet: not this host's address")
