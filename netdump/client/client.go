@@ -89,12 +89,13 @@ func (c *Config) Validate() error {
 			return nil
 		case !a.IsValid():
 			return fmt.Errorf("netdump: %s address missing", name)
-		case !a.Is4():
-			return fmt.Errorf("netdump: %s %v is not IPv4; netdump is IPv4-only", name, a)
 		case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 			return fmt.Errorf("netdump: %s %v is not a unicast address", name, a)
 		}
 		return nil
+	}
+	if err := checkFamily(c); err != nil {
+		return err
 	}
 	if err := check("client", c.Client, false); err != nil {
 		return err
@@ -262,6 +263,7 @@ func (c *Client) Retarget(client, server, gateway netip.Addr, path string) error
 		return err
 	}
 	c.cfg = cfg
+	c.refit()
 	return nil
 }
 
