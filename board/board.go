@@ -1,9 +1,3 @@
-// Package board is what the image's boards have in common: the crash they
-// report, the memory they describe, and the Dumper, which prepares
-// everything the panic path needs while the machine is healthy and then
-// sends the dump without allocating. Each board (TamaGo, or stock Go on
-// the shim) supplies a Machine and calls Dumper.Crashed from its own crash
-// hook.
 package board
 
 import (
@@ -15,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/buildid"
 	"github.com/tamadump/tamadump/netdump/client"
 	"github.com/tamadump/tamadump/netdump/elfcore"
@@ -48,19 +43,44 @@ type Crash struct {
 	Code   uint64 // exit status, vector or signal
 	Addr   uint64 // faulting address, when known
 	Regs   elfcore.Regs
+	// Msg is the panic message: the runtime's, which the board finds in
+	// its console output (PanicMessage), or the board's own description
+	// of a CPU exception. It is the board's memory, valid until the
+	// machine stops.
+	Msg []byte
 }
 
-// Machine is what the Dumper needs from a board.
+// Machine is a board: the machine the image runs on. After a crash, the
+// methods the panic path calls (Console, MsgBuf, Memory, MemoryMB, Arch,
+// Halt, Reboot) neither allocate nor take locks.
 type Machine interface {
-	// Hostname goes into the kernel dump header.
-	Hostname() string
+	// Name is the board's name ("tamago", "stockgo").
+	Name() string
+	// Arch is the machine for the core and the kernel dump header.
+	Arch() *elfcore.Arch
+	// Console is the serial console; ConsoleInput reads from it.
+	Console() io.Writer
+	ConsoleInput() io.Reader
+	// MsgBuf copies the newest console output into dst, oldest first.
+	MsgBuf(dst []byte) int
+	// DMA is memory outside the Go heap for rings and buffers.
+	DMA() bus.DMA
 	// Memory appends the memory to dump to dst[:0] without allocating
 	// (ErrPartialMemory: more than fits).
 	Memory(dst []elfcore.Segment) ([]elfcore.Segment, error)
 	// MemoryMB is the machine's RAM, for the progress line.
 	MemoryMB() uint64
-	// MsgBuf copies the newest console output into dst, oldest first.
-	MsgBuf(dst []byte) int
+	// Settings are the command-line words, if the board has any.
+	Settings() []string
+	// BootTime is the time from reset to now.
+	BootTime() time.Duration
+	// OnCrash runs fn once after the program fails, with every other
+	// activity stopped and c filled in; fn must not allocate or block.
+	OnCrash(fn func(c *Crash))
+	// Halt stops the machine; QEMU exits with (code<<1)|1.
+	Halt(code int)
+	// Reboot resets the machine.
+	Reboot()
 }
 
 // NIC is a network interface that can be brought back from any state.
@@ -79,33 +99,34 @@ var ErrPartialMemory = errors.New("board: memory map longer than MaxSegments; th
 
 // Dumper holds the panic path's state, all of it allocated up front.
 type Dumper struct {
-	m       Machine
-	nic     NIC
-	console io.Writer
-	version string
-	cl      *client.Client
-	core    *elfcore.Core
-	segs    []elfcore.Segment
-	info    elfcore.Info
-	kdh     wire.KernelDumpHeader
-	msgbuf  []byte
-	panic   []byte // the panic message, within msgbuf
-	line    *debugnet.Line
-	crashed bool
-	off     bool
+	m        Machine
+	nic      NIC
+	console  io.Writer
+	hostname string
+	version  string
+	cl       *client.Client
+	core     *elfcore.Core
+	segs     []elfcore.Segment
+	info     elfcore.Info
+	kdh      wire.KernelDumpHeader
+	msgbuf   []byte
+	panic    []byte // the panic message (Crash.Msg)
+	line     *debugnet.Line
+	crashed  bool
+	off      bool
 }
 
-// NewDumper prepares a dumper for m's memory through nic. version is the
-// image's build description for the KDH (its build ID is added).
-func NewDumper(m Machine, nic NIC, console io.Writer, version string) *Dumper {
+// NewDumper prepares a dumper for m's memory through nic. hostname goes
+// into the kernel dump header; version is the image's build description
+// for it (its build ID is added).
+func NewDumper(m Machine, nic NIC, hostname, version string) *Dumper {
 	d := &Dumper{
-		m: m, nic: nic, console: console, version: version,
+		m: m, nic: nic, console: m.Console(), hostname: hostname, version: version,
 		core:   elfcore.New(MaxSegments),
 		segs:   make([]elfcore.Segment, 0, MaxSegments),
 		msgbuf: make([]byte, 64<<10),
-		line:   debugnet.NewLine(console),
-		// Both boards that exist are amd64; the board will say.
-		info: elfcore.Info{Arch: &elfcore.AMD64},
+		line:   debugnet.NewLine(m.Console()),
+		info:   elfcore.Info{Arch: m.Arch()},
 	}
 	d.identify(buildid.Self)
 	return d
@@ -159,8 +180,8 @@ func (d *Dumper) Config() (cfg client.Config, ok bool) {
 	return d.cl.Config(), true
 }
 
-// Crashed records the crash: the registers, and the panic message taken
-// from the console output. It does not allocate.
+// Crashed records the crash the board captured: the registers and the
+// panic message. It does not allocate.
 func (d *Dumper) Crashed(c *Crash) {
 	d.crashed = true
 	d.info.Regs = c.Regs
@@ -173,11 +194,10 @@ func (d *Dumper) Crashed(c *Crash) {
 	default:
 		d.info.Signal = 6 // SIGABRT: what gdb shows for an abort
 	}
-	n := d.m.MsgBuf(d.msgbuf)
-	d.panic = PanicMessage(d.msgbuf[:n])
+	d.panic = c.Msg
 	if len(d.panic) == 0 {
-		// Nothing printed a message: say what the board saw.
-		d.line.S("board: ").S(c.Reason.String()).S(" (code ").U(c.Code).S(") with no panic message on the console\r\n").Flush()
+		// The board found no message: say what it saw.
+		d.line.S("board: ").S(c.Reason.String()).S(" (code ").U(c.Code).S(") with no panic message\n").Flush()
 		d.panic = append(d.msgbuf[:0], c.Reason.String()...)
 	}
 	d.info.Panic = d.panic
@@ -229,7 +249,7 @@ func (d *Dumper) Dump() error {
 	}
 	wire.SetText(d.kdh.Magic[:], wire.KDHMagic)
 	wire.SetText(d.kdh.Architecture[:], d.info.Arch.KDHName)
-	wire.SetText(d.kdh.Hostname[:], d.m.Hostname())
+	wire.SetText(d.kdh.Hostname[:], d.hostname)
 	d.kdh.SetVersionString(d.version)
 	n := copy(d.kdh.PanicString[:len(d.kdh.PanicString)-1], d.panic)
 	clear(d.kdh.PanicString[n:])

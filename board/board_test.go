@@ -1,12 +1,15 @@
 package board
 
 import (
+	"io"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tamadump/tamadump/debugnet/linktest"
+	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/dumptest"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 )
@@ -15,10 +18,20 @@ import (
 type machine struct {
 	segs    []elfcore.Segment
 	console string
+	out     io.Writer
 }
 
-func (m *machine) Hostname() string { return "testbox" }
-func (m *machine) MemoryMB() uint64 { return 4 }
+func (m *machine) Name() string            { return "test" }
+func (m *machine) Arch() *elfcore.Arch     { return &elfcore.AMD64 }
+func (m *machine) Console() io.Writer      { return m.out }
+func (m *machine) ConsoleInput() io.Reader { return strings.NewReader("") }
+func (m *machine) DMA() bus.DMA            { return bus.DMA{} }
+func (m *machine) Settings() []string      { return nil }
+func (m *machine) BootTime() time.Duration { return 0 }
+func (m *machine) OnCrash(func(*Crash))    {}
+func (m *machine) Halt(int)                {}
+func (m *machine) Reboot()                 {}
+func (m *machine) MemoryMB() uint64        { return 4 }
 func (m *machine) MsgBuf(dst []byte) int {
 	s := m.console
 	if len(s) > len(dst) {
@@ -46,9 +59,9 @@ func TestDumpAfterCrash(t *testing.T) {
 	link.Attach(s.Stack.Inject)
 	s.Stack.Attach(link.Deliver)
 	nic := &resettable{Link: link}
-	m := &machine{segs: dumptest.Segments(256<<10, 0.3, 4), console: console}
 	var out dumptest.SyncBuffer
-	d := NewDumper(m, nic, &out, "tamadump test\n")
+	m := &machine{segs: dumptest.Segments(256<<10, 0.3, 4), console: console, out: &out}
+	d := NewDumper(m, nic, "testbox", "tamadump test\n")
 	if err := d.Dump(); err != errNotConfigured {
 		t.Fatalf("dump before configuration: %v", err)
 	}
@@ -60,10 +73,10 @@ func TestDumpAfterCrash(t *testing.T) {
 	if err := d.Configure(cfg); err != nil {
 		t.Fatal(err)
 	}
-	c := &Crash{Reason: Panic, Code: 2}
+	msg := "runtime error: index out of range [5] with length 3"
+	c := &Crash{Reason: Panic, Code: 2, Msg: []byte(msg)}
 	c.Regs[elfcore.RIP] = 0x401000
 	d.Crashed(c)
-	msg := "runtime error: index out of range [5] with length 3"
 	if string(d.Panic()) != msg {
 		t.Fatalf("panic message %q", d.Panic())
 	}
@@ -101,13 +114,13 @@ func TestDumpAfterCrash(t *testing.T) {
 func TestNoAllocation(t *testing.T) {
 	link, _ := dumptest.NewResponder(1500)
 	nic := &resettable{Link: link}
-	m := &machine{segs: dumptest.Segments(1<<20, 0.5, 4), console: console}
-	d := NewDumper(m, nic, nil, "v\n")
+	m := &machine{segs: dumptest.Segments(1<<20, 0.5, 4), console: console, out: io.Discard}
+	d := NewDumper(m, nic, "testbox", "v\n")
 	cfg, _ := ParseConfig("127.0.9.1", "127.0.9.2", "", "")
 	if err := d.Configure(cfg); err != nil {
 		t.Fatal(err)
 	}
-	crash := &Crash{Reason: Panic}
+	crash := &Crash{Reason: Panic, Msg: []byte("boom")}
 	d.Crashed(crash)
 	if err := d.Dump(); err != nil { // first use
 		t.Fatal(err)
@@ -166,9 +179,9 @@ func (p *partial) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
 
 func TestPartialMemoryStillDumps(t *testing.T) {
 	link, _ := dumptest.NewResponder(1500)
-	m := &partial{machine{segs: dumptest.Segments(64<<10, 0, 4), console: console}}
 	var out dumptest.SyncBuffer
-	d := NewDumper(m, &resettable{Link: link}, &out, "v\n")
+	m := &partial{machine{segs: dumptest.Segments(64<<10, 0, 4), console: console, out: &out}}
+	d := NewDumper(m, &resettable{Link: link}, "testbox", "v\n")
 	cfg, _ := ParseConfig("127.0.9.1", "127.0.9.2", "", "")
 	if err := d.Configure(cfg); err != nil {
 		t.Fatal(err)

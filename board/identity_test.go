@@ -34,9 +34,9 @@ func dumpWith(t *testing.T, self func() (buildid.ID, error)) (info, said string)
 	link := linktest.New(dumptest.ClientMAC, 1500, 4096, linktest.Faults{})
 	link.Attach(s.Stack.Inject)
 	s.Stack.Attach(link.Deliver)
-	m := &machine{segs: dumptest.Segments(64<<10, 0.3, 5), console: console}
 	var out dumptest.SyncBuffer
-	d := NewDumper(m, &resettable{Link: link}, &out, "tamadump test\n")
+	m := &machine{segs: dumptest.Segments(64<<10, 0.3, 5), console: console, out: &out}
+	d := NewDumper(m, &resettable{Link: link}, "testbox", "tamadump test\n")
 	d.info.BuildID, d.version = nil, "tamadump test\n" // as before identify
 	d.identify(self)
 	cfg, _ := ParseConfig("127.0.9.1", "127.0.9.2", "", "")

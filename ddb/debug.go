@@ -9,9 +9,9 @@ package ddb
 // time, as after a panic when nothing else is scheduled.
 func (s *Shell) Debug() error {
 	s.ed.discard()
-	s.p.str("\nKDB: enter: panic\n")
+	s.p.S("\nKDB: enter: panic\n")
 	for {
-		s.p.str(DBPrompt)
+		s.p.S(DBPrompt)
 		argv, _, err := s.readCommand()
 		if err != nil {
 			return eofIsNil(err)
@@ -29,26 +29,26 @@ func (s *Shell) Debug() error {
 func (s *Shell) db(argv [][]byte) (stop bool) {
 	switch {
 	case equal(argv[0], "help"):
-		s.p.str(dbHelpText)
+		s.p.S(dbHelpText)
 	case equal(argv[0], "netdump"):
 		s.netdump(argv[1:])
 	case equal(argv[0], "dump"):
 		c, ok := s.m.Config()
 		if !ok {
-			s.p.str("dump: netdump is not configured; use netdump -s server\n")
+			s.p.S("dump: netdump is not configured; use netdump -s server\n")
 			break
 		}
 		s.dump(c)
 	case equal(argv[0], "show"):
 		s.show(argv[1:])
 	case equal(argv[0], "bt"), equal(argv[0], "trace"), equal(argv[0], "where"):
-		s.m.Backtrace(&s.p)
+		s.m.Backtrace(s.p)
 	case equal(argv[0], "reset"):
-		s.p.flush()
+		s.p.Flush()
 		s.m.Reset()
 		return true
 	case equal(argv[0], "c"), equal(argv[0], "continue"):
-		s.p.str("cannot continue after a Go panic; use dump or reset\n")
+		s.p.S("cannot continue after a Go panic; use dump or reset\n")
 	default:
 		s.unknown(argv[0])
 	}
@@ -77,7 +77,7 @@ func (s *Shell) netdump(argv [][]byte) {
 	}
 	if !o.server.IsValid() {
 		s.begin(cmd)
-		s.p.str("-s server is required")
+		s.p.S("-s server is required")
 		s.end(cmd, true)
 		return
 	}
@@ -90,7 +90,7 @@ func (s *Shell) netdump(argv [][]byte) {
 		c.Client = o.client
 	} else if !c.Client.IsValid() {
 		s.begin(cmd)
-		s.p.str("no client address configured; give -c client")
+		s.p.S("no client address configured; give -c client")
 		s.end(cmd, false)
 		return
 	}
@@ -107,7 +107,7 @@ func (s *Shell) netdump(argv [][]byte) {
 		c.NIC = nics[0]
 	case c.NIC == "":
 		s.begin(cmd)
-		s.p.str("no interface configured; give -i iface")
+		s.p.S("no interface configured; give -i iface")
 		s.listNICs()
 		s.end(cmd, false)
 		return
@@ -119,10 +119,10 @@ func (s *Shell) netdump(argv [][]byte) {
 }
 
 func (s *Shell) dump(c Config) {
-	s.p.flush()
+	s.p.Flush()
 	if err := s.m.Dump(c); err != nil {
-		s.p.str("Cannot dump: ")
-		s.p.str(err.Error())
-		s.p.byte('\n')
+		s.p.S("Cannot dump: ")
+		s.p.S(err.Error())
+		s.p.Byte('\n')
 	}
 }

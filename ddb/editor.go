@@ -1,6 +1,10 @@
 package ddb
 
-import "io"
+import (
+	"io"
+
+	"github.com/tamadump/tamadump/debugnet"
+)
 
 // MaxLine is the longest command line, in bytes: room for a MaxPath-byte
 // dumpon -p path and the rest of the command.
@@ -12,7 +16,7 @@ const MaxLine = 1280
 // Its buffers are made once; reading a line never allocates.
 type editor struct {
 	r    io.Reader
-	echo *printer
+	echo *debugnet.Line
 
 	in       [64]byte // bytes read but not yet consumed: in[inPos:inEnd]
 	inPos    int
@@ -55,14 +59,14 @@ func (e *editor) readLine() (line []byte, tooLong bool, err error) {
 			c := e.in[e.inPos]
 			e.inPos++
 			if e.take(c) {
-				e.echo.byte('\n')
-				e.echo.flush()
+				e.echo.Byte('\n')
+				e.echo.Flush()
 				line, tooLong = e.line[:e.n], e.overflow
 				e.n, e.overflow = 0, false
 				return line, tooLong, nil
 			}
 		}
-		e.echo.flush()
+		e.echo.Flush()
 		if e.inErr != nil {
 			err, e.inErr = e.inErr, nil
 			return nil, false, err
@@ -108,7 +112,7 @@ func (e *editor) take(c byte) bool {
 	case c == bs || c == del:
 		if e.n > 0 {
 			e.n--
-			e.echo.str("\b \b")
+			e.echo.S("\b \b")
 		}
 	case c == esc:
 		e.esc = escStart
@@ -116,11 +120,11 @@ func (e *editor) take(c byte) bool {
 		// other control characters and non-ASCII: ignored
 	case e.n == len(e.line):
 		e.overflow = true
-		e.echo.byte(bel)
+		e.echo.Byte(bel)
 	default:
 		e.line[e.n] = c
 		e.n++
-		e.echo.byte(c)
+		e.echo.Byte(c)
 	}
 	return false
 }

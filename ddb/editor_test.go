@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/tamadump/tamadump/debugnet"
 )
 
 type readResult struct {
@@ -18,8 +20,8 @@ type readResult struct {
 // echo and the final error.
 func readAll(r io.Reader) (lines []readResult, echo string, err error) {
 	var out bytes.Buffer
-	p := newPrinter(&out, 512)
-	e := editor{r: r, echo: &p}
+	p := debugnet.NewLine(&out)
+	e := editor{r: r, echo: p}
 	for {
 		line, tooLong, err := e.readLine()
 		if err != nil {
@@ -143,8 +145,8 @@ func (r *dataErr) Read(b []byte) (int, error) {
 
 func TestEditorDiscard(t *testing.T) {
 	var out bytes.Buffer
-	p := newPrinter(&out, 512)
-	e := editor{r: &dataErr{data: "typed\x1b[", err: io.EOF}, echo: &p}
+	p := debugnet.NewLine(&out)
+	e := editor{r: &dataErr{data: "typed\x1b[", err: io.EOF}, echo: p}
 	if _, _, err := e.readLine(); err != io.EOF {
 		t.Fatal(err)
 	}

@@ -119,8 +119,8 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 		if a[0] != '-' {
 			if !cmd.operand || o.nic != nil {
 				s.begin(cmd)
-				s.p.str("unexpected argument ")
-				s.p.quote(a)
+				s.p.S("unexpected argument ")
+				s.p.Quote(a)
 				return o, s.end(cmd, true)
 			}
 			o.nic = a
@@ -128,14 +128,14 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 		}
 		if len(a) != 2 || strings.IndexByte(cmd.flags, a[1]) < 0 {
 			s.begin(cmd)
-			s.p.str("unknown flag ")
-			s.p.quote(a)
+			s.p.S("unknown flag ")
+			s.p.Quote(a)
 			return o, s.end(cmd, true)
 		}
 		if i+1 == len(argv) {
 			s.beginFlag(cmd, a)
-			s.p.str("missing value; expected ")
-			s.p.str(valueName(a[1]))
+			s.p.S("missing value; expected ")
+			s.p.S(valueName(a[1]))
 			return o, s.end(cmd, true)
 		}
 		i++
@@ -148,12 +148,12 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 			if r := pathProblem(v); r != "" {
 				s.beginFlag(cmd, a)
 				if len(v) > MaxPath {
-					s.p.str("path ") // too long to be worth echoing
+					s.p.S("path ") // too long to be worth echoing
 				} else {
-					s.p.quote(v)
-					s.p.byte(' ')
+					s.p.Quote(v)
+					s.p.Byte(' ')
 				}
-				s.p.str(r)
+				s.p.S(r)
 				return o, s.end(cmd, false)
 			}
 			o.path = v
@@ -176,19 +176,19 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 			addr, ok := parseIPv4(v)
 			if !ok {
 				s.beginFlag(cmd, a)
-				s.p.quote(v)
+				s.p.Quote(v)
 				if looksIPv6(v) {
-					s.p.str(" is an IPv6 address; netdump is IPv4-only")
+					s.p.S(" is an IPv6 address; netdump is IPv4-only")
 				} else {
-					s.p.str(" is not an IPv4 address")
+					s.p.S(" is not an IPv4 address")
 				}
 				return o, s.end(cmd, false)
 			}
 			if r := addrProblem(addr); r != "" {
 				s.beginFlag(cmd, a)
-				s.p.addr(addr)
-				s.p.byte(' ')
-				s.p.str(r)
+				s.p.IP(addr)
+				s.p.Byte(' ')
+				s.p.S(r)
 				return o, s.end(cmd, false)
 			}
 			*dst = addr
@@ -223,21 +223,21 @@ func (s *Shell) nic(name []byte) (string, bool) {
 // for the caller to pass on.
 
 func (s *Shell) begin(cmd *command) {
-	s.p.str(cmd.name)
-	s.p.str(": ")
+	s.p.S(cmd.name)
+	s.p.S(": ")
 }
 
 func (s *Shell) beginFlag(cmd *command, flag []byte) {
 	s.begin(cmd)
-	s.p.bytes(flag)
-	s.p.str(": ")
+	s.p.B(flag)
+	s.p.S(": ")
 }
 
 func (s *Shell) end(cmd *command, usage bool) bool {
-	s.p.byte('\n')
+	s.p.Byte('\n')
 	if usage {
-		s.p.str(cmd.usage)
-		s.p.byte('\n')
+		s.p.S(cmd.usage)
+		s.p.Byte('\n')
 	}
 	return false
 }
@@ -245,21 +245,21 @@ func (s *Shell) end(cmd *command, usage bool) bool {
 // printProblem prints a Config problem found once the options were combined.
 func (s *Shell) printProblem(cmd *command, p problem) bool {
 	s.begin(cmd)
-	s.p.str(p.field)
-	s.p.byte(' ')
+	s.p.S(p.field)
+	s.p.Byte(' ')
 	if p.addr.IsValid() {
-		s.p.addr(p.addr)
-		s.p.byte(' ')
+		s.p.IP(p.addr)
+		s.p.Byte(' ')
 	}
-	s.p.str(p.reason)
+	s.p.S(p.reason)
 	return s.end(cmd, false)
 }
 
 // unknownNIC prints that name is not an interface, and which ones exist.
 func (s *Shell) unknownNIC(cmd *command, name []byte) bool {
 	s.begin(cmd)
-	s.p.str("unknown interface ")
-	s.p.quote(name)
+	s.p.S("unknown interface ")
+	s.p.Quote(name)
 	s.listNICs()
 	return s.end(cmd, false)
 }
@@ -268,18 +268,18 @@ func (s *Shell) unknownNIC(cmd *command, name []byte) bool {
 func (s *Shell) listNICs() {
 	nics := s.m.NICs()
 	if len(nics) == 0 {
-		s.p.str("; this machine has no network interface")
+		s.p.S("; this machine has no network interface")
 		return
 	}
-	s.p.str("; interfaces:")
+	s.p.S("; interfaces:")
 	for _, n := range nics {
-		s.p.byte(' ')
-		s.p.str(n)
+		s.p.Byte(' ')
+		s.p.S(n)
 	}
 }
 
 func (s *Shell) twice(cmd *command, flag []byte) bool {
 	s.beginFlag(cmd, flag)
-	s.p.str("given twice")
+	s.p.S("given twice")
 	return s.end(cmd, false)
 }

@@ -110,7 +110,7 @@ func exec(m *fakeMachine, debug bool, line string) string {
 	} else {
 		s.run(argv, []byte(line))
 	}
-	s.p.flush()
+	s.p.Flush()
 	return out.String()
 }
 

@@ -3,6 +3,8 @@ package ddb
 import (
 	"bytes"
 	"io"
+
+	"github.com/tamadump/tamadump/debugnet"
 )
 
 // Machine is what the shell needs from the image. Debug calls NICs, Config,
@@ -42,7 +44,7 @@ const DefaultPanic = "from debugger"
 // Debug share its buffers.
 type Shell struct {
 	m    Machine
-	p    printer
+	p    *debugnet.Line
 	ed   editor
 	argv [maxArgs][]byte
 }
@@ -50,8 +52,8 @@ type Shell struct {
 // New makes a shell for machine m on the console (r, w). It allocates every
 // buffer Debug needs, so call it at start-up, before anything can panic.
 func New(m Machine, r io.Reader, w io.Writer) *Shell {
-	s := &Shell{m: m, p: newPrinter(w, 512)}
-	s.ed = editor{r: r, echo: &s.p}
+	s := &Shell{m: m, p: debugnet.NewLine(w)}
+	s.ed = editor{r: r, echo: s.p}
 	return s
 }
 
@@ -59,7 +61,7 @@ func New(m Machine, r io.Reader, w io.Writer) *Shell {
 // returns nil), reading it fails, or the machine's Panic returns.
 func (s *Shell) Run() error {
 	for {
-		s.p.str(Prompt)
+		s.p.S(Prompt)
 		argv, line, err := s.readCommand()
 		if err != nil {
 			return eofIsNil(err)
@@ -76,22 +78,22 @@ func (s *Shell) Run() error {
 // readCommand reads a line and splits it into words; for a line it refuses
 // (too long, too many words) it prints why and returns no words.
 func (s *Shell) readCommand() (argv [][]byte, line []byte, err error) {
-	s.p.flush()
+	s.p.Flush()
 	line, tooLong, err := s.ed.readLine()
 	if err != nil {
 		return nil, nil, err
 	}
 	if tooLong {
-		s.p.str("line too long; the limit is ")
-		s.p.int(MaxLine)
-		s.p.str(" characters\n")
+		s.p.S("line too long; the limit is ")
+		s.p.U(uint64(MaxLine))
+		s.p.S(" characters\n")
 		return nil, nil, nil
 	}
 	argv, ok := split(line, &s.argv)
 	if !ok {
-		s.p.str("too many words; the limit is ")
-		s.p.int(maxArgs)
-		s.p.byte('\n')
+		s.p.S("too many words; the limit is ")
+		s.p.U(uint64(maxArgs))
+		s.p.Byte('\n')
 		return nil, nil, nil
 	}
 	return argv, line, nil
@@ -108,7 +110,7 @@ func eofIsNil(err error) error {
 func (s *Shell) run(argv [][]byte, line []byte) (stop bool) {
 	switch {
 	case equal(argv[0], "help"):
-		s.p.str(helpText)
+		s.p.S(helpText)
 	case equal(argv[0], "dumpon"):
 		s.dumpon(argv[1:])
 	case equal(argv[0], "show"):
@@ -120,12 +122,12 @@ func (s *Shell) run(argv [][]byte, line []byte) (stop bool) {
 		if msg == "" {
 			msg = DefaultPanic
 		}
-		s.p.flush()
+		s.p.Flush()
 		s.m.Panic(msg)
 		return true
 	case equal(argv[0], "netdump"), equal(argv[0], "dump"):
-		s.p.bytes(argv[0])
-		s.p.str(": may only be used after a panic; configure with dumpon\n")
+		s.p.B(argv[0])
+		s.p.S(": may only be used after a panic; configure with dumpon\n")
 	default:
 		s.unknown(argv[0])
 	}
@@ -144,9 +146,9 @@ const helpText = `Commands:
 `
 
 func (s *Shell) unknown(cmd []byte) {
-	s.p.str("unknown command ")
-	s.p.quote(cmd)
-	s.p.str("; try help\n")
+	s.p.S("unknown command ")
+	s.p.Quote(cmd)
+	s.p.S("; try help\n")
 }
 
 func (s *Shell) dumpon(argv [][]byte) {
@@ -154,11 +156,11 @@ func (s *Shell) dumpon(argv [][]byte) {
 	if len(argv) == 1 && equal(argv[0], "off") {
 		if err := s.m.Configure(Config{}); err != nil {
 			s.begin(cmd)
-			s.p.str(err.Error())
+			s.p.S(err.Error())
 			s.end(cmd, false)
 			return
 		}
-		s.p.str("dumpon: kernel dumps off\n")
+		s.p.S("dumpon: kernel dumps off\n")
 		return
 	}
 	o, ok := s.parseOptions(cmd, argv)
@@ -168,17 +170,17 @@ func (s *Shell) dumpon(argv [][]byte) {
 	switch {
 	case !o.server.IsValid():
 		s.begin(cmd)
-		s.p.str("-s server is required")
+		s.p.S("-s server is required")
 		s.end(cmd, true)
 		return
 	case !o.client.IsValid():
 		s.begin(cmd)
-		s.p.str("-c client is required")
+		s.p.S("-c client is required")
 		s.end(cmd, true)
 		return
 	case o.nic == nil:
 		s.begin(cmd)
-		s.p.str("the interface is required")
+		s.p.S("the interface is required")
 		s.listNICs()
 		s.end(cmd, true)
 		return
@@ -192,11 +194,11 @@ func (s *Shell) dumpon(argv [][]byte) {
 	if !s.configure(cmd, c) {
 		return
 	}
-	s.p.str("dumpon: kernel dumps on ")
-	s.p.str(c.NIC)
-	s.p.str(" to ")
-	s.p.addr(c.Server)
-	s.p.byte('\n')
+	s.p.S("dumpon: kernel dumps on ")
+	s.p.S(c.NIC)
+	s.p.S(" to ")
+	s.p.IP(c.Server)
+	s.p.Byte('\n')
 }
 
 // show prints the netdump configuration; "show dumpon" and "show netdump"
@@ -204,53 +206,53 @@ func (s *Shell) dumpon(argv [][]byte) {
 func (s *Shell) show(argv [][]byte) {
 	switch {
 	case len(argv) == 0:
-		s.p.str("show: what? try show netdump\n")
+		s.p.S("show: what? try show netdump\n")
 		return
 	case !equal(argv[0], "netdump") && !equal(argv[0], "dumpon"):
-		s.p.str("show: unknown object ")
-		s.p.quote(argv[0])
-		s.p.str("; try show netdump\n")
+		s.p.S("show: unknown object ")
+		s.p.Quote(argv[0])
+		s.p.S("; try show netdump\n")
 		return
 	case len(argv) > 1:
-		s.p.str("show: unexpected argument ")
-		s.p.quote(argv[1])
-		s.p.byte('\n')
+		s.p.S("show: unexpected argument ")
+		s.p.Quote(argv[1])
+		s.p.Byte('\n')
 		return
 	}
 	c, ok := s.m.Config()
 	if !ok {
-		s.p.str("netdump: off\n")
+		s.p.S("netdump: off\n")
 		return
 	}
-	s.p.str("netdump: on\n  interface ")
-	s.p.str(c.NIC)
-	s.p.str("\n  client    ")
-	s.p.addr(c.Client)
-	s.p.str("\n  server    ")
-	s.p.addr(c.Server)
-	s.p.str("\n  gateway   ")
+	s.p.S("netdump: on\n  interface ")
+	s.p.S(c.NIC)
+	s.p.S("\n  client    ")
+	s.p.IP(c.Client)
+	s.p.S("\n  server    ")
+	s.p.IP(c.Server)
+	s.p.S("\n  gateway   ")
 	if c.Gateway.IsValid() {
-		s.p.addr(c.Gateway)
+		s.p.IP(c.Gateway)
 	} else {
-		s.p.str("none (server on the local link)")
+		s.p.S("none (server on the local link)")
 	}
-	s.p.str("\n  path      ")
+	s.p.S("\n  path      ")
 	if c.Path != "" {
-		s.p.str(c.Path)
+		s.p.S(c.Path)
 	} else {
-		s.p.str("none (server's default)")
+		s.p.S("none (server's default)")
 	}
-	s.p.byte('\n')
+	s.p.Byte('\n')
 }
 
 func (s *Shell) ifconfig() {
 	nics := s.m.NICs()
 	if len(nics) == 0 {
-		s.p.str("no network interface\n")
+		s.p.S("no network interface\n")
 	}
 	for _, n := range nics {
-		s.p.str(n)
-		s.p.byte('\n')
+		s.p.S(n)
+		s.p.Byte('\n')
 	}
 }
 
@@ -263,7 +265,7 @@ func (s *Shell) configure(cmd *command, c Config) bool {
 	}
 	if err := s.m.Configure(c); err != nil {
 		s.begin(cmd)
-		s.p.str(err.Error())
+		s.p.S(err.Error())
 		s.end(cmd, false)
 		return false
 	}

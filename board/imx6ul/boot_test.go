@@ -25,9 +25,9 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/board/imx6ul"
-	"github.com/tamadump/tamadump/board/tamago"
 	"github.com/tamadump/tamadump/netdump/server"
 	"github.com/tamadump/tamadump/qemu"
+	"github.com/tamadump/tamadump/qemu/gobuild"
 	"github.com/tamadump/tamadump/qemu/usernet"
 )
 
@@ -59,7 +59,7 @@ var (
 // buildImage builds testdata/bootimage for tg once for all tests.
 func buildImage(t *testing.T, tg target) string {
 	t.Helper()
-	gocmd, err := tamago.Toolchain()
+	gocmd, err := gobuild.Toolchain()
 	if err != nil {
 		t.Skipf("SKIP: %v", err)
 	}

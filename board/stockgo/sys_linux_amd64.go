@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/tamadump/tamadump/netdump/elfcore"
 )
 
 // System call numbers of the shim.
@@ -54,23 +56,15 @@ const (
 	CrashSignal = 3 // fatal signal with the default action; Code is the signal
 )
 
-// Crash describes how the program died. Regs is in the order of Linux's
-// user_regs_struct (r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi
-// rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs).
+// Crash describes how the program died, as the shim writes it. Regs is in
+// the order of Linux's user_regs_struct, elfcore's amd64 order.
 type Crash struct {
 	Reason uint64
 	Code   uint64
 	Addr   uint64
 	TID    uint64
-	Regs   [27]uint64
+	Regs   elfcore.Regs
 }
-
-// Indexes into Crash.Regs.
-const (
-	RegRBP = 4
-	RegRIP = 16
-	RegRSP = 19
-)
 
 // ErrNotShim is returned by ReadInfo when the program does not run on the shim.
 var ErrNotShim = errors.New("stockgo: not running on the tamadump shim")

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"time"
 	"unsafe"
+
+	"github.com/tamadump/tamadump/board/amd64"
 )
 
 // Watch starts the crash watcher: a goroutine locked to its own thread,
@@ -62,25 +64,10 @@ func growStack(depth int) byte {
 	return pad[depth]
 }
 
-// Offsets into the runtime's g, m and gobuf for Go 1.26 on linux/amd64,
-// read from a binary's DWARF and checked at run time by
-// checkRuntimeLayout.
-const (
-	gM       = 48
-	gSchedSP = 56
-	gSchedPC = 64
-	gSchedBP = 96
-	mG0      = 0
-	mCurg    = 184
-)
-
-// Register indexes in Crash.Regs (user_regs_struct order).
-const (
-	regR14 = 1
-	regRBP = RegRBP
-	regRIP = RegRIP
-	regRSP = RegRSP
-)
+// runtimeLayout is where the runtime's g, m and gobuf keep what
+// amd64.PanickingGoroutine reads, for Go 1.26 on linux/amd64, read from a
+// binary's DWARF and checked at run time by checkRuntimeLayout.
+var runtimeLayout = amd64.Layout{GM: 48, GSchedSP: 56, GSchedPC: 64, GSchedBP: 96, MG0: 0, MCurg: 184}
 
 var layoutOK bool
 
@@ -108,32 +95,27 @@ func word(addr uintptr) uintptr {
 }
 
 func checkRuntimeLayout() {
+	l := &runtimeLayout
 	g := getg()
-	m := word(g + gM)
-	layoutOK = m != 0 && word(m+mCurg) == g && word(word(m+mG0)+gM) == m
+	m := word(g + l.GM)
+	layoutOK = m != 0 && word(m+l.MCurg) == g && word(word(m+l.MG0)+l.GM) == m
 }
 
 // panickingGoroutine turns the registers of a thread that died on its
-// system stack (R14 holds g0 in Go code) into those of the goroutine it
-// was running. Every read is checked against the memory map first.
+// system stack into those of the goroutine it was running. Every read is
+// checked against the memory map first.
 func (w *watcher) panickingGoroutine() {
-	regs := &w.crash.Regs
-	g0 := uintptr(regs[regR14])
-	if !layoutOK || !w.mapped(g0+gM) {
-		return
+	if layoutOK {
+		amd64.PanickingGoroutine(&w.crash.Regs, &runtimeLayout, w.read)
 	}
-	m := word(g0 + gM)
-	if !w.mapped(m+mCurg) || word(m+mG0) != g0 {
-		return // not on a system stack
+}
+
+// read is a word of the program's memory, where it is mapped.
+func (w *watcher) read(addr uintptr) (uintptr, bool) {
+	if !w.mapped(addr) {
+		return 0, false
 	}
-	curg := word(m + mCurg)
-	if curg == 0 || curg == g0 || !w.mapped(curg+gSchedBP) {
-		return
-	}
-	regs[regRIP] = uint64(word(curg + gSchedPC))
-	regs[regRSP] = uint64(word(curg + gSchedSP))
-	regs[regRBP] = uint64(word(curg + gSchedBP))
-	regs[regR14] = uint64(curg)
+	return word(addr), true
 }
 
 // UserBase is where memory the program can read starts: the shim keeps

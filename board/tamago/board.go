@@ -73,7 +73,7 @@ func Info() Layout {
 	}
 	l.TextStart, l.TextEnd = runtime.TextRegion()
 	l.DataStart, l.DataEnd = runtime.DataRegion()
-	l.DMA = unsafe.Slice((*byte)(physPtr(uintptr(l.DMAStart))), l.DMASize)
+	l.DMA = unsafeRAM(l.DMAStart, l.DMASize)
 	return l
 }
 
@@ -139,4 +139,9 @@ func printk(c byte) {
 //go:linkname nanotime runtime/goos.Nanotime
 func nanotime() int64 {
 	return AMD64.GetTime()
+}
+
+// unsafeRAM views n bytes of identity-mapped memory at addr.
+func unsafeRAM(addr, n uint64) []byte {
+	return unsafe.Slice((*byte)(physPtr(uintptr(addr))), n)
 }

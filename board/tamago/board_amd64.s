@@ -162,7 +162,7 @@ TEXT excCommon<>(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	AX, ·excSave+(8*28)(SB)	// error code
 	MOVQ	CR2, AX
 	MOVQ	AX, ·excSave+(8*29)(SB)
-	MOVQ	$const_ReasonException, ·pendingReason(SB)
+	MOVQ	$const_reasonException, ·pendingReason(SB)
 	JMP	·enterCrash(SB)
 
 // func enterCrash()

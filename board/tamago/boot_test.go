@@ -16,11 +16,13 @@ import (
 
 	board "github.com/tamadump/tamadump/board/tamago"
 	"github.com/tamadump/tamadump/qemu"
+	qboot "github.com/tamadump/tamadump/qemu/boot"
+	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
 func buildImage(t *testing.T) string {
 	t.Helper()
-	gobin, err := board.Toolchain()
+	gobin, err := gobuild.Toolchain()
 	if err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
@@ -28,7 +30,10 @@ func buildImage(t *testing.T) string {
 		t.Skip("SKIP: qemu-system-x86_64 not found")
 	}
 	img := filepath.Join(t.TempDir(), "bootimage.elf")
-	if err := board.Build(gobin, ".", "./testdata/bootimage", img, ""); err != nil {
+	if err := gobuild.Build(gobuild.Config{
+		Go: gobin, Dir: ".", Pkg: "./testdata/bootimage", Out: img, Env: gobuild.TamaGoEnv("amd64"),
+		Tags: []string{board.BuildTags}, LDFlags: []string{board.LinkerFlags},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return img
@@ -49,7 +54,7 @@ func boot(t *testing.T, img string, mode byte) run {
 	var r run
 	var sleepStart time.Time
 	start := time.Now()
-	args := append(board.QEMUArgs(img, 64), "-serial", "stdio", "-nic", "none")
+	args := append(qboot.TamaGoArgs(img, 64), "-serial", "stdio", "-nic", "none")
 	r.out, r.status = qemu.RunConsole(t, 60*time.Second, args, func(line string, in io.Writer) {
 		now := time.Now()
 		// the crash handler repeats these lines from the message buffer

@@ -8,75 +8,44 @@ import (
 	"runtime/goos"
 	"unsafe"
 
-	"github.com/usbarmory/tamago/amd64"
+	"github.com/tamadump/tamadump/board"
+	"github.com/tamadump/tamadump/board/amd64"
+	"github.com/tamadump/tamadump/netdump/elfcore"
+	tamd64 "github.com/usbarmory/tamago/amd64"
 )
 
-// Crash reasons.
+// Why the crash path was entered (pendingReason).
 const (
-	ReasonExit      = 1 // goos.Exit with a non-zero code (panic, fatal error)
-	ReasonException = 2 // CPU exception
+	reasonExit      = 1 // goos.Exit with a non-zero code (panic, fatal error)
+	reasonException = 2 // CPU exception
 )
 
-// Indexes into Crash.Regs (Linux user_regs_struct order, as in ELF core
-// NT_PRSTATUS on amd64).
-const (
-	RegR15 = iota
-	RegR14
-	RegR13
-	RegR12
-	RegRBP
-	RegRBX
-	RegR11
-	RegR10
-	RegR9
-	RegR8
-	RegRAX
-	RegRCX
-	RegRDX
-	RegRSI
-	RegRDI
-	RegOrigRAX
-	RegRIP
-	RegCS
-	RegEFLAGS
-	RegRSP
-	RegSS
-	RegFSBase
-	RegGSBase
-	RegDS
-	RegES
-	RegFS
-	RegGS
-	NumRegs
-)
+// NumRegs is how many registers the board saves: all of elfcore's amd64
+// table (excCommon in board_amd64.s stores them in that order).
+const NumRegs = len(elfcore.Regs{})
 
-// Crash describes the failure handed to the OnCrash function.
+// Crash is the failure handed to the OnCrash function: board.Crash (Reason
+// board.Panic with Code the exit code, or board.Fault with Code the
+// exception vector and Addr CR2, the faulting linear address of a page
+// fault: a nil pointer dereference is a page fault at a small address;
+// Regs, see OnCrash; Msg, the panic message) and the CPU's error code.
 type Crash struct {
-	Reason int    // ReasonExit or ReasonException
-	Code   uint64 // exit code or exception vector
-	// Regs at the point of failure, see OnCrash.
-	Regs [NumRegs]uint64
+	board.Crash
 	// ErrorCode is the CPU error code (exceptions 8, 10-14, 17, 21, 29, 30).
 	ErrorCode uint64
-	// CR2 is the faulting linear address of a page fault (vector 14); a
-	// nil pointer dereference is a page fault at a small address.
-	CR2 uint64
 }
 
 // runtime g/m field offsets (tamago-go 1.26.0, amd64; checked at init by
-// checkRuntimeOffsets).
+// checkRuntimeOffsets). The g stack bounds are constants for the crash
+// stack switch in board_amd64.s.
 const (
 	gStackLo     = 0
 	gStackHi     = 8
 	gStackGuard0 = 16
 	gStackGuard1 = 24
-	gM           = 48
-	gSchedSP     = 56
-	gSchedPC     = 64
-	gSchedBP     = 96
-	mG0          = 0
-	mCurg        = 136
 )
+
+var runtimeLayout = amd64.Layout{GM: 48, GSchedSP: 56, GSchedPC: 64, GSchedBP: 96, MG0: 0, MCurg: 136}
 
 const (
 	crashStackSize  = 256 << 10
@@ -103,6 +72,8 @@ var (
 	crashStack [crashStackSize / 8]uint64
 	crashFn    func(c *Crash)
 	crash      Crash
+	crashMsg   [MsgBufSize]byte // the console output at the crash: Crash.Msg points here
+	faultMsg   [128]byte
 )
 
 // defined in board_amd64.s
@@ -158,7 +129,7 @@ func installExceptionHandlers() {
 		binary.LittleEndian.PutUint16(gate[0:], uint16(addr))
 		binary.LittleEndian.PutUint16(gate[2:], 1<<3) // kernel code segment
 		gate[4] = 0                                   // no IST
-		gate[5] = amd64.InterruptGate                 // P, DPL 0, IF cleared
+		gate[5] = tamd64.InterruptGate                // P, DPL 0, IF cleared
 		binary.LittleEndian.PutUint16(gate[6:], uint16(addr>>16))
 		binary.LittleEndian.PutUint32(gate[8:], uint32(addr>>32))
 		binary.LittleEndian.PutUint32(gate[12:], 0)
@@ -170,7 +141,7 @@ func initCrash() {
 	g0ptr = uintptr(gp)
 	goos.Exit = exitHook
 	// reached only if someone reinstalls tamago's exception vectors
-	amd64.SystemExceptionHandler = tamagoException
+	tamd64.SystemExceptionHandler = tamagoException
 }
 
 func word(addr uintptr) uintptr {
@@ -179,9 +150,10 @@ func word(addr uintptr) uintptr {
 
 // checkRuntimeOffsets verifies the g/m offsets from the main goroutine.
 func checkRuntimeOffsets() {
+	l := &runtimeLayout
 	gp, _ := runtime.GetG()
-	m := word(uintptr(gp) + gM)
-	offsetsOK = m != 0 && word(m+mG0) == g0ptr && word(m+mCurg) == uintptr(gp) &&
+	m := word(uintptr(gp) + l.GM)
+	offsetsOK = m != 0 && word(m+l.MG0) == g0ptr && word(m+l.MCurg) == uintptr(gp) &&
 		word(g0ptr+gStackHi) > word(g0ptr+gStackLo)
 	if !offsetsOK {
 		print("tamago board: unexpected runtime layout, panic registers will be approximate\n")
@@ -193,34 +165,32 @@ func exitHook(code int32) {
 		Halt(0)
 	}
 	saveExitRegs(code)
-	pendingReason = ReasonExit
+	pendingReason = reasonExit
 	enterCrash()
 }
 
 func saveExitRegs(code int32) {
 	r := &exitSave
 	*r = [saveWords]uint64{}
-	r[RegOrigRAX] = ^uint64(0)
+	r[elfcore.OrigRAX] = ^uint64(0)
 	r[saveCode] = uint64(code)
 
 	pc, sp, bp, flags := callerRegs()
-	r[RegEFLAGS] = flags
-	r[RegCS], r[RegSS], r[RegDS], r[RegES], r[RegFS], r[RegGS] = segRegs()
-	r[RegFSBase] = rdmsr(0xc0000100)
-	r[RegGSBase] = rdmsr(0xc0000101)
-
+	r[elfcore.EFLAGS] = flags
+	r[elfcore.CS], r[elfcore.SS], r[elfcore.DS], r[elfcore.ES], r[elfcore.FS], r[elfcore.GS] = segRegs()
+	r[elfcore.FSBase] = rdmsr(0xc0000100)
+	r[elfcore.GSBase] = rdmsr(0xc0000101)
 	gp, _ := runtime.GetG()
-	if offsetsOK && uintptr(gp) == g0ptr {
-		// on the system stack: report the goroutine that was running
-		if curg := word(word(g0ptr+gM) + mCurg); curg != 0 {
-			r[RegRIP] = uint64(word(curg + gSchedPC))
-			r[RegRSP] = uint64(word(curg + gSchedSP))
-			r[RegRBP] = uint64(word(curg + gSchedBP))
-			r[RegR14] = uint64(curg)
-			return
-		}
+	r[elfcore.RIP], r[elfcore.RSP], r[elfcore.RBP], r[elfcore.R14] = pc, sp, bp, uint64(uintptr(gp))
+}
+
+// readWord reads RAM for amd64.PanickingGoroutine.
+func readWord(addr uintptr) (uintptr, bool) {
+	l := Info()
+	if uint64(addr) < l.RAMStart || uint64(addr)+8 > l.RAMStart+l.RAMSize {
+		return 0, false
 	}
-	r[RegRIP], r[RegRSP], r[RegRBP], r[RegR14] = pc, sp, bp, uint64(gp)
+	return word(addr), true
 }
 
 // tamagoException is the fallback for tamago's own exception entry, which
@@ -228,7 +198,7 @@ func saveExitRegs(code int32) {
 func tamagoException() {
 	excSave = [saveWords]uint64{}
 	excSave[saveCode] = ^uint64(0)
-	pendingReason = ReasonException
+	pendingReason = reasonException
 	enterCrash()
 }
 
@@ -239,37 +209,49 @@ func crashMain() {
 	}
 
 	src := &exitSave
-	if pendingReason == ReasonException {
+	crash = Crash{}
+	crash.Reason = board.Panic
+	if pendingReason == reasonException {
 		src = &excSave
+		crash.Reason = board.Fault
 	}
-	crash.Reason = int(pendingReason)
 	copy(crash.Regs[:], src[:NumRegs])
 	crash.Code = src[saveCode]
 	crash.ErrorCode = src[saveErr]
-	crash.CR2 = src[saveCR2]
+	crash.Addr = src[saveCR2]
+	if crash.Reason == board.Fault {
+		crash.Msg = amd64.FaultMessage(faultMsg[:0], crash.Code, crash.Regs[elfcore.RIP], crash.Addr)
+	} else {
+		// The Exit hook ran on g0: report the goroutine that panicked.
+		if offsetsOK {
+			amd64.PanickingGoroutine(&crash.Regs, &runtimeLayout, readWord)
+		}
+		n := MsgBuf(crashMsg[:])
+		crash.Msg = board.PanicMessage(crashMsg[:n])
+	}
 
 	if crashFn != nil {
 		crashFn(&crash)
 	} else {
 		putStr("\ntamago board: crash, no OnCrash function: ")
-		describe(crash.Reason, crash.Code, crash.Regs[RegRIP], crash.Regs[RegRSP])
+		describe(uint64(pendingReason), crash.Code, crash.Regs[elfcore.RIP], crash.Regs[elfcore.RSP])
 	}
 	Halt(ExitCrashed)
 }
 
 func nestedFailure() {
 	putStr("\ntamago board: failure inside the crash handler: ")
-	if pendingReason == ReasonException {
-		describe(ReasonException, excSave[saveCode], excSave[RegRIP], excSave[RegRSP])
+	if pendingReason == reasonException {
+		describe(reasonException, excSave[saveCode], excSave[elfcore.RIP], excSave[elfcore.RSP])
 	} else {
-		describe(ReasonExit, exitSave[saveCode], exitSave[RegRIP], exitSave[RegRSP])
+		describe(reasonExit, exitSave[saveCode], exitSave[elfcore.RIP], exitSave[elfcore.RSP])
 	}
 	putStr("tamago board: halting\n")
 	Halt(ExitNested)
 }
 
-func describe(reason int, code, rip, rsp uint64) {
-	if reason == ReasonException {
+func describe(reason, code, rip, rsp uint64) {
+	if reason == reasonException {
 		putStr("exception vector ")
 	} else {
 		putStr("exit code ")

@@ -79,6 +79,9 @@ limits (a hit is logged and counted; sizes take K, M, G, T):
                         client (default 64M)
   -takeover d           a HERALD from the address of a dump in progress
                         ends it only if it was silent this long (default 3s)
+  -window N             messages in flight per client that each session's
+                        receive buffer holds (default 256; SO_RCVBUFFORCE
+                        as root, else within net.core.rmem_max)
 
 durability:
   -flush d     acknowledged data is written to the file within d (default
@@ -141,6 +144,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		takeover = fs.Duration("takeover", server.DefaultTakeoverAfter, "")
 		flush    = fs.Duration("flush", server.DefaultFlushAfter, "")
 		syncd    = fs.Duration("sync", server.DefaultSyncEvery, "")
+		window   = fs.Int("window", server.DefaultWindow, "")
 		maxDump  = size(server.DefaultMaxDumpSize)
 		rate     = size(server.DefaultRate)
 		minFree  = size(server.DefaultMinFree)
@@ -164,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		warnx("invalid -port, -ackport, -timeout or -tpass")
 		return 1
 	}
-	if *maxSess <= 0 || *maxHalf <= 0 || *halfTime <= 0 || *takeover <= 0 || *flush <= 0 || *syncd <= 0 || maxDump == 0 || minFree == 0 {
+	if *maxSess <= 0 || *maxHalf <= 0 || *halfTime <= 0 || *takeover <= 0 || *flush <= 0 || *syncd <= 0 || *window <= 0 || maxDump == 0 || minFree == 0 {
 		warnx("limits and durations must be positive")
 		return 1
 	}
@@ -260,6 +264,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		TakeoverAfter:   *takeover,
 		FlushAfter:      *flush,
 		SyncEvery:       *syncd,
+		Window:          *window,
 		Ended:           dec.Ended,
 	})
 	if err != nil {

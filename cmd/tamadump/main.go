@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -27,12 +28,12 @@ import (
 
 	"github.com/tamadump/tamadump/board"
 	"github.com/tamadump/tamadump/board/microvm"
+	"github.com/tamadump/tamadump/board/netstack"
+	"github.com/tamadump/tamadump/board/target"
 	"github.com/tamadump/tamadump/ddb"
 	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/client"
-	"github.com/tamadump/tamadump/netdump/elfcore"
-	"github.com/tamadump/tamadump/qemu/usernet"
 )
 
 // Build-time defaults: -ldflags "-X main.server=10.0.2.2 ...".
@@ -50,27 +51,6 @@ var (
 	crashDelay string
 )
 
-// machine is what a board gives the image.
-type machine interface {
-	board.Machine
-	Name() string
-	Console() io.Writer
-	ConsoleInput() io.Reader
-	DMA() bus.DMA
-	// OnCrash runs fn once after the program fails, with every other
-	// activity stopped; fn must not allocate.
-	OnCrash(fn func(*board.Crash))
-	// Settings are the command-line words, if the board has any.
-	Settings() []string
-	BootTime() time.Duration
-	// Mallocs is the runtime's count of heap allocations, readable after
-	// a crash; ok is false when the board cannot count there, because
-	// any allocation there would abort instead.
-	Mallocs() (n uint64, ok bool)
-	Halt(code int)
-	Reboot()
-}
-
 // Pattern is memory the image fills before anything can crash, so that a
 // test finds it in the vmcore at the address the image prints.
 var Pattern [4096]byte
@@ -79,7 +59,11 @@ var Pattern [4096]byte
 var Marker uint64 = 0x7461_6d61_6475_6d70 // "tamadump"
 
 func main() {
-	m := newMachine()
+	m, err := target.New()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tamadump: %v\n", err)
+		os.Exit(2)
+	}
 	out := m.Console()
 	for _, w := range m.Settings() {
 		set(out, w)
@@ -90,13 +74,16 @@ func main() {
 	fmt.Fprintf(out, "pattern at %#x, marker at %#x\r\n", uintptr(unsafe.Pointer(&Pattern[0])), uintptr(unsafe.Pointer(&Marker)))
 
 	img := &image{m: m, out: out, line: debugnet.NewLine(out)}
+	if c, ok := m.(interface{ Mallocs() (uint64, bool) }); ok {
+		img.mallocs = c.Mallocs
+	}
 	found, err := microvm.Find(bus.Direct{}, m.DMA(), nicName)
 	if err != nil {
 		fmt.Fprintf(out, "no network: %v\r\n", err)
 	} else {
 		img.nic, img.names = found, []string{found.Name}
 		fmt.Fprintf(out, "%s: %s, MAC %s\r\n", found.Name, found.Desc, macString(found.NIC.MAC()))
-		img.dumper = board.NewDumper(m, found.NIC, out, versionString(m))
+		img.dumper = board.NewDumper(m, found.NIC, hostname, versionString(m))
 		if server != "" {
 			img.configureDefaults()
 		}
@@ -142,7 +129,7 @@ func fillPattern() {
 	}
 }
 
-func versionString(m machine) string {
+func versionString(m board.Machine) string {
 	return fmt.Sprintf("tamadump %s (%s board, %s)\n", version, m.Name(), runtime.Version())
 }
 
@@ -152,7 +139,7 @@ func macString(m [6]byte) string {
 
 // image ties the board, the NIC, the dumper and the shell together.
 type image struct {
-	m      machine
+	m      board.Machine
 	out    io.Writer
 	nic    microvm.Found
 	dumper *board.Dumper
@@ -160,6 +147,8 @@ type image struct {
 	names  []string
 	mu     sync.Mutex // the driver, between the stack's goroutines
 	line   *debugnet.Line
+	// mallocs counts heap allocations, where the board can.
+	mallocs func() (uint64, bool)
 }
 
 func (img *image) configureDefaults() {
@@ -184,7 +173,7 @@ func (img *image) startNetwork() {
 	}
 	mac := img.nic.NIC.MAC()
 	gw, _ := netip.ParseAddr(gateway)
-	st, err := usernet.New(usernet.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:], Gateway: gw})
+	st, err := netstack.New(netstack.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:], Gateway: gw})
 	if err != nil {
 		fmt.Fprintf(img.out, "network: %v\r\n", err)
 		return
@@ -225,9 +214,6 @@ func (img *image) startNetwork() {
 
 // crashed is the panic path: every other activity has stopped.
 func (img *image) crashed(c *board.Crash) {
-	if c.Reason == board.Fault {
-		img.line.S("\r\npanic: Fatal trap ").U(c.Code).S(": ").S(trapName(c.Code)).S(" at rip ").X(c.Regs[elfcore.RIP]).S(", address ").X(c.Addr).S("\r\n").Flush()
-	}
 	if img.dumper == nil {
 		img.line.S("tamadump: crashed, and there is no network interface to dump through\r\n").Flush()
 		img.m.Halt(2)
@@ -235,7 +221,11 @@ func (img *image) crashed(c *board.Crash) {
 	}
 	img.dumper.Crashed(c)
 	img.line.S("tamadump: ").S(c.Reason.String()).S(": ").B(img.dumper.Panic()).S("\r\n").Flush()
-	before, counted := img.m.Mallocs()
+	var before uint64
+	counted := img.mallocs != nil
+	if counted {
+		before, counted = img.mallocs()
+	}
 	var err error
 	if debug == "on" {
 		err = img.shell.Debug()
@@ -246,7 +236,8 @@ func (img *image) crashed(c *board.Crash) {
 		err = img.dumper.Dump()
 	}
 	st := img.dumper.Stats()
-	if now, _ := img.m.Mallocs(); counted {
+	if counted {
+		now, _ := img.mallocs()
 		img.line.S("tamadump: heap allocations after the crash: ").U(now - before).S("\r\n").Flush()
 	} else {
 		img.line.S("tamadump: heap allocations after the crash: 0 (the runtime aborts on any allocation here)\r\n").Flush()
@@ -270,22 +261,6 @@ var (
 	errNotConfigured = errors.New("netdump is not configured")
 	errNoNIC         = errors.New("no network interface")
 )
-
-func trapName(v uint64) string {
-	switch v {
-	case 0:
-		return "divide error"
-	case 3:
-		return "breakpoint"
-	case 6:
-		return "invalid opcode"
-	case 13:
-		return "general protection fault"
-	case 14:
-		return "page fault"
-	}
-	return "exception"
-}
 
 // ddb.Machine.
 

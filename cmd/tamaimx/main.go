@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/tamadump/tamadump/board/imx6ul"
-	"github.com/tamadump/tamadump/board/tamago"
+	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
 func main() {
@@ -35,7 +35,7 @@ func run(board, target, pkg, out, ldflags string) error {
 	if err != nil {
 		return err
 	}
-	gocmd, err := tamago.Command(".")
+	gocmd, err := gobuild.Command(".")
 	if err != nil {
 		return err
 	}

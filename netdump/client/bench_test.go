@@ -168,3 +168,84 @@ func BenchmarkClientCPU(b *testing.B) {
 		})
 	}
 }
+
+// lossyCases is the fault matrix: random loss p in both directions, alone
+// and with duplicated and reordered frames.
+var lossyCases = []struct {
+	name string
+	f    linktest.Faults
+}{
+	{"clean", linktest.Faults{}},
+	{"loss-1%", linktest.Faults{Loss: 0.01}},
+	{"loss-5%", linktest.Faults{Loss: 0.05}},
+	{"loss-20%", linktest.Faults{Loss: 0.20}},
+	{"loss-1%-dup-reorder", linktest.Faults{Loss: 0.01, Dup: 0.05, Reorder: 0.10}},
+	{"loss-5%-dup-reorder", linktest.Faults{Loss: 0.05, Dup: 0.05, Reorder: 0.10}},
+	{"loss-20%-dup-reorder", linktest.Faults{Loss: 0.20, Dup: 0.05, Reorder: 0.10}},
+}
+
+// BenchmarkLossyLink is the goodput of a whole dump into the netdumpd core
+// over the in-process link with the fault matrix (make bench prints each as
+// a ratio to the clean run and to the (1−p)² target).
+func BenchmarkLossyLink(b *testing.B) {
+	for i, tc := range lossyCases {
+		b.Run(tc.name, func(b *testing.B) {
+			f := tc.f
+			f.Seed = uint64(i + 1)
+			benchDumpStats(b, f, nil, 8<<20)
+		})
+	}
+}
+
+// BenchmarkCongestion dumps through a 10 MB/s bottleneck whose queue holds
+// 32 frames, with the adaptive window and with a fixed window of 64 (which
+// overflows that queue); drops/op counts the frames the queue dropped.
+func BenchmarkCongestion(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"adaptive", nil},
+		{"fixed-64", func(c *Config) { c.Window, c.MaxWindow = 64, 64 }},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			benchDumpStats(b, linktest.Faults{Rate: 10e6, Queue: 32, Seed: 1}, mode.mod, 4<<20)
+		})
+	}
+}
+
+// benchDumpStats is benchDump reporting retransmissions and the
+// bottleneck's drops per dump.
+func benchDumpStats(b *testing.B, f linktest.Faults, mod func(*Config), size int) {
+	core := newBody(b, segments(size, 0, 5), "bench")
+	b.SetBytes(core.Size())
+	b.ReportAllocs()
+	var retx, drops, n float64
+	for b.Loop() {
+		b.StopTimer()
+		tb := newTestbed(b, 1500, f)
+		cfg := tb.config()
+		cfg.Retries = 100
+		if mod != nil {
+			mod(&cfg)
+		}
+		c, err := New(tb.link, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := c.Dump(core, newKDH("bench"), 64); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		retx += float64(c.Stats().Retransmits)
+		drops += float64(tb.link.Congested())
+		n++
+		if testing.Verbose() {
+			b.Logf("%+v", c.Stats())
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(retx/n, "retransmits/op")
+	b.ReportMetric(drops/n, "drops/op")
+}

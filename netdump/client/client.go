@@ -3,9 +3,15 @@
 // FreeBSD's session (netdump-protocol.md §2): HERALD, adoption of the
 // server's port, VMCORE, KDH, FINISHED, sequence numbers from 1.
 //
-// Unlike FreeBSD's stop-and-wait per 64 KiB batch it keeps a sliding window
-// of messages in flight and retransmits only what is missing (the batch
-// mode stays selectable, for comparison). All-zero chunks are not sent but
+// Unlike FreeBSD's stop-and-wait per 64 KiB batch it keeps a window of
+// messages in flight, paced, and retransmits only what is missing (the
+// batch mode stays selectable, for comparison). The window follows the
+// queue the client sees building, not loss: FreeBSD's servers acknowledge
+// every message by its seqno, so each acknowledgement is an RTT sample, and
+// the smallest RTT of a round against the smallest of the dump tells how
+// many messages wait in a queue on the way. A loss with no such queue is
+// random (a lossy link) and costs a retransmission, not rate; a loss with
+// one is congestion and halves the window. All-zero chunks are not sent but
 // declared with a zero-length VMCORE whose aux2 is the run length, which
 // tamadump's server records and FreeBSD's ignores (the file has a hole
 // there either way). After New, a dump allocates nothing.
@@ -17,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
@@ -34,8 +39,28 @@ const (
 	minWindow = 8
 	// BatchBytes is FreeBSD's nd_buf: one stop-and-wait batch.
 	BatchBytes = 64 * 1024
-	// minRTO bounds the adaptive retransmission timeout from below.
-	minRTO = 40 * time.Millisecond
+	// minRTO bounds the adaptive retransmission timeout from below: a
+	// server acknowledges as it receives, before writing.
+	minRTO = 10 * time.Millisecond
+	// finishRTO bounds FINISHED's timeout from below: a server answers it
+	// once the dump is on disk (netdumpd fsyncs; tamadump's netdumpd also
+	// completes the SHA-256 and the info file, about 165 ms for 64 MiB),
+	// so resending it sooner only adds datagrams.
+	finishRTO = 500 * time.Millisecond
+	// The window's targets, in time spent queueing on the path (a
+	// round's smallest RTT less the path's): below a quarter of the
+	// path's RTT or queueLow, whichever is longer, it grows and a loss is
+	// random; above half of it or queueHigh it shrinks; between, a loss
+	// is congestion. The floors are above the jitter of a polled host.
+	queueLow  = 500 * time.Microsecond
+	queueHigh = time.Millisecond
+	// spanFactor × MaxWindow is the seqno span the client tracks, so a
+	// message lost again and again does not stop the window behind it.
+	spanFactor = 4
+	// minEpoch is how many rounds the smallest RTT is remembered for at
+	// least (it is the smallest of this epoch and the last), so a path
+	// that got slower is learnt again.
+	minEpoch = 32
 	// maxZeroRun is the largest run one message declares (aux2 is 32
 	// bits), a whole number of pages.
 	maxZeroRun = 1<<32 - wire.DataSize
@@ -59,10 +84,12 @@ type Config struct {
 	Retries    int
 	ARPRetries int
 	// Window is the number of messages in flight at the start (default
-	// 64). Without losses it grows, doubling every round trip and then by
-	// one per round trip, up to MaxWindow (default 256, at least Window),
-	// so the link stays full however long its round trip; each loss
-	// episode halves it. MaxWindow = Window keeps it fixed.
+	// 64). While no queue builds on the path it grows, doubling every
+	// round trip until one does and then by an eighth, up to MaxWindow
+	// (default 256, at least Window), so the link stays full however long
+	// its round trip; a queue makes it shrink, and a loss while one is
+	// there halves it. Random loss leaves it alone. MaxWindow = Window
+	// keeps it fixed.
 	Window    int
 	MaxWindow int
 	// Batch selects FreeBSD's scheme: send 64 KiB, wait until all of it
@@ -79,76 +106,6 @@ type Config struct {
 	Clock   func() int64
 	Idle    func()
 	Console io.Writer
-}
-
-// Validate checks the configuration and fills in defaults.
-func (c *Config) Validate() error {
-	check := func(name string, a netip.Addr, optional bool) error {
-		switch {
-		case !a.IsValid() && optional:
-			return nil
-		case !a.IsValid():
-			return fmt.Errorf("netdump: %s address missing", name)
-		case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-			return fmt.Errorf("netdump: %s %v is not a unicast address", name, a)
-		}
-		return nil
-	}
-	if err := checkFamily(c); err != nil {
-		return err
-	}
-	if err := check("client", c.Client, false); err != nil {
-		return err
-	}
-	if err := check("server", c.Server, false); err != nil {
-		return err
-	}
-	if err := check("gateway", c.Gateway, true); err != nil {
-		return err
-	}
-	if c.Client == c.Server {
-		return errors.New("netdump: client and server addresses are the same")
-	}
-	if len(c.Path)+1 > wire.MaxHeraldPath {
-		return fmt.Errorf("netdump: path longer than %d bytes", wire.MaxHeraldPath-1)
-	}
-	if strings.IndexByte(c.Path, 0) >= 0 {
-		return errors.New("netdump: path contains NUL")
-	}
-	if c.ServerPort == 0 {
-		c.ServerPort = wire.ServerPort
-	}
-	if c.ClientPort == 0 {
-		c.ClientPort = wire.ClientPort
-	}
-	if c.Polls < 0 || c.Retries < 0 || c.ARPRetries < 0 || c.Window < 0 || c.MaxWindow < 0 || c.PollDelay < 0 {
-		return errors.New("netdump: polls, poll delay, retries, arp_retries and windows must not be negative")
-	}
-	if c.Polls == 0 {
-		c.Polls = debugnet.DefaultPolls
-	}
-	if c.PollDelay == 0 {
-		c.PollDelay = debugnet.DefaultPollDelay
-	}
-	if c.Retries == 0 {
-		c.Retries = debugnet.DefaultRetries
-	}
-	if c.ARPRetries == 0 {
-		c.ARPRetries = debugnet.DefaultARPRetries
-	}
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.MaxWindow == 0 {
-		c.MaxWindow = max(DefaultMaxWindow, c.Window)
-	}
-	if c.MaxWindow < c.Window {
-		return errors.New("netdump: maximum window smaller than the window")
-	}
-	if c.MaxWindow > 4096 {
-		return errors.New("netdump: window larger than 4096 messages")
-	}
-	return nil
 }
 
 // Body is the dump: Size bytes read through views. elfcore.Core is one.
@@ -174,8 +131,9 @@ type Stats struct {
 	Retransmits uint64
 	Early       uint64 // retransmissions prompted by ACKs of later messages
 	Refused     uint64 // datagrams the NIC refused (ring full), resent at once
-	Losses      uint64 // loss episodes (each halved the window)
+	Losses      uint64 // losses taken for congestion (each halved the window)
 	Window      uint32 // the window at the end
+	MinRTT      time.Duration
 	Bytes       uint64 // VMCORE payload bytes sent
 	ZeroBytes   uint64 // VMCORE bytes declared zero instead of sent
 	Elapsed     time.Duration
@@ -186,7 +144,7 @@ type slot struct {
 	h      wire.Header
 	sentAt int64 // last transmission
 	rto    int64 // current timeout for this message
-	later  int   // ACKs of later messages since the last transmission
+	later  int   // ACKs of messages transmitted after this one last was
 	due    bool  // presumed lost: resend at the next wait
 	tries  int
 	acked  bool
@@ -201,13 +159,23 @@ type Client struct {
 	slots   []slot
 	base    uint32 // oldest unacknowledged seqno
 	next    uint32 // next seqno to assign
-	// The window: cwnd messages may be in flight; below ssthresh it grows
-	// by one per ACK (slow start), above by one per cwnd ACKs. A loss
-	// halves it once per episode: until recoverAt is acknowledged.
-	cwnd, ssthresh, grow uint32
-	recoverAt            uint32
-	port                 uint16 // server port, adopted from the HERALD's ACK
-	adopted              bool
+	// The window: up to cwnd messages in flight (sent, not acknowledged,
+	// not presumed lost), sent no faster than pace ns apart.
+	cwnd, inflight uint32
+	pace, paceAt   int64
+	// A round ends when a message sent after it began is acknowledged
+	// (roundEnd): then the window is set from the round's smallest RTT
+	// (roundMin) against the path's (the smaller of minCur, this epoch's,
+	// and minPrev), whether a loss was seen, and whether the window was
+	// what held sending back (limited).
+	roundEnd           uint32
+	roundMin           int64
+	minCur, minPrev    int64
+	rounds             int
+	roundLost          bool
+	limited, slowStart bool
+	port               uint16 // server port, adopted from the HERALD's ACK
+	adopted            bool
 	// Adaptive retransmission timeout (RFC 6298 style), in ns.
 	srtt, rttvar int64
 	progress     int64 // last time an ACK acknowledged something new
@@ -241,7 +209,7 @@ func New(nic debugnet.NIC, cfg Config) (*Client, error) {
 	if c.payload > wire.MaxPayload {
 		c.payload = wire.MaxPayload
 	}
-	n := cfg.MaxWindow
+	n := spanFactor * cfg.MaxWindow
 	if cfg.Batch {
 		n = (BatchBytes + c.payload - 1) / c.payload
 	}
@@ -288,14 +256,17 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 	}
 	c.body = body
 	c.base, c.next, c.port, c.adopted = 1, 1, c.cfg.ServerPort, false
-	c.cwnd, c.ssthresh, c.grow, c.recoverAt = uint32(c.cfg.Window), uint32(len(c.slots)), 0, 1
+	c.cwnd, c.inflight, c.pace, c.paceAt = uint32(c.cfg.Window), 0, 0, 0
 	if c.cfg.Batch {
 		c.cwnd = uint32(len(c.slots))
 	}
+	c.roundEnd, c.roundMin, c.minCur, c.minPrev, c.rounds = 1, 0, 0, 0, 0
+	c.roundLost, c.limited, c.slowStart = false, false, true
 	c.srtt, c.rttvar = 0, 0
 	defer func() {
 		c.stats.Elapsed = time.Duration(c.conn.Now() - start)
 		c.stats.Window = c.cwnd
+		c.stats.MinRTT = time.Duration(c.minRTT())
 		c.body = nil
 	}()
 
@@ -434,31 +405,50 @@ func (c *Client) zeroPrefix(off, max int64) int64 {
 }
 
 // push assigns the next seqno to h, waiting for room in the window (or,
-// in batch mode, for the whole batch when it is full), and sends it.
+// in batch mode, for the whole batch when it is full) and for its turn
+// under the pacing, and sends it.
 func (c *Client) push(h wire.Header) error {
 	if c.cfg.Batch && c.next-c.base == uint32(len(c.slots)) {
 		if err := c.drain(); err != nil {
 			return err
 		}
 	}
-	if c.next-c.base >= c.cwnd {
+	if c.full(1) {
 		// Full: wait for a quarter of the window to free up, so a poll
 		// (an expensive register read on some NICs) serves several sends.
-		for c.next-c.base+max(1, c.cwnd/4) > c.cwnd {
+		c.limited = true
+		for c.full(max(1, c.cwnd/4)) {
 			if err := c.wait(); err != nil {
 				return err
 			}
 		}
 	}
+	for c.pace > 0 && c.conn.Now() < c.paceAt {
+		if err := c.wait(); err != nil {
+			return err
+		}
+	}
 	h.Seqno = c.next
 	s := &c.slots[c.next%uint32(len(c.slots))]
 	*s = slot{h: h, rto: c.rto()}
+	if h.Type == wire.Finished {
+		s.rto = max(s.rto, min(int64(finishRTO), int64(c.conn.Timeout())))
+	}
 	if c.next == c.base {
 		c.progress = c.conn.Now() // the silence clock starts with the first message in flight
 	}
 	c.next++
 	c.stats.Messages++
+	c.inflight++
 	return c.transmit(s)
+}
+
+// full reports whether the window lacks room for k more messages.
+func (c *Client) full(k uint32) bool {
+	if c.cfg.Batch {
+		return false
+	}
+	return c.inflight+k > c.cwnd || c.next-c.base+k > uint32(len(c.slots))
 }
 
 // drain waits until everything in flight is acknowledged.
@@ -487,20 +477,29 @@ func (c *Client) wait() error {
 	retransmitted := false
 	for seq := c.base; seq != c.next; seq++ {
 		s := &c.slots[seq%uint32(len(c.slots))]
-		if s.acked || !s.due && now-s.sentAt < s.rto {
+		if s.acked {
+			continue
+		}
+		if !s.due && now-s.sentAt >= s.rto {
+			// Timed out: lost, and its next copy waits longer.
+			s.rto = min(2*s.rto, timeout)
+			s.due = true
+			c.inflight--
+			c.roundLost = true
+		}
+		// Lost messages go again as the window and the pacing allow: a
+		// burst of them into a full queue would be lost again.
+		if !s.due || c.inflight >= c.cwnd || c.pace > 0 && now < c.paceAt {
 			continue
 		}
 		if c.cfg.Batch && !retransmitted {
 			c.line.S(". ").Flush() // FreeBSD marks each retransmission round
 		}
 		retransmitted = true
-		if !s.due {
-			s.rto = min(2*s.rto, timeout)
-		}
-		c.lost(seq)
 		if err := c.retransmit(s); err != nil {
 			return err
 		}
+		now = c.conn.Now()
 	}
 	return nil
 }
@@ -508,6 +507,7 @@ func (c *Client) wait() error {
 func (c *Client) retransmit(s *slot) error {
 	c.stats.Retransmits++
 	s.later, s.due = 0, false
+	c.inflight++
 	return c.transmit(s)
 }
 
@@ -550,14 +550,21 @@ func (c *Client) transmit(s *slot) error {
 	if s.h.Type == wire.Herald {
 		port = c.cfg.ServerPort
 	}
-	s.sentAt = c.conn.Now()
+	now := c.conn.Now()
+	s.sentAt = now
 	s.tries++
 	c.stats.Sent++
+	if c.pace > 0 {
+		// Credit for at most two sends of idle time: pacing spreads a
+		// window that opens at once.
+		c.paceAt = max(c.paceAt, now-2*c.pace) + c.pace
+	}
 	if err := c.conn.Send(port, wire.HeaderSize+len(d)); err != nil {
 		// The NIC refused the frame (its ring stayed full): resend at
 		// the next wait, after polling, rather than after a timeout.
 		c.stats.Refused++
 		s.due = true
+		c.inflight--
 	}
 	return nil
 }
@@ -576,24 +583,31 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		c.port, c.adopted = srcPort, true
 	}
 	s.acked = true
-	c.opened()
+	if !s.due {
+		c.inflight--
+	}
 	now := c.conn.Now()
 	c.progress = now
 	if s.tries == 1 { // Karn: only unambiguous samples
 		c.sample(now - s.sentAt)
 	}
 	if !c.cfg.Batch {
-		// Messages older than this one that are still missing were
-		// probably lost: resend after a few such ACKs, not a timeout.
+		// Older messages still missing that went out before this one
+		// did were probably lost: resend after a few such ACKs (a few,
+		// for reordering), not a timeout.
 		for q := c.base; q != seq; q++ {
 			o := &c.slots[q%uint32(len(c.slots))]
-			if !o.acked {
+			if !o.acked && !o.due && o.sentAt <= s.sentAt {
 				if o.later++; o.later == fastRetransmit {
 					o.due = true
+					c.inflight--
 					c.stats.Early++ // resent by wait, not from inside the NIC's poll
-					c.lost(q)
+					c.roundLost = true
 				}
 			}
+		}
+		if int32(seq-c.roundEnd) >= 0 {
+			c.endRound()
 		}
 	}
 	for c.base != c.next && c.slots[c.base%uint32(len(c.slots))].acked {
@@ -601,34 +615,62 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	}
 }
 
-// opened grows the window after an ACK.
-func (c *Client) opened() {
-	if c.cfg.Batch || c.cwnd >= uint32(len(c.slots)) {
-		return
+// minRTT is the path's round trip without queueing: the smallest sample
+// of this epoch and the last.
+func (c *Client) minRTT() int64 {
+	if c.minPrev == 0 || c.minCur != 0 && c.minCur < c.minPrev {
+		return c.minCur
 	}
-	if c.cwnd < c.ssthresh {
-		c.cwnd++
-		return
-	}
-	if c.grow++; c.grow >= c.cwnd {
-		c.cwnd++
-		c.grow = 0
-	}
+	return c.minPrev
 }
 
-// lost halves the window for a loss of message seq, once per episode: the
-// messages in flight when the first loss was seen may all be lost with it.
-func (c *Client) lost(seq uint32) {
-	if c.cfg.Batch || int32(seq-c.recoverAt) < 0 {
-		return
+// endRound sets the window for the next round from the queue this one
+// saw and whether it lost a message.
+func (c *Client) endRound() {
+	c.roundEnd = c.next
+	rtt, base := c.roundMin, c.minRTT()
+	lost, limited := c.roundLost, c.limited
+	c.roundMin, c.roundLost, c.limited = 0, false, false
+	if c.rounds++; c.rounds%minEpoch == 0 {
+		c.minPrev, c.minCur = c.minCur, 0
 	}
-	c.cwnd = max(c.cwnd/2, minWindow)
-	c.ssthresh = c.cwnd
-	c.recoverAt = c.next
-	c.stats.Losses++
+	if rtt == 0 || base == 0 {
+		return // no sample this round: nothing learnt
+	}
+	queued := rtt - base
+	low, high := max(base/4, int64(queueLow)), max(base/2, int64(queueHigh))
+	lo := uint32(min(minWindow, c.cfg.Window))
+	switch {
+	case c.cfg.Window == c.cfg.MaxWindow: // fixed
+	case lost && queued >= low:
+		c.cwnd = max(c.cwnd/2, lo)
+		c.slowStart = false
+		c.stats.Losses++
+	case queued > high:
+		c.cwnd = max(c.cwnd-max(1, c.cwnd/8), lo)
+		c.slowStart = false
+	case queued < low && limited:
+		if c.slowStart {
+			c.cwnd *= 2
+		} else {
+			c.cwnd += max(1, c.cwnd/8)
+		}
+		c.cwnd = min(c.cwnd, uint32(c.cfg.MaxWindow))
+	}
+	// Send at twice the rate the window sustains over the bare round
+	// trip: enough never to hold the window back, little enough that a
+	// window opening at once does not go out as one burst.
+	c.pace = base / int64(2*c.cwnd)
 }
 
 func (c *Client) sample(rtt int64) {
+	rtt = max(rtt, 1)
+	if c.roundMin == 0 || rtt < c.roundMin {
+		c.roundMin = rtt
+	}
+	if c.minCur == 0 || rtt < c.minCur {
+		c.minCur = rtt
+	}
 	if c.srtt == 0 {
 		c.srtt, c.rttvar = rtt, rtt/2
 		return

@@ -157,32 +157,3 @@ func TestHeraldUnanswered(t *testing.T) {
 		t.Errorf("console:\n%s", out)
 	}
 }
-
-func TestConfigErrors(t *testing.T) {
-	good := Config{Client: clientAddr, Server: serverPrefix.Addr()}
-	for _, tc := range []struct {
-		mod  func(*Config)
-		want string
-	}{
-		{func(c *Config) { c.Server = netipMust("::1") }, "all IPv4 or all IPv6"},
-		{func(c *Config) { c.Client = netipMust("::ffff:127.0.9.2") }, "IPv4-mapped"},
-		{func(c *Config) { c.Client = netipMust("224.0.0.1") }, "not a unicast"},
-		{func(c *Config) { c.Server = c.Client }, "the same"},
-		{func(c *Config) { c.Path = strings.Repeat("a", 2000) }, "path longer"},
-		{func(c *Config) { c.Retries = -1 }, "negative"},
-		{func(c *Config) { c.Client = netipZero() }, "client address missing"},
-	} {
-		c := good
-		tc.mod(&c)
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Validate: %v, want %q", err, tc.want)
-		}
-	}
-	if err := good.Validate(); err != nil || good.ServerPort != 20023 || good.Window != 64 {
-		t.Errorf("defaults: %v %+v", err, good)
-	}
-	v6 := Config{Client: netipMust("fd00:25::2"), Server: netipMust("fd00:25::1"), Gateway: netipMust("fe80::1")}
-	if err := v6.Validate(); err != nil {
-		t.Errorf("IPv6: %v", err)
-	}
-}

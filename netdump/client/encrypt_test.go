@@ -193,16 +193,6 @@ func TestEndsWithData(t *testing.T) {
 	}
 }
 
-// allocBody allocates on every read: the control for TestEncryptedNoAllocation.
-type allocBody struct{ Body }
-
-var sink []byte
-
-func (a allocBody) Chunk(off int64, max int) []byte {
-	sink = make([]byte, 8)
-	return a.Body.Chunk(off, max)
-}
-
 // Encrypted dumps allocate nothing, with either cipher; a body that
 // allocates shows the count sees it.
 func TestEncryptedNoAllocation(t *testing.T) {

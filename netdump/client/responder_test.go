@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,49 +21,83 @@ func responderConfig() Config {
 	return Config{Client: clientAddr, Server: serverPrefix.Addr(), Retries: 2}
 }
 
-// TestNoAllocation runs whole dumps with the garbage collector off and
-// counts the process's heap allocations from start to FINISHED.
-func TestNoAllocation(t *testing.T) {
-	link, r := dumptest.NewResponder(1500)
+// allocBody is a body that allocates at every read: the negative control
+// of the allocation counts.
+type allocBody struct{ Body }
+
+var allocSink []byte
+
+func (b allocBody) Chunk(off int64, max int) []byte {
+	allocSink = make([]byte, 16)
+	return b.Body.Chunk(off, max)
+}
+
+// mallocs runs 3 whole dumps of body over link (after one to warm up) with
+// the garbage collector off and counts the process's heap allocations.
+func mallocs(t *testing.T, link *linktest.Link, body Body) uint64 {
+	t.Helper()
 	c, err := New(link, responderConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	core := newBody(t, segments(2<<20, 0.5, 9), "boom")
 	kdh := newKDH("boom")
-	if err := c.Dump(core, kdh, 2); err != nil { // warm up: first-use paths
+	if err := c.Dump(body, kdh, 2); err != nil { // warm up: first-use paths
 		t.Fatal(err)
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range 3 {
-		if err := c.Dump(core, kdh, 2); err != nil {
+		if err := c.Dump(body, kdh, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
 	runtime.ReadMemStats(&after)
-	if d := after.Mallocs - before.Mallocs; d != 0 {
+	return after.Mallocs - before.Mallocs
+}
+
+// TestNoAllocation counts the heap allocations of whole dumps, on a clean
+// link and on one that loses a fifth of the frames each way (the loss,
+// retransmission and window paths), and per acknowledged packet; a body
+// that allocates shows that the counts see an allocation.
+func TestNoAllocation(t *testing.T) {
+	core := newBody(t, segments(2<<20, 0.5, 9), "boom")
+	link, r := dumptest.NewResponder(1500)
+	if d := mallocs(t, link, core); d != 0 {
 		t.Errorf("%d heap allocations during 3 dumps", d)
 	}
 	if r.Bytes == 0 {
 		t.Fatal("responder saw no data")
 	}
-	// And per packet: one datagram out, its ACK in.
-	link2, _ := dumptest.NewResponder(1500)
-	c2, _ := New(link2, responderConfig())
-	if err := c2.conn.Connect(); err != nil {
-		t.Fatal(err)
+	lossy, _ := dumptest.NewResponder(1500)
+	lossy.SetFaults(linktest.Faults{Loss: 0.2, Seed: 3})
+	if d := mallocs(t, lossy, core); d != 0 {
+		t.Errorf("%d heap allocations during 3 dumps over a lossy link", d)
 	}
-	c2.body = core
-	c2.base, c2.next, c2.cwnd = 1, 1, 64
-	n := testing.AllocsPerRun(1000, func() {
-		if err := c2.exchange(wire.Header{Type: wire.VMCore, Offset: 4096, Len: uint32(c2.payload)}); err != nil {
+	control, _ := dumptest.NewResponder(1500)
+	if d := mallocs(t, control, allocBody{core}); d == 0 {
+		t.Error("negative control: a body that allocates, and no allocation counted")
+	}
+	// And per packet: one datagram out, its ACK in.
+	perPacket := func(body Body) float64 {
+		link, _ := dumptest.NewResponder(1500)
+		c, _ := New(link, responderConfig())
+		if err := c.conn.Connect(); err != nil {
 			t.Fatal(err)
 		}
-	})
-	if n != 0 {
+		c.body = body
+		c.base, c.next, c.cwnd = 1, 1, 64
+		return testing.AllocsPerRun(1000, func() {
+			if err := c.exchange(wire.Header{Type: wire.VMCore, Offset: 4096, Len: uint32(c.payload)}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if n := perPacket(core); n != 0 {
 		t.Errorf("%v allocations per acknowledged packet", n)
+	}
+	if n := perPacket(allocBody{core}); n == 0 {
+		t.Error("negative control: a body that allocates, and no allocation per packet counted")
 	}
 }
 
@@ -101,5 +136,82 @@ func TestHostileFrames(t *testing.T) {
 	close(done)
 	if out := b.console.String(); !strings.Contains(out, "claims our address 127.0.9.2") {
 		t.Errorf("no complaint about the ARP impostor:\n%s", out)
+	}
+}
+
+// slowFinisher is a server reduced to its ACKs that answers FINISHED only
+// after delay, as a netdumpd does once the dump is on disk, and counts the
+// FINISHED datagrams it receives.
+type slowFinisher struct {
+	link     *linktest.Link
+	delay    time.Duration
+	mu       sync.Mutex
+	finished int
+}
+
+func newSlowFinisher(delay time.Duration) *slowFinisher {
+	s := &slowFinisher{link: linktest.New(clientMAC, 1500, 1024, linktest.Faults{}), delay: delay}
+	s.link.Attach(s.input)
+	return s
+}
+
+func (s *slowFinisher) input(f []byte) {
+	var out [128]byte
+	eth := header.Ethernet(f)
+	if eth.Type() == header.ARPProtocolNumber {
+		if header.ARP(f[header.EthernetMinimumSize:]).Op() == header.ARPRequest {
+			s.link.Deliver(dumptest.ARPFrame(out[:], header.ARPReply, dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr))
+		}
+		return
+	}
+	ip := header.IPv4(f[header.EthernetMinimumSize:])
+	h, _, err := wire.ParseMessage(header.UDP(ip.Payload()).Payload())
+	if err != nil {
+		return
+	}
+	var ack [4]byte
+	binary.BigEndian.PutUint32(ack[:], h.Seqno)
+	frame := append([]byte(nil), dumptest.Frame(out[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 31000, wire.ClientPort, ack[:])...)
+	if h.Type != wire.Finished {
+		s.link.Deliver(frame)
+		return
+	}
+	s.mu.Lock()
+	s.finished++
+	first := s.finished == 1
+	s.mu.Unlock()
+	if first {
+		time.AfterFunc(s.delay, func() { s.link.Deliver(frame) })
+	}
+}
+
+// TestFinishedWaitsForDurability: a server that takes 200 ms to answer
+// FINISHED (netdumpd's fsync, SHA-256 and info file take about 165 ms for
+// 64 MiB) gets it once; one that takes longer than the client waits gets
+// it again, which shows the count sees a resend.
+func TestFinishedWaitsForDurability(t *testing.T) {
+	core := newBody(t, segments(1<<20, 0, 4), "boom")
+	for _, tc := range []struct {
+		delay time.Duration
+		want  func(int) bool
+		what  string
+	}{
+		{200 * time.Millisecond, func(n int) bool { return n == 1 }, "once"},
+		{1200 * time.Millisecond, func(n int) bool { return n >= 2 }, "again (negative control)"},
+	} {
+		s := newSlowFinisher(tc.delay)
+		c, err := New(s.link, responderConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Dump(core, newKDH("boom"), 1); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		n := s.finished
+		s.mu.Unlock()
+		if !tc.want(n) {
+			t.Errorf("FINISHED answered after %v: sent %d times, want %s", tc.delay, n, tc.what)
+		}
 	}
 }

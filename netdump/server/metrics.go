@@ -30,6 +30,7 @@ const (
 	dropRunt = "runt"
 	dropSize = "bad_size"
 	dropType = "unexpected_type"
+	dropCut  = "truncated" // longer than the read buffers, which then grow
 )
 
 // metrics are the server's Prometheus collectors, on a registry of its
@@ -82,7 +83,7 @@ func newMetrics() *metrics {
 	for _, r := range []string{"accepted", "retransmit", "refused"} {
 		m.heralds.WithLabelValues(r)
 	}
-	for _, r := range []string{dropRunt, dropSize, dropType} {
+	for _, r := range []string{dropRunt, dropSize, dropType, dropCut} {
 		m.dropped.WithLabelValues(r)
 	}
 	for _, l := range allLimits {

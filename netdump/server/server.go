@@ -51,10 +51,10 @@ import (
 const (
 	DefaultTimeout = 600 * time.Second // CLIENT_TIMEOUT
 	DefaultTPass   = 10 * time.Second  // CLIENT_TPASS
-	// RecvBuffer is the per-client SO_RCVBUF asked for: netdumpd's 128 KiB
-	// holds about 60 full datagrams, tamadump's client keeps up to 256 in
-	// flight (the kernel may cap it at net.core.rmem_max).
-	RecvBuffer = 1 << 20
+	// DefaultWindow is the messages in flight a session's receive buffer
+	// is sized for: tamadump's client keeps up to 256 in flight (netdumpd's
+	// 128 KiB holds about 60 full datagrams of 1500 bytes, 7 of 9000).
+	DefaultWindow = 256
 
 	DefaultMaxSessions     = 64
 	DefaultMaxHalfOpen     = 256
@@ -161,6 +161,11 @@ type Config struct {
 	// FlushAfter bounds how long acknowledged data waits in the write-back
 	// buffer; SyncEvery how often written data is fdatasync'd.
 	FlushAfter, SyncEvery time.Duration
+	// Window is the messages in flight per client each session socket's
+	// receive buffer holds, at the size of the largest datagram seen
+	// (SO_RCVBUFFORCE when root, else SO_RCVBUF within
+	// net.core.rmem_max).
+	Window int
 
 	// wrapCore lets tests interpose on vmcore writes (disk full).
 	wrapCore func(coreFile) coreFile
@@ -204,11 +209,14 @@ func (c *Config) validate() error {
 			*d.v = d.def
 		}
 	}
-	if c.MaxSessions < 0 || c.MaxHalfOpen < 0 || c.Rate < Unlimited {
+	if c.MaxSessions < 0 || c.MaxHalfOpen < 0 || c.Rate < Unlimited || c.Window < 0 {
 		return errors.New("server: negative limit")
 	}
 	if c.MaxSessions == 0 {
 		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
 	}
 	if c.MaxHalfOpen == 0 {
 		c.MaxHalfOpen = DefaultMaxHalfOpen
@@ -260,15 +268,16 @@ type Server struct {
 	freedAt   time.Time  // last return of memory to the system
 	closing   bool
 
-	limitLog  limitLog
-	events    events
-	sessWG    sync.WaitGroup
-	handlerWG sync.WaitGroup
-	syncStop  chan struct{}
-	syncDone  chan struct{}
-	closeOnce sync.Once
-	closed    chan struct{} // closed when Close has finished
-	stopped   atomic.Bool
+	limitLog   limitLog
+	rcvbufOnce sync.Once // the first session says how buffers are sized
+	events     events
+	sessWG     sync.WaitGroup
+	handlerWG  sync.WaitGroup
+	syncStop   chan struct{}
+	syncDone   chan struct{}
+	closeOnce  sync.Once
+	closed     chan struct{} // closed when Close has finished
+	stopped    atomic.Bool
 }
 
 // New opens the dump directory and the HERALD socket, and marks the

@@ -18,13 +18,14 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
+	"github.com/tamadump/tamadump/netdump/transport"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
 
 const (
-	// writeBack is VMCORE_BUFSZ: contiguous payloads are gathered into one
-	// pwrite of up to this many bytes.
-	writeBack = 128 << 10
+	// writeBack: contiguous payloads are gathered into one pwrite of up
+	// to this many bytes (netdumpd's VMCORE_BUFSZ is 128 KiB).
+	writeBack = 512 << 10
 	// dotEvery: netdumpd logs "." at seqnos divisible by this ("about
 	// every 16 MB at MTU 1500").
 	dotEvery = 16 << 20 / 1456
@@ -73,6 +74,7 @@ type session struct {
 	herald    []byte // the HERALD's path
 	heraldSeq uint32
 	conn      ClientConn
+	bconn     transport.BatchConn // conn, when it reads and writes in batches
 	name      *nameEntry
 	started   time.Time
 
@@ -95,10 +97,16 @@ type session struct {
 	limiter  *rate.Limiter
 	deadline time.Time
 
-	buf    []byte
-	ackBuf [wire.AckSize]byte
-	rbuf   []byte      // read-back scratch
-	pieces [][2]uint64 // scratch: new parts of a message
+	buf    []byte // the read buffer until the first data; then rx
+	single int    // the length of the datagram read into buf
+	rx     rx
+	growRx bool   // a datagram did not fit rx
+	acks   []byte // ACKs queued, sent after each batch
+	rcvBuf int    // the receive buffer asked for
+	rbuf   []byte // read-back scratch
+
+	hashing bool        // the digest is advancing (it may flush)
+	pieces  [][2]uint64 // scratch: new parts of a message
 
 	wb      []byte // write-back buffer holding [wbOff, wbOff+len(wb))
 	wbOff   uint64
@@ -127,10 +135,6 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		s.logf(LevelError, "netdump_cap_herald(): %s", strerror(err))
 		return nil
 	}
-	if err := conn.SetReadBuffer(RecvBuffer); err != nil {
-		s.logf(LevelError, "setsockopt(): %s", strerror(err))
-		s.logf(LevelWarning, "May drop packets from %s due to small receive buffer", ip)
-	}
 	c := &session{
 		s:         s,
 		ip:        ip,
@@ -141,7 +145,11 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		started:   time.Now(),
 		stopCh:    make(chan struct{}),
 		buf:       make([]byte, wire.HeaderSize+wire.MaxPayload),
+		acks:      make([]byte, 0, batchMax*wire.AckSize),
 	}
+	c.bconn, _ = conn.(transport.BatchConn)
+	// Sized for full-MTU datagrams until the first data says more.
+	c.sizeRecvBuffer(1500 - 28)
 	c.lastHeard.Store(c.started.UnixNano())
 	return c
 }
@@ -157,12 +165,6 @@ func (c *session) ack(seqno uint32) {
 	b := make([]byte, wire.AckSize)
 	wire.PutAck(b, seqno)
 	c.send(b)
-}
-
-// ackOwn is ack for the session's goroutine, without allocating.
-func (c *session) ackOwn(seqno uint32) {
-	wire.PutAck(c.ackBuf[:], seqno)
-	c.send(c.ackBuf[:])
 }
 
 func (c *session) send(b []byte) {
@@ -200,7 +202,7 @@ func (c *session) serve() bool {
 			c.stopped()
 			return false
 		}
-		n, err := c.conn.Read(c.buf)
+		n, err := c.read()
 		now := time.Now()
 		if err != nil {
 			switch {
@@ -233,8 +235,24 @@ func (c *session) serve() bool {
 			c.timedOut()
 			return false
 		}
-		if done, ok := c.message(c.buf[:n], now); done {
-			return ok
+		for i := range n {
+			b, whole := c.datagram(i)
+			if !whole {
+				c.s.metrics.dropped.WithLabelValues(dropCut).Inc()
+				continue
+			}
+			if done, ok := c.message(b, now); done {
+				c.flushAcks()
+				return ok
+			}
+		}
+		if c.dig != nil && !c.advance() {
+			return false
+		}
+		c.flushAcks()
+		if c.growRx {
+			c.growRx = false
+			c.setRx(maxDatagram)
 		}
 		if c.wbDue(now) && !c.flush() {
 			return false
@@ -377,6 +395,9 @@ func (c *session) begin() bool {
 			return false
 		}
 	}
+	if c.bconn != nil {
+		c.setRx(slotSize)
+	}
 	c.core = c.files.core
 	if s.cfg.wrapCore != nil {
 		c.core = s.cfg.wrapCore(c.core)
@@ -434,9 +455,12 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 	}
 	// Like netdumpd, ACK once buffered; the buffer is written within
 	// FlushAfter. A later write error ends the dump and the client never
-	// gets its FINISHED acknowledged.
+	// gets its FINISHED acknowledged. The digest advances after the
+	// batch.
 	c.ackOwn(h.Seqno)
-	c.dig.advance(c.cov, c, false, 0)
+	if !zero {
+		c.sizeRecvBuffer(wire.HeaderSize + len(payload))
+	}
 	return true
 }
 
@@ -570,10 +594,25 @@ func (c *session) stored(off uint64, n int) ([]byte, error) {
 	return nil, err
 }
 
-// flush writes the write-back buffer; false means the dump failed.
+// advance hashes what became contiguous; false means the dump failed
+// (a write error while it read back).
+func (c *session) advance() bool {
+	c.hashing = true
+	c.dig.advance(c.cov, c, false, 0)
+	c.hashing = false
+	return c.cov != nil // end forgets it
+}
+
+// flush writes the write-back buffer; false means the dump failed. Its
+// bytes are hashed first, while they are at hand.
 func (c *session) flush() bool {
 	if len(c.wb) == 0 {
 		return true
+	}
+	if !c.hashing && c.dig != nil {
+		c.hashing = true
+		c.dig.advance(c.cov, c, false, 0)
+		c.hashing = false
 	}
 	data, off := c.wb, c.wbOff
 	for len(data) > 0 {
@@ -895,7 +934,7 @@ func (c *session) end(why reason, status string) {
 	c.core.Close()
 	c.files.dir.Close()
 	s.ended(ev)
-	c.wb, c.buf, c.rbuf, c.cov, c.conflicts = nil, nil, nil, nil, nil
+	c.wb, c.buf, c.rbuf, c.cov, c.conflicts, c.rx = nil, nil, nil, nil, nil, rx{}
 }
 
 // linger keeps a completed session's socket open for a while so that a
@@ -919,6 +958,7 @@ func (c *session) linger() {
 		}
 		if h, _, err := wire.ParseMessage(buf[:n]); err == nil && h.Type == wire.Finished && h.Seqno == c.finSeq {
 			c.ackOwn(h.Seqno)
+			c.flushAcks()
 		}
 	}
 }

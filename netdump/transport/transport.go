@@ -92,13 +92,18 @@ func newHerald(c *net.UDPConn, control func(*osHerald) error) (HeraldConn, error
 	return h, nil
 }
 
-// DialClient binds local:0 and connects to remote.
+// DialClient binds local:0 and connects to remote. The socket is a
+// BatchConn.
 func (OSNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
 	network := "udp4"
 	if local.Is6() {
 		network = "udp6"
 	}
-	return net.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(remote))
+	c, err := net.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(remote))
+	if err != nil {
+		return nil, err
+	}
+	return newOSClient(c), nil
 }
 
 type osHerald struct {

@@ -1,6 +1,6 @@
 // Package boot runs the tamadump image as a whole machine under QEMU with
 // a netdump server alongside, without root: the guest's NIC is a `-netdev
-// dgram` whose other end is a user-space gVisor host (qemu/usernet) on
+// stream` whose other end is a user-space gVisor host (qemu/usernet) on
 // which the netdumpd core listens. The serial console is a pipe the caller
 // reads (Expect) and writes (Send). `make qemu` and the end-to-end tests
 // use it.
@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tamadump/tamadump/debugnet/linktest"
 	"github.com/tamadump/tamadump/netdump/server"
 	"github.com/tamadump/tamadump/qemu/usernet"
 )
@@ -50,6 +51,8 @@ type Config struct {
 	Log io.Writer
 	// Ended is netdumpd's server.Config.Ended (the post-mortem report).
 	Ended func(server.Ended)
+	// Faults make the link between the guest and netdumpd lossy.
+	Faults linktest.Faults
 }
 
 // Machine is a running guest with its server.
@@ -57,6 +60,7 @@ type Machine struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stack  *usernet.Stack
+	netL   *net.UnixListener
 	srv    *server.Server
 	srvErr chan error
 	tmp    string
@@ -67,6 +71,24 @@ type Machine struct {
 	cond    *sync.Cond
 	console bytes.Buffer
 	logs    []string
+	netConn net.Conn
+	relay   *linktest.Path
+}
+
+// attach joins QEMU's network connection, when it comes, to the stack.
+func (m *Machine) attach(f linktest.Faults) {
+	c, err := m.netL.Accept()
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.netConn = c
+	if f == (linktest.Faults{}) {
+		m.stack.AttachStream(c)
+	} else {
+		m.relay = m.stack.AttachStreamFaults(c, f)
+	}
 }
 
 // Start boots the guest and the server.
@@ -93,13 +115,14 @@ func Start(cfg Config) (m *Machine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	hostPath, qemuPath := filepath.Join(tmp, "net.h"), filepath.Join(tmp, "net.q")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: hostPath, Net: "unixgram"})
+	// A stream rather than datagrams: frames go in batches each way, and
+	// a slow reader does not make the other end's sends fail.
+	netPath := filepath.Join(tmp, "net.s")
+	m.netL, err = net.ListenUnix("unix", &net.UnixAddr{Name: netPath, Net: "unix"})
 	if err != nil {
 		return nil, err
 	}
-	conn.SetReadBuffer(4 << 20) //nolint:errcheck // best effort
-	m.stack.AttachDgram(conn, &net.UnixAddr{Name: qemuPath, Net: "unixgram"})
+	go m.attach(cfg.Faults)
 
 	m.srv, err = server.New(server.Config{
 		Dir:        cfg.DumpDir,
@@ -124,7 +147,7 @@ func Start(cfg Config) (m *Machine, err error) {
 
 	args := append([]string{}, cfg.QEMUArgs...)
 	args = append(args, "-serial", "stdio",
-		"-netdev", "dgram,id=n0,local.type=unix,local.path="+qemuPath+",remote.type=unix,remote.path="+hostPath)
+		"-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path="+netPath)
 	args = append(args, nicArgs...)
 	m.cmd = exec.Command("qemu-system-x86_64", args...)
 	m.stdin, err = m.cmd.StdinPipe()
@@ -297,6 +320,17 @@ func (m *Machine) Close() {
 		m.srv.Close()
 		<-m.srvErr
 	}
+	if m.netL != nil {
+		m.netL.Close()
+	}
+	m.mu.Lock()
+	if m.netConn != nil {
+		m.netConn.Close()
+	}
+	if m.relay != nil {
+		m.relay.Close()
+	}
+	m.mu.Unlock()
 	if m.stack != nil {
 		m.stack.Close()
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tamadump/tamadump/board/tamago"
+	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
 // images are built once per board for all tests.
@@ -29,7 +29,7 @@ func image(t *testing.T, board string) *Image {
 		t.Skip("qemu-system-x86_64 not installed")
 	}
 	if board == TamaGo {
-		if _, err := tamago.Toolchain(); err != nil {
+		if _, err := gobuild.Toolchain(); err != nil {
 			t.Skipf("SKIP: TamaGo board not tested: %v", err)
 		}
 	}

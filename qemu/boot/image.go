@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tamadump/tamadump/board/stockgo/shim"
 	"github.com/tamadump/tamadump/board/tamago"
+	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
 // Image is a built tamadump image and how QEMU boots it.
@@ -41,7 +41,7 @@ func ModuleRoot() string {
 // PickBoard is TamaGo when its toolchain is installed, else stock Go, with
 // the reason TamaGo was passed over.
 func PickBoard() (board string, why error) {
-	if _, err := tamago.Toolchain(); err != nil {
+	if _, err := gobuild.Toolchain(); err != nil {
 		return StockGo, err
 	}
 	return TamaGo, nil
@@ -53,13 +53,12 @@ func PickBoard() (board string, why error) {
 func Build(board, dir string, settings map[string]string) (*Image, error) {
 	img := &Image{Board: board, ELF: filepath.Join(dir, "tamadump-"+board+".elf"), set: settings}
 	root := ModuleRoot()
+	c := gobuild.Config{Go: "go", Dir: root, Pkg: "./cmd/tamadump", Out: img.ELF}
 	switch board {
 	case StockGo:
-		cmd := exec.Command("go", "build", "-trimpath", "-o", img.ELF, "./cmd/tamadump")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("building the stock-Go image: %v\n%s", err, out)
+		c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if err := gobuild.Build(c); err != nil {
+			return nil, fmt.Errorf("building the stock-Go image: %w", err)
 		}
 		s, err := shim.Build(dir)
 		if err != nil {
@@ -67,16 +66,17 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		}
 		img.shim = s
 	case TamaGo:
-		gocmd, err := tamago.Command(root)
+		gocmd, err := gobuild.Command(root)
 		if err != nil {
 			return nil, err
 		}
-		var ld []string
+		c.Go, c.Env = gocmd, gobuild.TamaGoEnv("amd64")
+		c.Tags, c.LDFlags = []string{tamago.BuildTags}, []string{tamago.LinkerFlags}
 		for _, k := range sortedKeys(settings) {
-			ld = append(ld, "-X main."+variable(k)+"="+settings[k])
+			c.LDFlags = append(c.LDFlags, "-X main."+variable(k)+"="+settings[k])
 		}
-		if err := tamago.Build(gocmd, root, "./cmd/tamadump", img.ELF, strings.Join(ld, " ")); err != nil {
-			return nil, err
+		if err := gobuild.Build(c); err != nil {
+			return nil, fmt.Errorf("building the TamaGo image: %w", err)
 		}
 	default:
 		return nil, errors.New("unknown board " + board + "; choose tamago or stockgo")
@@ -139,7 +139,7 @@ func (img *Image) QEMUArgs(ramMiB int) []string {
 		ramMiB = DefaultRAMMiB
 	}
 	if img.Board == TamaGo {
-		return tamago.QEMUArgs(img.ELF, ramMiB)
+		return TamaGoArgs(img.ELF, ramMiB)
 	}
 	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
 	for _, k := range sortedKeys(img.set) {

@@ -25,7 +25,10 @@ type network struct{ s *Stack }
 func (n network) ListenHerald(addr netip.AddrPort) (transport.HeraldConn, error) {
 	a := addr.Addr()
 	if !a.IsValid() || a.IsUnspecified() {
-		a = n.s.addr
+		a = n.s.Addr()
+	}
+	if !n.s.Local(a) {
+		return nil, errNotLocal
 	}
 	c, err := n.s.ListenUDPOn(a, addr.Port())
 	if err != nil {
@@ -36,14 +39,14 @@ func (n network) ListenHerald(addr netip.AddrPort) (transport.HeraldConn, error)
 }
 
 func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (transport.ClientConn, error) {
-	if !n.s.local(local) {
+	if !n.s.Local(local) {
 		return nil, errNotLocal
 	}
-	c, ep, err := n.s.dial(udp.ProtocolNumber, local.Unmap(), 0, remote)
+	c, ep, err := n.s.DialFrom(udp.ProtocolNumber, local.Unmap(), 0, remote)
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{UDPConn: c, ep: ep, mtu: n.s.mtu}, nil
+	return &clientConn{UDPConn: c, ep: ep, mtu: n.s.MTU()}, nil
 }
 
 type heraldConn struct {

@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/tamadump/tamadump/board/stockgo"
+	"github.com/tamadump/tamadump/netdump/elfcore"
 )
 
 func main() {
@@ -243,7 +244,7 @@ func startWatcher(after string) {
 		}
 		n := stockgo.MsgBuf(msg[:])
 		name := "?"
-		if f := runtime.FuncForPC(uintptr(crash.Regs[stockgo.RegRIP])); f != nil {
+		if f := runtime.FuncForPC(uintptr(crash.Regs[elfcore.RIP])); f != nil {
 			name = f.Name()
 		}
 		b := append(line[:0], "WATCHER reason="...)
@@ -251,7 +252,7 @@ func startWatcher(after string) {
 		b = append(b, " code="...)
 		b = hex(b, crash.Code)
 		b = append(b, " rip="...)
-		b = hex(b, crash.Regs[stockgo.RegRIP])
+		b = hex(b, crash.Regs[elfcore.RIP])
 		b = append(b, " func="...)
 		b = append(b, name...)
 		b = append(b, '\n')

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	board "github.com/tamadump/tamadump/board/tamago"
+	"github.com/tamadump/tamadump/netdump/elfcore"
 )
 
 var (
@@ -128,7 +129,7 @@ func onCrash(c *board.Crash) {
 	w(" err=")
 	hex(c.ErrorCode)
 	w(" cr2=")
-	hex(c.CR2)
+	hex(c.Addr)
 	w("\nREGS")
 	names := [...]string{"r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs"}
 	for i, r := range c.Regs {
@@ -139,8 +140,8 @@ func onCrash(c *board.Crash) {
 	// frame-pointer chain, symbolised by the test
 	l := board.Info()
 	w("\nFRAMES ")
-	hex(c.Regs[board.RegRIP])
-	bp := c.Regs[board.RegRBP]
+	hex(c.Regs[elfcore.RIP])
+	bp := c.Regs[elfcore.RBP]
 	for i := 0; i < 32 && bp >= l.RAMStart && bp+16 <= l.RAMStart+l.RAMSize && bp%8 == 0; i++ {
 		w(" ")
 		hex(peek(bp + 8))

@@ -1,24 +1,14 @@
-// Package usernet is a user-space host built on gVisor's netstack: one
-// Ethernet NIC with an IPv4 address, answering ARP, and optionally an IPv6
-// one (with its link-local address, answering neighbour discovery),
-// carrying UDP. Its
-// frames are exchanged with the outside in process (Inject and Attach),
-// with a QEMU `-netdev dgram` socket (AttachDgram) or a QEMU `-netdev
-// stream` connection (AttachStream). Network puts a netdump server on it,
-// so a guest can dump to a server that needs no host networking.
-//
-// QEMU side, for AttachDgram(conn bound at H, peer Q):
-//
-//	-netdev dgram,id=n0,local.type=unix,local.path=Q,remote.type=unix,remote.path=H
-//
-// and for AttachStream(c), c accepted on a unix socket listening at S:
-//
-//	-netdev stream,id=n0,server=off,addr.type=unix,addr.path=S
-package usernet
+// Package netstack is an IPv4 host built on gVisor's network stack: one
+// Ethernet NIC with one address, answering ARP and ping, carrying UDP;
+// optionally with an IPv6 address too (and its link-local one, answering
+// neighbour discovery). Its
+// frames are exchanged with a driver in process (Inject and Attach). The
+// image runs it on its NIC in normal operation (never after a crash:
+// gVisor allocates); the host's test network (qemu/usernet) is one too.
+package netstack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -78,7 +68,7 @@ type Stack struct {
 	mac   net.HardwareAddr
 	mtu   uint32
 
-	out     atomic.Pointer[func([]byte)]
+	out     atomic.Pointer[output]
 	dropped atomic.Uint64
 	cancel  context.CancelFunc
 	pumped  sync.WaitGroup
@@ -87,7 +77,7 @@ type Stack struct {
 // New starts a stack.
 func New(cfg Config) (*Stack, error) {
 	if !cfg.Addr.IsValid() || !cfg.Addr.Addr().Is4() {
-		return nil, fmt.Errorf("usernet: %v is not an IPv4 prefix", cfg.Addr)
+		return nil, fmt.Errorf("netstack: %v is not an IPv4 prefix", cfg.Addr)
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
@@ -98,27 +88,30 @@ func New(cfg Config) (*Stack, error) {
 		mac = net.HardwareAddr{0x02, 0x00, a[0], a[1], a[2], a[3]}
 	}
 	if len(mac) != 6 {
-		return nil, fmt.Errorf("usernet: bad MAC %v", mac)
+		return nil, fmt.Errorf("netstack: bad MAC %v", mac)
 	}
-	if cfg.Addr6.IsValid() && !cfg.Addr6.Addr().Is6() {
-		return nil, fmt.Errorf("usernet: %v is not an IPv6 prefix", cfg.Addr6)
+	protocols := []stack.NetworkProtocolFactory{
+		// Loopback-range addresses are accepted on the NIC so that
+		// tests can stay inside 127.0.0.0/8.
+		ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
+		arp.NewProtocol,
+	}
+	if cfg.Addr6.IsValid() {
+		if !cfg.Addr6.Addr().Is6() {
+			return nil, fmt.Errorf("netstack: %v is not an IPv6 prefix", cfg.Addr6)
+		}
+		// Addresses are usable at once: a zero DADConfigs does no
+		// duplicate address detection.
+		protocols = append(protocols, ipv6.NewProtocolWithOptions(ipv6.Options{AutoGenLinkLocal: true, AllowExternalLoopbackTraffic: true}))
 	}
 	st := stack.New(stack.Options{
-		NetworkProtocols: []stack.NetworkProtocolFactory{
-			// Loopback-range addresses are accepted on the NIC so
-			// that tests can stay inside 127.0.0.0/8.
-			ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
-			arp.NewProtocol,
-			// Addresses are usable at once: no duplicate address
-			// detection (a zero DADConfigs) delays them.
-			ipv6.NewProtocolWithOptions(ipv6.Options{AutoGenLinkLocal: true, AllowExternalLoopbackTraffic: true}),
-		},
+		NetworkProtocols:   protocols,
 		TransportProtocols: []stack.TransportProtocolFactory{udp.NewProtocol, icmp.NewProtocol4},
 	})
 	ep := channel.New(txQueue, cfg.MTU+header.EthernetMinimumSize, tcpip.LinkAddress(mac))
 	if err := st.CreateNIC(nicID, ethernet.New(ep)); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("usernet: CreateNIC: %s", err)
+		return nil, fmt.Errorf("netstack: CreateNIC: %s", err)
 	}
 	addr := cfg.Addr.Addr()
 	pa := tcpip.ProtocolAddress{
@@ -130,7 +123,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	if err := st.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("usernet: AddProtocolAddress: %s", err)
+		return nil, fmt.Errorf("netstack: AddProtocolAddress: %s", err)
 	}
 	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
 	var addr6 netip.Addr
@@ -140,18 +133,20 @@ func New(cfg Config) (*Stack, error) {
 			Address: tcpip.AddrFrom16(addr6.As16()), PrefixLen: cfg.Addr6.Bits()}}
 		if err := st.AddProtocolAddress(nicID, pa6, stack.AddressProperties{}); err != nil {
 			st.Close()
-			return nil, fmt.Errorf("usernet: AddProtocolAddress: %s", err)
+			return nil, fmt.Errorf("netstack: AddProtocolAddress: %s", err)
 		}
-		routes = append(routes, tcpip.Route{Destination: pa6.AddressWithPrefix.Subnet(), NIC: nicID})
+		routes = append(routes, tcpip.Route{Destination: pa6.AddressWithPrefix.Subnet(), NIC: nicID},
+			tcpip.Route{Destination: header.IPv6LinkLocalPrefix.Subnet(), NIC: nicID})
 	}
-	routes = append(routes, tcpip.Route{Destination: header.IPv6LinkLocalPrefix.Subnet(), NIC: nicID})
 	if cfg.Gateway.Is4() {
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: nicID})
 	}
 	st.SetRouteTable(routes)
 	ctx, cancel := context.WithCancel(context.Background())
-	ll := header.LinkLocalAddr(tcpip.LinkAddress(mac)).As16()
-	s := &Stack{st: st, ep: ep, addr: addr, addr6: addr6, ll6: netip.AddrFrom16(ll), mac: mac, mtu: cfg.MTU, cancel: cancel}
+	s := &Stack{st: st, ep: ep, addr: addr, addr6: addr6, mac: mac, mtu: cfg.MTU, cancel: cancel}
+	if addr6.IsValid() {
+		s.ll6 = netip.AddrFrom16(header.LinkLocalAddr(tcpip.LinkAddress(mac)).As16())
+	}
 	s.pumped.Add(1)
 	go s.pump(ctx)
 	return s, nil
@@ -160,10 +155,16 @@ func New(cfg Config) (*Stack, error) {
 // Addr is the host's address.
 func (s *Stack) Addr() netip.Addr { return s.addr }
 
-// Addr6 is the host's IPv6 address (invalid without one) and LinkLocal6
-// its link-local one.
+// Addr6 is the host's IPv6 address and LinkLocal6 its link-local one
+// (both invalid without IPv6).
 func (s *Stack) Addr6() netip.Addr      { return s.addr6 }
 func (s *Stack) LinkLocal6() netip.Addr { return s.ll6 }
+
+// Local reports whether a is one of the host's addresses.
+func (s *Stack) Local(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	return a.IsValid() && (a == s.addr || a == s.addr6 || a == s.ll6)
+}
 
 // MAC is the NIC's address.
 func (s *Stack) MAC() net.HardwareAddr { return s.mac }
@@ -192,7 +193,20 @@ func (s *Stack) Inject(frame []byte) {
 // Attach sends every frame the stack transmits to out, from one goroutine,
 // in order. The frame is only valid during the call. It replaces any
 // previous output; until one is attached frames are dropped.
-func (s *Stack) Attach(out func(frame []byte)) { s.out.Store(&out) }
+func (s *Stack) Attach(out func(frame []byte)) { s.out.Store(&output{frame: out}) }
+
+// output takes the transmitted frames: frame for each, then flush (if
+// set) once no more are waiting, so that a batch costs one write.
+type output struct {
+	frame func([]byte)
+	flush func()
+}
+
+// AttachBatched is Attach with a flush called once no more frames are
+// waiting, so a burst can leave in one write.
+func (s *Stack) AttachBatched(frame func([]byte), flush func()) {
+	s.out.Store(&output{frame: frame, flush: flush})
+}
 
 func (s *Stack) pump(ctx context.Context) {
 	defer s.pumped.Done()
@@ -202,15 +216,22 @@ func (s *Stack) pump(ctx context.Context) {
 		if pkt == nil {
 			return
 		}
-		frame = frame[:0]
-		for _, v := range pkt.AsSlices() {
-			frame = append(frame, v...)
+		out := s.out.Load()
+		for pkt != nil {
+			frame = frame[:0]
+			for _, v := range pkt.AsSlices() {
+				frame = append(frame, v...)
+			}
+			pkt.DecRef()
+			if out != nil {
+				out.frame(frame)
+			} else {
+				s.dropped.Add(1)
+			}
+			pkt = s.ep.Read()
 		}
-		pkt.DecRef()
-		if out := s.out.Load(); out != nil {
-			(*out)(frame)
-		} else {
-			s.dropped.Add(1)
+		if out != nil && out.flush != nil {
+			out.flush()
 		}
 	}
 }
@@ -227,58 +248,52 @@ func (s *Stack) Close() {
 // ListenUDP opens a UDP socket on the host's address (port 0: any free
 // port).
 func (s *Stack) ListenUDP(port uint16) (*gonet.UDPConn, error) {
-	c, _, err := s.dial(udp.ProtocolNumber, s.addr, port, netip.AddrPort{})
+	c, _, err := s.Dial(udp.ProtocolNumber, port, netip.AddrPort{})
 	return c, err
 }
 
-// ListenUDPOn is ListenUDP on one of the host's addresses (IPv4, IPv6 or
-// link-local).
+// ListenUDPOn is ListenUDP on local, one of the host's addresses.
 func (s *Stack) ListenUDPOn(local netip.Addr, port uint16) (*gonet.UDPConn, error) {
-	if !s.local(local) {
-		return nil, errNotLocal
-	}
-	c, _, err := s.dial(udp.ProtocolNumber, local, port, netip.AddrPort{})
+	c, _, err := s.DialFrom(udp.ProtocolNumber, local, port, netip.AddrPort{})
 	return c, err
 }
 
-// DialUDP opens a UDP socket on the host's address of remote's family
-// connected to remote.
+// DialUDP opens a UDP socket on the host's address connected to remote.
 func (s *Stack) DialUDP(port uint16, remote netip.AddrPort) (*gonet.UDPConn, error) {
-	local := s.addr
-	if remote.Addr().Is6() {
-		local = s.addr6
-	}
-	c, _, err := s.dial(udp.ProtocolNumber, local, port, remote)
+	c, _, err := s.Dial(udp.ProtocolNumber, port, remote)
 	return c, err
 }
 
-// local reports whether a is one of the host's addresses.
-func (s *Stack) local(a netip.Addr) bool {
-	a = a.Unmap().WithZone("")
-	return a.IsValid() && (a == s.addr || a == s.addr6 || a == s.ll6)
+// Dial opens a datagram endpoint (UDP, or ICMP echo) on the host's
+// address, as gonet.DialUDP but also returning the endpoint, whose options
+// gonet hides.
+func (s *Stack) Dial(proto tcpip.TransportProtocolNumber, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+	return s.DialFrom(proto, s.addr, port, remote)
 }
 
-// dial opens a datagram endpoint (UDP, or ICMP echo) on local, one of the
-// host's addresses, as gonet.DialUDP but keeping the endpoint, whose
-// options gonet hides.
-func (s *Stack) dial(proto tcpip.TransportProtocolNumber, local netip.Addr, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
-	var wq waiter.Queue
+// DialFrom is Dial on local, one of the host's addresses (IPv4, IPv6 or
+// link-local).
+func (s *Stack) DialFrom(proto tcpip.TransportProtocolNumber, local netip.Addr, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+	if !s.Local(local) {
+		return nil, nil, fmt.Errorf("netstack: %v is not this host's address", local)
+	}
 	netProto := ipv4.ProtocolNumber
 	if local.Unmap().Is6() {
 		netProto = ipv6.ProtocolNumber
 	}
+	var wq waiter.Queue
 	ep, terr := s.st.NewEndpoint(proto, netProto, &wq)
 	if terr != nil {
-		return nil, nil, fmt.Errorf("usernet: %s", terr)
+		return nil, nil, fmt.Errorf("netstack: %s", terr)
 	}
 	if terr := ep.Bind(s.full(netip.AddrPortFrom(local, port))); terr != nil {
 		ep.Close()
-		return nil, nil, fmt.Errorf("usernet: bind %v:%d: %s", local, port, terr)
+		return nil, nil, fmt.Errorf("netstack: bind %v:%d: %s", local, port, terr)
 	}
 	if remote.IsValid() {
 		if terr := ep.Connect(s.full(remote)); terr != nil {
 			ep.Close()
-			return nil, nil, fmt.Errorf("usernet: connect %v: %s", remote, terr)
+			return nil, nil, fmt.Errorf("netstack: connect %v: %s", remote, terr)
 		}
 	}
 	return gonet.NewUDPConn(&wq, ep), ep, nil
@@ -287,7 +302,7 @@ func (s *Stack) dial(proto tcpip.TransportProtocolNumber, local netip.Addr, port
 // Ping sends one ICMP echo request to dst and waits for the reply.
 func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, error) {
 	// gonet's datagram connection carries ICMP echo as well as UDP.
-	c, _, err := s.dial(icmp.ProtocolNumber4, s.addr, 0, netip.AddrPortFrom(dst, 0))
+	c, _, err := s.Dial(icmp.ProtocolNumber4, 0, netip.AddrPortFrom(dst, 0))
 	if err != nil {
 		return 0, err
 	}
@@ -321,5 +336,3 @@ func (s *Stack) full(a netip.AddrPort) tcpip.FullAddress {
 	}
 	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(ip.As4()), Port: a.Port()}
 }
-
-var errNotLocal = errors.New("usernet: not this host's address")

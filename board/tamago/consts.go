@@ -1,6 +1,8 @@
 package tamago
 
-import "strconv"
+// The board's facts that host tools need too (building the image, booting
+// it, reading its exit status); every other file of the package is target
+// code (GOOS=tamago GOARCH=amd64).
 
 // Defaults of the memory layout (board_amd64.s; see the package
 // documentation for overriding them at build time).
@@ -28,22 +30,3 @@ const (
 
 // MinRAMMiB is the smallest guest memory (-m) for the default layout.
 const MinRAMMiB = (DefaultRAMStart + DefaultRAMSize + DefaultDMASize + 1<<20 - 1) >> 20
-
-// QEMUArgs returns the qemu-system-x86_64 arguments for this board: a
-// single-CPU microvm with the i8254 PIT (TSC calibration), RTC, no legacy
-// PIC, isa-debug-exit at 0xf4 (Halt) and no reboot (a triple fault, i.e.
-// Reboot, ends QEMU). The caller adds serial (-serial ...), network and
-// accelerator (-accel kvm) options.
-func QEMUArgs(kernel string, ramMiB int) []string {
-	return []string{
-		"-machine", "microvm,x-option-roms=on,pit=on,pic=off,rtc=on,pcie=on",
-		"-smp", "1",
-		"-cpu", "max",
-		"-m", strconv.Itoa(ramMiB) + "M",
-		"-kernel", kernel,
-		"-no-reboot",
-		"-display", "none",
-		"-monitor", "none",
-		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-	}
-}

@@ -1,6 +1,4 @@
-//go:build !tamago
-
-package tamago
+package gobuild
 
 import (
 	"fmt"
@@ -11,7 +9,8 @@ import (
 )
 
 // Toolchain returns the TamaGo go command: $TAMAGO, or the one
-// `go tool tamago` would run (tamago.md: <cache>/tamago-go/tamago-goX.Y.Z).
+// `go tool tamago` would run (<cache>/tamago-go/tamago-goX.Y.Z/bin/go, the
+// version being that of the github.com/usbarmory/tamago module).
 func Toolchain() (string, error) {
 	if t := os.Getenv("TAMAGO"); t != "" {
 		if _, err := os.Stat(t); err != nil {
@@ -34,10 +33,10 @@ func Toolchain() (string, error) {
 	return p, nil
 }
 
-// Command is the go command that builds for GOOS=tamago: $TAMAGO,
-// or TamaGo's own launcher (`go tool tamago`, run through its path: the
-// stock go command refuses GOOS=tamago before it would start the tool),
-// once Toolchain has found the toolchain it launches.
+// Command is the go command that builds for GOOS=tamago: $TAMAGO, or
+// TamaGo's own launcher (`go tool tamago`, run through its path: the stock
+// go command refuses GOOS=tamago before it would start the tool), once
+// Toolchain has found the toolchain it launches.
 func Command(root string) (string, error) {
 	if _, err := Toolchain(); err != nil {
 		return "", err
@@ -54,14 +53,12 @@ func Command(root string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// Build builds the package pkg of the module at dir for this board with
-// the TamaGo go command gocmd into out, adding ldflags to LinkerFlags.
-func Build(gocmd, dir, pkg, out, ldflags string) error {
-	cmd := exec.Command(gocmd, "build", "-tags", BuildTags, "-trimpath", "-ldflags", LinkerFlags+" "+ldflags, "-o", out, pkg)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=tamago", "GOOSPKG=github.com/usbarmory/tamago", "GOARCH=amd64", "GOTOOLCHAIN=local")
-	if o, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building %s for TamaGo: %v\n%s", pkg, err, o)
+// TamaGoEnv is the environment of a TamaGo build for goarch ("amd64",
+// or "arm" with GOARM=7).
+func TamaGoEnv(goarch string) []string {
+	env := append(os.Environ(), "GOOS=tamago", "GOOSPKG=github.com/usbarmory/tamago", "GOARCH="+goarch, "GOTOOLCHAIN=local")
+	if goarch == "arm" {
+		env = append(env, "GOARM=7")
 	}
-	return nil
+	return env
 }

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/tamadump/tamadump/netdump/transport"
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// Receiving in batches: a session reads every datagram its socket holds
+// with one recvmmsg, handles them, and answers them with one train of
+// ACKs.
+const (
+	// batchMax is the most datagrams one read takes.
+	batchMax = 64
+	// batchBytes bounds a session's read buffers. They start at
+	// slotSize each (a datagram of a 9000-byte MTU fits); a larger
+	// datagram is cut, dropped unacknowledged (its client sends it
+	// again) and makes them as large as any, and fewer.
+	batchBytes  = batchMax * slotSize
+	slotSize    = 9216
+	maxDatagram = wire.HeaderSize + wire.MaxPayload
+)
+
+// truesize estimates what the kernel charges a receive buffer for a
+// datagram of n bytes: its buffer (headers and the shared info
+// included, rounded up to a power of two) and the sk_buff.
+func truesize(n int) int {
+	b := 1
+	for b < n+28+128+320 {
+		b <<= 1
+	}
+	return b + 256
+}
+
+// rx is a session's read buffers.
+type rx struct {
+	ms   []ipv4.Message
+	size int
+}
+
+// setRx gives the session batch buffers of size bytes each.
+func (c *session) setRx(size int) {
+	n := max(1, min(batchMax, batchBytes/size))
+	c.rx.size = size
+	c.rx.ms = make([]ipv4.Message, n)
+	for i := range c.rx.ms {
+		c.rx.ms[i].Buffers = [][]byte{make([]byte, size)}
+	}
+}
+
+// read waits for datagrams and returns how many are ready (datagram i
+// is c.datagram(i)).
+func (c *session) read() (int, error) {
+	if c.bconn == nil || c.rx.ms == nil {
+		n, err := c.conn.Read(c.buf)
+		c.single = n
+		return 1, err
+	}
+	return c.bconn.ReadBatch(c.rx.ms)
+}
+
+// datagram is the i-th datagram of the last read; false means it was cut
+// short (the buffers then grow, and the client sends it again).
+func (c *session) datagram(i int) ([]byte, bool) {
+	if c.bconn == nil || c.rx.ms == nil {
+		return c.buf[:c.single], true
+	}
+	m := &c.rx.ms[i]
+	if m.Flags&unix.MSG_TRUNC != 0 {
+		if c.rx.size < maxDatagram {
+			c.growRx = true
+		}
+		return nil, false
+	}
+	return m.Buffers[0][:m.N], true
+}
+
+// ackOwn queues the ACK of seqno; flushAcks sends what is queued.
+func (c *session) ackOwn(seqno uint32) {
+	var b [wire.AckSize]byte
+	wire.PutAck(b[:], seqno)
+	c.acks = append(c.acks, b[:]...)
+}
+
+func (c *session) flushAcks() {
+	if len(c.acks) == 0 {
+		return
+	}
+	if c.bconn != nil {
+		if err := c.bconn.WriteTrain(c.acks, wire.AckSize); err != nil && !c.stopping() {
+			c.s.logf(LevelError, "send(): %s", strerror(err))
+		}
+	} else {
+		for b := c.acks; len(b) > 0; b = b[wire.AckSize:] {
+			c.send(b[:wire.AckSize])
+		}
+	}
+	c.acks = c.acks[:0]
+}
+
+// sizeRecvBuffer makes the socket hold the server's window of datagrams
+// of n bytes.
+func (c *session) sizeRecvBuffer(n int) {
+	want := min(c.s.cfg.Window*truesize(n), 256<<20)
+	if want <= c.rcvBuf {
+		return
+	}
+	c.rcvBuf = want
+	s := c.s
+	if bc, ok := c.conn.(transport.BatchConn); ok {
+		got, forced, err := bc.SizeReadBuffer(want)
+		s.rcvbufOnce.Do(func() {
+			how := "SO_RCVBUFFORCE"
+			if !forced {
+				how = "SO_RCVBUF (capped by net.core.rmem_max: not root)"
+			}
+			s.logf(LevelInfo, "Session receive buffers sized with %s for a window of %d", how, s.cfg.Window)
+		})
+		// The kernel doubles what it is asked for.
+		if err == nil && got >= want {
+			return
+		}
+	} else if err := c.conn.SetReadBuffer(want); err == nil {
+		return
+	}
+	s.logf(LevelWarning, "May drop packets from %s due to small receive buffer", c.ip)
+}
