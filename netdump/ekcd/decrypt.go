@@ -189,19 +189,25 @@ func ParsePublicKey(data []byte) (*rsa.PublicKey, error) {
 		return nil, errors.New("ekcd: no PEM block in the public key")
 	}
 	switch b.Type {
-	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("ekcd: public key: %w", err)
-		}
-		if rk, ok := k.(*rsa.PublicKey); ok {
-			return rk, nil
-		}
-		return nil, errors.New("ekcd: the public key is not RSA")
-	case "RSA PUBLIC KEY":
-		return x509.ParsePKCS1PublicKey(b.Bytes)
+	case "PUBLIC KEY", "RSA PUBLIC KEY":
+		return ParsePublicKeyDER(b.Bytes)
 	}
 	return nil, fmt.Errorf("ekcd: PEM block %q is not a public key", b.Type)
+}
+
+// ParsePublicKeyDER reads the DER inside such a PEM block, either form.
+func ParsePublicKeyDER(der []byte) (*rsa.PublicKey, error) {
+	if k, err := x509.ParsePKCS1PublicKey(der); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("ekcd: public key: %w", err)
+	}
+	if rk, ok := k.(*rsa.PublicKey); ok {
+		return rk, nil
+	}
+	return nil, errors.New("ekcd: the public key is not RSA")
 }
 
 // ParsePrivateKey reads an RSA private key in PEM: PKCS#1 ("RSA PRIVATE
