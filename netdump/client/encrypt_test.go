@@ -233,3 +233,14 @@ func TestEncryptedNoAllocation(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEncrypted is BenchmarkGoodput with the dump encrypted; the
+// ratio to it is the cost of encryption (scripts/bench-ratios).
+func BenchmarkEncrypted(b *testing.B) {
+	for _, alg := range []ekcd.Algorithm{ekcd.AES256CBC, ekcd.ChaCha20} {
+		b.Run(alg.String(), func(b *testing.B) {
+			e := encryptor(b, alg)
+			benchDump(b, linktest.Faults{}, func(c *Config) { c.Encrypt = e }, 16<<20, 0)
+		})
+	}
+}

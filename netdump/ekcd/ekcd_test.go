@@ -306,3 +306,26 @@ func TestOpenSSLDecrypts(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStream encrypts 1440-byte messages in order, as the client does.
+func BenchmarkStream(b *testing.B) {
+	a, _, _ := keys(b)
+	src := plainCore(1 << 20)
+	dst := make([]byte, 1440)
+	for _, alg := range []Algorithm{AES256CBC, ChaCha20} {
+		b.Run(alg.String(), func(b *testing.B) {
+			e, err := NewEncryptor(&a.PublicKey, alg, rand.Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(src) / 1440 * 1440))
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Start(int64(len(src)))
+				for off := 0; off+1440 <= len(src); off += 1440 {
+					e.Next(dst, src[off:off+1440])
+				}
+			}
+		})
+	}
+}
