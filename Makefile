@@ -31,6 +31,7 @@ test:
 build:
 	$(GO) build -o $(BUILD)/netdumpd ./cmd/netdumpd
 	$(GO) build -o $(BUILD)/crashinfo ./cmd/crashinfo
+	$(GO) build -o $(BUILD)/decryptcore ./cmd/decryptcore
 image:
 	$(GO) run ./cmd/tamaqemu -build-only -board "$(BOARD)" -out $(BUILD)
 qemu:

@@ -8,6 +8,10 @@
 // and, on the stock-Go board, from words on the kernel command line:
 //
 //	server=IP client=IP gateway=IP path=DIR nic=vtnet0|em0|virtio-mmio|virtio-pci|e1000
+//	             (IPv4 or IPv6 addresses)
+//	pubkey=KEY   encrypt dumps for this RSA public key (dumpon -k: the
+//	             base64 body of its PEM); cipher=aes256-cbc|chacha20;
+//	             elide=on declares zero pages even then (dumpon -E)
 //	debug=on        a db> prompt after a crash instead of dumping at once
 //	after=halt|reboot
 //	hostname=NAME
@@ -15,6 +19,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +54,9 @@ var (
 	hostname   = "tamadump"
 	crash      string
 	crashDelay string
+	pubkey     string
+	cipher     string
+	elide      = "off"
 )
 
 // Pattern is memory the image fills before anything can crash, so that a
@@ -136,7 +144,7 @@ func set(out io.Writer, w string) {
 	p := map[string]*string{
 		"server": &server, "client": &clientAddr, "gateway": &gateway, "path": &path,
 		"nic": &nicName, "debug": &debug, "after": &after, "hostname": &hostname,
-		"crash": &crash, "crashdelay": &crashDelay,
+		"crash": &crash, "crashdelay": &crashDelay, "pubkey": &pubkey, "cipher": &cipher, "elide": &elide,
 	}[k]
 	if p == nil {
 		fmt.Fprintf(out, "ignoring unknown setting %q\r\n", k)
@@ -176,6 +184,11 @@ type image struct {
 
 func (img *image) configureDefaults() {
 	cfg, err := board.ParseConfig(server, clientAddr, gateway, path)
+	if err == nil && pubkey != "" {
+		// The key material is made now, before anything can crash.
+		cfg.Encrypt, err = ddb.NewEncryptor([]byte(pubkey), cipher, rand.Reader)
+		cfg.ElideEncrypted = elide == "on"
+	}
 	if err == nil {
 		err = img.dumper.Configure(cfg)
 	}
@@ -183,7 +196,11 @@ func (img *image) configureDefaults() {
 		fmt.Fprintf(img.out, "dumpon: %v\r\n", err)
 		return
 	}
-	fmt.Fprintf(img.out, "dumpon: netdump to %s from %s on %s\r\n", server, clientAddr, img.nic.Name)
+	enc := ""
+	if cfg.Encrypt != nil {
+		enc = ", encrypted (" + cfg.Encrypt.Algorithm().String() + ")"
+	}
+	fmt.Fprintf(img.out, "dumpon: netdump to %s from %s on %s%s\r\n", server, clientAddr, img.nic.Name, enc)
 }
 
 // startNetwork runs gVisor's stack on the NIC for normal operation: it
@@ -303,7 +320,8 @@ func (img *image) Config() (ddb.Config, bool) {
 		return ddb.Config{}, false
 	}
 	c, ok := img.dumper.Config()
-	return ddb.Config{NIC: img.nic.Name, Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path}, ok
+	return ddb.Config{NIC: img.nic.Name, Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path,
+		Encrypt: c.Encrypt, ElideEncrypted: c.ElideEncrypted}, ok
 }
 
 func (img *image) Configure(c ddb.Config) error {
@@ -314,7 +332,8 @@ func (img *image) Configure(c ddb.Config) error {
 		img.dumper.Off()
 		return nil
 	}
-	return img.dumper.Configure(client.Config{Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path})
+	return img.dumper.Configure(client.Config{Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path,
+		Encrypt: c.Encrypt, ElideEncrypted: c.ElideEncrypted})
 }
 
 func (img *image) Panic(msg string) { panic(msg) }

@@ -58,6 +58,11 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 	switch board {
 	case StockGo:
 		c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		for _, k := range sortedKeys(settings) {
+			if buildTime[k] {
+				c.LDFlags = append(c.LDFlags, "-X main."+variable(k)+"="+settings[k])
+			}
+		}
 		if err := gobuild.Build(c); err != nil {
 			return nil, fmt.Errorf("building the stock-Go image: %w", err)
 		}
@@ -91,8 +96,9 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 }
 
 // With is the image with more settings: the same binary with another
-// command line on the stock-Go board, a new build (in a directory next to
-// this one's) on TamaGo, whose settings are compiled in.
+// command line on the stock-Go board (a new build for a build-time
+// setting), a new build (in a directory next to this one's) on TamaGo,
+// whose settings are compiled in.
 func (img *Image) With(extra map[string]string) (*Image, error) {
 	set := map[string]string{}
 	for k, v := range img.set {
@@ -101,7 +107,11 @@ func (img *Image) With(extra map[string]string) (*Image, error) {
 	for k, v := range extra {
 		set[k] = v
 	}
-	if img.Board == StockGo {
+	rebuild := img.Board != StockGo
+	for k := range extra {
+		rebuild = rebuild || buildTime[k]
+	}
+	if !rebuild {
 		c := *img
 		c.set = set
 		return &c, nil
@@ -112,6 +122,10 @@ func (img *Image) With(extra map[string]string) (*Image, error) {
 	}
 	return Build(img.Board, dir, set)
 }
+
+// buildTime are the settings the stock-Go image takes at build time only:
+// a public key does not fit the shim's 256-byte command line.
+var buildTime = map[string]bool{"pubkey": true}
 
 // variable maps a setting to the image's variable (cmd/tamadump).
 func variable(k string) string {
@@ -149,7 +163,9 @@ func (img *Image) QEMUArgs(ramMiB int) []string {
 	}
 	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
 	for _, k := range sortedKeys(img.set) {
-		words = append(words, k+"="+img.set[k])
+		if !buildTime[k] {
+			words = append(words, k+"="+img.set[k])
+		}
 	}
 	return append(shim.QEMUArgs(img.shim, img.ELF, ramMiB, "-- "+strings.Join(words, " ")), "-nodefaults")
 }
