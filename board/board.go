@@ -77,7 +77,8 @@ type Machine interface {
 	// OnCrash runs fn once after the program fails, with every other
 	// activity stopped and c filled in; fn must not allocate or block.
 	OnCrash(fn func(c *Crash))
-	// Halt stops the machine; QEMU exits with (code<<1)|1.
+	// Halt stops the machine; QEMU exits with (code<<1)|1 (microvm's
+	// isa-debug-exit) or code (the i.MX6UL's semihosting).
 	Halt(code int)
 	// Reboot resets the machine.
 	Reboot()

@@ -1,5 +1,5 @@
-// Command tamadump is the example unikernel: it boots on a board (TamaGo,
-// or stock Go on the shim), finds its NIC, serves ping and UDP echo with
+// Command tamadump is the example unikernel: it boots on a board (TamaGo
+// on microvm or the i.MX6UL, or stock Go on the shim), finds its NIC, serves ping and UDP echo with
 // gVisor's network stack, offers the dumpon shell on the serial console,
 // and when it crashes sends its memory to a netdumpd with FreeBSD's
 // netdump protocol.
@@ -15,7 +15,7 @@
 //	debug=on        a db> prompt after a crash instead of dumping at once
 //	after=halt|reboot
 //	hostname=NAME
-//	crash=boom|nil|index|fault|goroutine  crash=... after crashdelay=DURATION (tests)
+//	crash=boom|nil|write|index|fault|fatal|goroutine  crash=... after crashdelay=DURATION (tests)
 package main
 
 import (
@@ -85,7 +85,7 @@ func main() {
 	if c, ok := m.(interface{ Mallocs() (uint64, bool) }); ok {
 		img.mallocs = c.Mallocs
 	}
-	found, err := microvm.Find(bus.Direct{}, m.DMA(), nicName)
+	found, err := findNIC(m)
 	if err != nil {
 		fmt.Fprintf(out, "no network: %v\r\n", err)
 	} else {
@@ -109,6 +109,29 @@ func main() {
 		fmt.Fprintf(out, "console: %v\r\n", err)
 	}
 	select {} // the network keeps serving
+}
+
+// ownNetwork is a board whose Ethernet is its own (the i.MX6UL's): it
+// names the NIC and runs its own network stack in normal operation.
+type ownNetwork interface {
+	Ethernet() (nic board.NIC, name, desc string, err error)
+	StartNetwork(addr netip.Prefix, gw netip.Addr) error
+}
+
+// findNIC is the board's own NIC, or the one found on QEMU's microvm.
+func findNIC(m board.Machine) (microvm.Found, error) {
+	if b, ok := m.(ownNetwork); ok {
+		nic, name, desc, err := b.Ethernet()
+		if err != nil {
+			return microvm.Found{}, err
+		}
+		mn, ok := nic.(microvm.NIC)
+		if !ok {
+			return microvm.Found{}, errNoNIC
+		}
+		return microvm.Found{NIC: mn, Name: name, Desc: desc}, nil
+	}
+	return microvm.Find(bus.Direct{}, m.DMA(), nicName)
 }
 
 // set applies one key=value word from the command line.
@@ -188,8 +211,16 @@ func (img *image) startNetwork() {
 		fmt.Fprintf(img.out, "network: no address (set client=IP)\r\n")
 		return
 	}
-	mac := img.nic.NIC.MAC()
 	gw, _ := netip.ParseAddr(gateway)
+	if b, ok := img.m.(ownNetwork); ok {
+		if err := b.StartNetwork(netip.PrefixFrom(addr, 24), gw); err != nil {
+			fmt.Fprintf(img.out, "network: %v\r\n", err)
+			return
+		}
+		fmt.Fprintf(img.out, "network: %s up, %v, echo on udp/7\r\n", img.nic.Name, netip.PrefixFrom(addr, 24))
+		return
+	}
+	mac := img.nic.NIC.MAC()
 	st, err := netstack.New(netstack.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:], Gateway: gw})
 	if err != nil {
 		fmt.Fprintf(img.out, "network: %v\r\n", err)

@@ -134,20 +134,34 @@ func report(w io.Writer, o Options) {
 	}
 	if exe != "" {
 		fmt.Fprintf(w, "\n%sdebug it\n\n", Rule)
+		var m elf.Machine
+		if c != nil {
+			m = c.machine
+		}
 		debugPath := corePath
 		if readPath != corePath {
 			fmt.Fprintf(w, "  %s\n", decryptCommand(o, corePath))
 			debugPath = plainBeside(corePath)
 		}
-		for _, cmd := range Commands(exe, debugPath) {
+		for _, cmd := range Commands(m, exe, debugPath) {
 			fmt.Fprintf(w, "  %s\n", cmd)
 		}
 	}
 }
 
-// Commands are the debugger command lines for a core and its image.
-func Commands(exe, core string) []string {
-	return []string{"dlv core " + exe + " " + core, "gdb " + exe + " " + core}
+// Commands are the debugger command lines for a core of machine m and its
+// image: Delve's when it reads such cores, and gdb's (gdb-multiarch for
+// other machines than amd64; EM_NONE: not known).
+func Commands(m elf.Machine, exe, core string) []string {
+	gdb := "gdb-multiarch "
+	if m == elf.EM_X86_64 || m == elf.EM_NONE {
+		gdb = "gdb "
+	}
+	var cmds []string
+	if delveReads[m] || m == elf.EM_NONE {
+		cmds = append(cmds, "dlv core "+exe+" "+core)
+	}
+	return append(cmds, gdb+exe+" "+core)
 }
 
 // readable refuses what is no ELF core yet: encrypted and compressed

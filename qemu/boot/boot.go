@@ -99,10 +99,7 @@ func (m *Machine) attach(f linktest.Faults) {
 
 // Start boots the guest and the server.
 func Start(cfg Config) (m *Machine, err error) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		return nil, errors.New("qemu-system-x86_64 not found: install QEMU (apt-get install qemu-system-x86)")
-	}
-	nicArgs, err := deviceArgs(cfg.NIC)
+	bin, nicArgs, err := machineArgs(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +156,7 @@ func Start(cfg Config) (m *Machine, err error) {
 	args = append(args, "-serial", "stdio",
 		"-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path="+netPath)
 	args = append(args, nicArgs...)
-	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	m.cmd = exec.Command(bin, args...)
 	m.stdin, err = m.cmd.StdinPipe()
 	if err != nil {
 		return nil, err

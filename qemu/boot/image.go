@@ -47,7 +47,8 @@ func PickBoard() (board string, why error) {
 	return TamaGo, nil
 }
 
-// Build builds the image for board (TamaGo or StockGo) into dir, with
+// Build builds the image for board (TamaGo, StockGo, IMX6UL or
+// IMX6ULUSBArmory) into dir, with
 // settings (server, client, crash, ... as cmd/tamadump documents) as its
 // defaults.
 func Build(board, dir string, settings map[string]string) (*Image, error) {
@@ -77,14 +78,16 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		}
 		c.Go, c.Env = gocmd, gobuild.TamaGoEnv("amd64")
 		c.Tags, c.LDFlags = []string{tamago.BuildTags}, []string{tamago.LinkerFlags}
-		for _, k := range sortedKeys(settings) {
-			c.LDFlags = append(c.LDFlags, "-X main."+variable(k)+"="+settings[k])
-		}
+		c.LDFlags = append(c.LDFlags, settingFlags(settings)...)
 		if err := gobuild.Build(c); err != nil {
 			return nil, fmt.Errorf("building the TamaGo image: %w", err)
 		}
+	case IMX6UL, IMX6ULUSBArmory:
+		if err := buildIMX6UL(img, root); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, errors.New("unknown board " + board + "; choose tamago or stockgo")
+		return nil, errors.New("unknown board " + board + "; choose tamago, stockgo, imx6ul or imx6ul-usbarmory")
 	}
 	if err := img.keepSymbols(dir); err != nil {
 		return nil, err
@@ -154,6 +157,9 @@ func (img *Image) QEMUArgs(ramMiB int) []string {
 	}
 	if img.Board == TamaGo {
 		return TamaGoArgs(img.ELF, ramMiB)
+	}
+	if IsIMX6UL(img.Board) {
+		return img.imxArgs(ramMiB)
 	}
 	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
 	for _, k := range sortedKeys(img.set) {
