@@ -77,6 +77,6 @@ func (s *Shell) blast(argv [][]byte) {
 		return
 	}
 	s.p.S("blast: sent ").U(st.Bytes).S(" bytes in ").U(st.Datagrams).S(" datagrams to ").IP(server).
-		S(" port ").U(uint64(port)).S(" in ").U(uint64(st.Elapsed/1000)).S(" us, ").
+		S(" port ").U(uint64(port)).S(" in ").U(uint64(st.Elapsed / 1000)).S(" us, ").
 		U(st.Refused).S(" refused by the NIC\n")
 }
