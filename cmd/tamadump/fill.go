@@ -3,29 +3,24 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 )
 
 // filled keeps the random data alive so that it is in the dump.
 var filled [][]byte
 
-// fillHeadroom is memory left to the runtime, the network and the dump
-// when fill=free fills the rest.
-const fillHeadroom = 12 << 20
+// fillReserve is what fill=free leaves: the memory the image holds at
+// boot beyond the heap (its text and bss, the DMA region, the board's
+// tables: about 40 MiB on the stock-Go board) and room for the runtime.
+const fillReserve = 48
 
 // fillRAM is the fill setting (tests of a dump's speed at scale): fill=N
-// puts N MiB of random data on the heap before the prompt, fill=free as
-// much as the RAM has beyond what the runtime already holds and a
-// headroom. Random data has no zero pages, so all of it is sent.
+// puts N MiB of random data on the heap before the prompt, fill=free the
+// RAM less fillReserve MiB. Random data has no zero pages, so all of it is sent.
 func fillRAM(out io.Writer, setting string, memMB uint64) {
 	var n uint64
 	if setting == "free" {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		if total := memMB << 20; total > ms.Sys+fillHeadroom {
-			n = (total - ms.Sys - fillHeadroom) >> 20
-		}
+		n = memMB - min(memMB, fillReserve)
 	} else {
 		v, err := strconv.ParseUint(setting, 10, 32)
 		if err != nil {

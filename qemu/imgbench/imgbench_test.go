@@ -83,7 +83,7 @@ func start(tb testing.TB, img *boot.Image, nic string, ramMiB int) *boot.Machine
 
 func tail(s string) string {
 	if len(s) > 3000 {
-		return s[len(s)-3000:]
+		return s[:1500] + "\n...\n" + s[len(s)-1500:]
 	}
 	return s
 }
