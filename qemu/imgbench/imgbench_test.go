@@ -67,13 +67,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// machine is a guest that Close stops once, whoever calls it first.
+type machine struct {
+	*boot.Machine
+	once sync.Once
+}
+
+func (m *machine) Close() { m.once.Do(m.Machine.Close) }
+
 // start boots img with ramMiB on nic and waits for its prompt.
-func start(tb testing.TB, img *boot.Image, nic string, ramMiB int) *boot.Machine {
+func start(tb testing.TB, img *boot.Image, nic string, ramMiB int) *machine {
 	tb.Helper()
-	m, err := boot.Start(boot.Config{QEMUArgs: img.QEMUArgs(ramMiB), NIC: nic, DumpDir: tb.TempDir()})
+	bm, err := boot.Start(boot.Config{QEMUArgs: img.QEMUArgs(ramMiB), NIC: nic, DumpDir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	m := &machine{Machine: bm}
 	tb.Cleanup(m.Close)
 	if _, err := m.Expect(`READY`, 300*time.Second); err != nil {
 		tb.Fatalf("%v\n%s", err, tail(m.Console()))
@@ -106,7 +115,7 @@ func (r blastResult) mbps() float64 { return float64(r.arrived) / r.guest.Second
 var blastLine = regexp.MustCompile(`blast: sent (\d+) bytes in (\d+) datagrams to \S+ port (\d+) in (\d+) us, (\d+) refused`)
 
 // blast sends mib MiB from the guest to a counting sink on the host.
-func blast(tb testing.TB, m *boot.Machine, mib int) blastResult {
+func blast(tb testing.TB, m *machine, mib int) blastResult {
 	tb.Helper()
 	conn, ep, err := m.Stack().Dial(udp.ProtocolNumber, 9, netip.AddrPort{})
 	if err != nil {
@@ -168,7 +177,7 @@ var (
 func (r dumpResult) goodput() float64 { return float64(r.bytes) / r.elapsed.Seconds() / 1e6 }
 
 // dump panics the guest and waits for its dump to complete.
-func dump(tb testing.TB, m *boot.Machine) dumpResult {
+func dump(tb testing.TB, m *machine) dumpResult {
 	tb.Helper()
 	var r dumpResult
 	runtime.GC()

@@ -34,7 +34,9 @@ func TestFillRAM(t *testing.T) {
 		t.Skip("SKIP: -short")
 	}
 	const ram = 64
-	filled := dump(t, start(t, image(t, boot.StockGo, map[string]string{"fill": "free"}), "virtio-mmio", ram))
+	m := start(t, image(t, boot.StockGo, map[string]string{"fill": "free"}), "virtio-mmio", ram)
+	filled := dump(t, m)
+	m.Close()
 	plain := dump(t, start(t, image(t, boot.StockGo, nil), "virtio-mmio", ram))
 	t.Logf("fill=free: %d bytes sent, %d zero, %v (%.2f ms/MiB); without: %d sent, %d zero",
 		filled.bytes, filled.zero, filled.elapsed, float64(filled.elapsed.Milliseconds())/ram, plain.bytes, plain.zero)
