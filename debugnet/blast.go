@@ -48,6 +48,7 @@ func (c *Conn) Blast(port uint16, total int64) (BlastStats, error) {
 		st.Bytes += uint64(n)
 		total -= int64(n)
 	}
+	c.Flush()
 	st.Elapsed = c.Now() - start
 	return st, nil
 }

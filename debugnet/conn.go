@@ -106,6 +106,7 @@ type Conn struct {
 	claimed         bool // another host's ARP claimed our address; said once
 	start           time.Time
 	ph              *phases.Counters
+	q               Queuer // the NIC, when it batches doorbells
 }
 
 // New prepares an endpoint on nic. handler receives each valid UDP
@@ -143,6 +144,7 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 	c.macStr = tcpip.LinkAddress(unsafe.String(&c.mac[0], 6))
 	c.peerStr = tcpip.LinkAddress(unsafe.String(&c.peerMAC[0], 6))
 	c.onFrame = c.input
+	c.q, _ = nic.(Queuer)
 	if c.cfg.Clock == nil {
 		c.cfg.Clock = c.sinceStart
 	}
@@ -320,13 +322,16 @@ func (c *Conn) Send(dstPort uint16, n int) error {
 		end = minLen
 	}
 	c.ph.Enter(phases.Driver)
-	err := c.nic.Transmit(f[:end])
+	err := c.transmit(f[:end])
 	c.ph.Enter(prev)
 	return err
 }
 
 // PollOnce processes the frames the NIC has received and returns how many.
-func (c *Conn) PollOnce() int { return c.nic.Poll(c.onFrame) }
+func (c *Conn) PollOnce() int {
+	c.Flush()
+	return c.nic.Poll(c.onFrame)
+}
 
 func (c *Conn) input(f []byte) {
 	if len(f) < ethLen {

@@ -172,7 +172,7 @@ func (c *Conn) send6(dstPort uint16, n int) error {
 		clear(f[end:minLen])
 		end = minLen
 	}
-	return c.nic.Transmit(f[:end])
+	return c.transmit(f[:end])
 }
 
 // wanted6 reports whether an Ethernet destination is one we receive on

@@ -82,6 +82,7 @@ type NIC struct {
 	txClean int  // oldest TX slot not yet reclaimed
 	rxNext  int  // next RX descriptor the device completes
 	rxFrag  bool // discarding the rest of a multi-descriptor frame
+	held    bool // Queue filled slots TDT does not cover yet
 
 	mac [6]byte
 }
@@ -286,11 +287,16 @@ func (n *NIC) txFull() bool { return (n.txNext+1)%RingSize == n.txClean }
 // buffer (zero-padded to 60 bytes) and hands the descriptor to the device.
 // If the ring stays full for a bounded number of checks, it returns
 // ErrTXFull instead of waiting for ever.
-func (n *NIC) Transmit(frame []byte) error {
+func (n *NIC) Transmit(frame []byte) error { return n.transmit(frame, true) }
+
+func (n *NIC) transmit(frame []byte, tell bool) error {
 	if len(frame) == 0 || len(frame) > maxFrame {
 		return ErrFrameSize
 	}
 	n.reclaim()
+	if n.txFull() {
+		n.Flush() // the device sends only what TDT covers
+	}
 	for i := 0; n.txFull(); i++ {
 		if i == txFullChecks {
 			return ErrTXFull
@@ -309,6 +315,11 @@ func (n *NIC) Transmit(frame []byte) error {
 	binary.LittleEndian.PutUint64(d[0:], n.txBuf[s].Addr)
 	binary.LittleEndian.PutUint64(d[8:], uint64(l)|uint64(txCmdEOP|txCmdIFCS|txCmdRS)<<24)
 	n.txNext = (s + 1) % RingSize
+	if !tell {
+		n.held = true
+		return nil
+	}
+	n.held = false
 	n.write(regTDT, uint32(n.txNext))
 	return nil
 }

@@ -42,6 +42,7 @@ type NIC struct {
 	rxBuf, txBuf   []mbufpool.Buf
 	rxBusy, txBusy []bool   // the slot is with the device
 	txFree         []uint16 // stack of free TX slots
+	held           bool     // Queue published frames without notifying
 
 	mac [6]byte
 }
@@ -288,7 +289,9 @@ func (n *NIC) reclaim() {
 // hands it to the device. The device sends asynchronously; used slots are
 // reclaimed here. If the ring stays full for a bounded number of checks,
 // Transmit returns ErrTXFull instead of waiting for ever.
-func (n *NIC) Transmit(frame []byte) error {
+func (n *NIC) Transmit(frame []byte) error { return n.transmit(frame, true) }
+
+func (n *NIC) transmit(frame []byte, tell bool) error {
 	if len(frame) == 0 || len(frame) > maxFrame {
 		return ErrFrameSize
 	}
@@ -323,6 +326,11 @@ func (n *NIC) Transmit(frame []byte) error {
 	n.tx.push(h)
 	n.txBusy[s] = true
 	n.tx.publish()
+	if !tell {
+		n.held = true
+		return nil
+	}
+	n.held = false
 	// The device clears NO_NOTIFY before its last look at avail.idx, and
 	// publish (sequentially consistent) came before this load, so
 	// skipping the notify cannot strand the frame.
