@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/ekcd"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
 
@@ -40,7 +41,10 @@ const (
 	BatchBytes = 64 * 1024
 	// minRTO bounds the adaptive retransmission timeout from below: a
 	// server acknowledges as it receives, before writing.
-	minRTO = 10 * time.Millisecond
+	minRTO = 20 * time.Millisecond
+	// firstRTO is the HERALD's timeout: a server answers it at once, and
+	// a lost one should not cost the second FreeBSD waits.
+	firstRTO = 250 * time.Millisecond
 	// finishRTO bounds FINISHED's timeout from below: a server answers it
 	// once the dump is on disk (netdumpd fsyncs; tamadump's netdumpd also
 	// completes the SHA-256 and the info file, about 165 ms for 64 MiB),
@@ -51,21 +55,21 @@ const (
 	// path's RTT or queueLow, whichever is longer, it grows and a loss is
 	// random; above half of it or queueHigh it shrinks; between, a loss
 	// is congestion. The floors are above the jitter of a polled host.
-	queueLow  = 500 * time.Microsecond
-	queueHigh = time.Millisecond
+	queueLow  = time.Millisecond
+	queueHigh = 2 * time.Millisecond
+	// lossMargin is how many more messages than twice the usual share a
+	// round must lose to lose them in a burst.
+	lossMargin = 2
 	// spanFactor × MaxWindow is the seqno span the client tracks, so a
 	// message lost again and again does not stop the window behind it.
 	spanFactor = 4
-	// minEpoch is how many rounds the smallest RTT is remembered for at
-	// least (it is the smallest of this epoch and the last), so a path
-	// that got slower is learnt again.
-	minEpoch = 32
 	// maxZeroRun is the largest run one message declares (aux2 is 32
 	// bits), a whole number of pages.
 	maxZeroRun = 1<<32 - wire.DataSize
-	// fastRetransmit is how many ACKs of later messages make a missing one
-	// count as lost before its timeout.
-	fastRetransmit = 3
+	// minReorder is the least reordering allowed for: a message is lost
+	// once one sent this long after it (or a quarter of the RTT, if
+	// longer) has been acknowledged.
+	minReorder = 20 * time.Microsecond
 )
 
 // Config is the dumpon-style configuration.
@@ -96,6 +100,11 @@ type Config struct {
 	Batch bool
 	// SendZeros turns zero-chunk elision off.
 	SendZeros bool
+	// Encrypt, prepared before the crash, encrypts the dump as FreeBSD's
+	// EKCD does; zero pages are then sent (encrypted) unless
+	// ElideEncrypted, which declares them in clear.
+	Encrypt        *ekcd.Encryptor
+	ElideEncrypted bool
 	// Clock, Idle and Console: see debugnet.Config.
 	Clock   func() int64
 	Idle    func()
@@ -138,7 +147,6 @@ type slot struct {
 	h      wire.Header
 	sentAt int64 // last transmission
 	rto    int64 // current timeout for this message
-	later  int   // ACKs of messages transmitted after this one last was
 	due    bool  // presumed lost: resend at the next wait
 	tries  int
 	acked  bool
@@ -159,15 +167,24 @@ type Client struct {
 	pace, paceAt   int64
 	// A round ends when a message sent after it began is acknowledged
 	// (roundEnd): then the window is set from the round's smallest RTT
-	// (roundMin) against the path's (the smaller of minCur, this epoch's,
-	// and minPrev), whether a loss was seen, and whether the window was
-	// what held sending back (limited).
-	roundEnd           uint32
-	roundMin           int64
-	minCur, minPrev    int64
-	rounds             int
-	roundLost          bool
-	limited, slowStart bool
+	// (roundMin: a standing queue) and the recent RTT (an average, which
+	// a queue filling up shows) against the path's (baseRTT, the smallest
+	// of the dump), the share of its messages lost against the usual share
+	// (lossAvg, in 1/1024), and whether the window was what held sending
+	// back (limited).
+	roundEnd              uint32
+	roundMin, recent      int64
+	baseRTT               int64
+	roundLost, roundAcked uint32
+	lossAvg               int64
+	limited, slowStart    bool
+	// Loss detection: the sending time of the latest message known to
+	// have arrived, whether it moved since the window was last looked
+	// over (rescan), when a timeout is next due (scanAt), and how many
+	// lost messages wait for room.
+	rackSentAt, scanAt int64
+	rescan             bool
+	waiting            int
 	port               uint16 // server port, adopted from the HERALD's ACK
 	adopted            bool
 	// Adaptive retransmission timeout (RFC 6298 style), in ns.
@@ -177,6 +194,7 @@ type Client struct {
 	path         [wire.MaxHeraldPath]byte
 	body         Body
 	stats        Stats
+	enc          encryption
 }
 
 // New prepares a client on nic; it allocates everything a dump needs.
@@ -207,6 +225,7 @@ func New(nic debugnet.NIC, cfg Config) (*Client, error) {
 		n = (BatchBytes + c.payload - 1) / c.payload
 	}
 	c.slots = make([]slot, n)
+	c.setupEncryption()
 	return c, nil
 }
 
@@ -223,6 +242,7 @@ func (c *Client) Retarget(client, server, gateway netip.Addr, path string) error
 		return err
 	}
 	c.cfg = cfg
+	c.refit()
 	return nil
 }
 
@@ -241,19 +261,24 @@ func (c *Client) PayloadSize() int { return c.payload }
 func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error {
 	start := c.conn.Now()
 	c.stats = Stats{}
+	body, err := c.prepareEncryption(body, kdh)
+	if err != nil {
+		return err
+	}
 	c.body = body
 	c.base, c.next, c.port, c.adopted = 1, 1, c.cfg.ServerPort, false
 	c.cwnd, c.inflight, c.pace, c.paceAt = uint32(c.cfg.Window), 0, 0, 0
 	if c.cfg.Batch {
 		c.cwnd = uint32(len(c.slots))
 	}
-	c.roundEnd, c.roundMin, c.minCur, c.minPrev, c.rounds = 1, 0, 0, 0, 0
-	c.roundLost, c.limited, c.slowStart = false, false, true
+	c.roundEnd, c.roundMin, c.recent, c.baseRTT = 1, 0, 0, 0
+	c.rackSentAt, c.scanAt, c.rescan, c.waiting = 0, 0, false, 0
+	c.roundLost, c.roundAcked, c.lossAvg, c.limited, c.slowStart = 0, 0, 0, false, true
 	c.srtt, c.rttvar = 0, 0
 	defer func() {
 		c.stats.Elapsed = time.Duration(c.conn.Now() - start)
 		c.stats.Window = c.cwnd
-		c.stats.MinRTT = time.Duration(c.minRTT())
+		c.stats.MinRTT = time.Duration(c.baseRTT)
 		c.body = nil
 	}()
 
@@ -279,6 +304,9 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 		return ErrNoServer
 	}
 	c.line.S("netdumping to ").IP(c.cfg.Server).S(" (").MAC(c.conn.PeerMAC()).S(")\r\n").Flush()
+	if err := c.sendKey(); err != nil {
+		return err
+	}
 	if err := c.sendBody(memMB); err != nil {
 		return err
 	}
@@ -320,7 +348,7 @@ func (c *Client) sendBody(memMB uint64) error {
 	// all zero, and not the last page, which is always sent so that the
 	// file gets its full length.
 	zeroPage := func(p int64) bool {
-		return !c.cfg.SendZeros && p+page < size && (p == knownZero || c.zeroPrefix(p, page) == page)
+		return c.elides() && p+page < size && (p == knownZero || c.zeroPrefix(p, page) == page)
 	}
 	for off < size {
 		if off%page == 0 && zeroPage(off) {
@@ -328,6 +356,9 @@ func (c *Client) sendBody(memMB uint64) error {
 			room := min(size-1-off, maxZeroRun) / page * page
 			z := page + c.zeroPrefix(off+page, room-page)/page*page
 			if err := c.push(wire.Header{Type: wire.VMCore, Offset: uint64(off), Aux2: uint32(z)}); err != nil {
+				return err
+			}
+			if err := c.skipEncrypted(z); err != nil {
 				return err
 			}
 			c.stats.ZeroBytes += uint64(z)
@@ -421,7 +452,9 @@ func (c *Client) push(h wire.Header) error {
 	c.next++
 	c.stats.Messages++
 	c.inflight++
-	return c.transmit(s)
+	err := c.transmit(s)
+	c.scanAt = min(c.scanAt, s.sentAt+s.rto)
+	return err
 }
 
 // full reports whether the window lacks room for k more messages.
@@ -455,22 +488,41 @@ func (c *Client) wait() error {
 			U(uint64((now - c.progress) / int64(time.Millisecond))).S(" ms; giving up\r\n").Flush()
 		return ErrTimeout
 	}
+	// The window is looked over only when something may have changed: an
+	// ACK of a later message, a timeout, lost messages waiting for room.
+	if !c.rescan && c.waiting == 0 && now < c.scanAt {
+		return nil
+	}
+	c.rescan, c.waiting, c.scanAt = false, 0, now+timeout
+	reorder := max(c.baseRTT/4, int64(minReorder))
 	retransmitted := false
 	for seq := c.base; seq != c.next; seq++ {
 		s := &c.slots[seq%uint32(len(c.slots))]
 		if s.acked {
 			continue
 		}
-		if !s.due && now-s.sentAt >= s.rto {
-			// Timed out: lost, and its next copy waits longer.
-			s.rto = min(2*s.rto, timeout)
+		if !s.due {
+			switch {
+			case now-s.sentAt >= s.rto:
+				// Timed out: lost, and its next copy waits longer.
+				s.rto = min(2*s.rto, timeout)
+			case !c.cfg.Batch && s.sentAt+reorder < c.rackSentAt:
+				// A message sent after it (by more than reordering
+				// explains) was acknowledged: lost, resent now rather
+				// than after a timeout.
+				c.stats.Early++
+			default:
+				c.scanAt = min(c.scanAt, s.sentAt+s.rto)
+				continue
+			}
 			s.due = true
 			c.inflight--
-			c.roundLost = true
+			c.roundLost++
 		}
 		// Lost messages go again as the window and the pacing allow: a
 		// burst of them into a full queue would be lost again.
-		if !s.due || c.inflight >= c.cwnd || c.pace > 0 && now < c.paceAt {
+		if c.inflight >= c.cwnd || c.pace > 0 && now < c.paceAt {
+			c.waiting++
 			continue
 		}
 		if c.cfg.Batch && !retransmitted {
@@ -481,23 +533,28 @@ func (c *Client) wait() error {
 			return err
 		}
 		now = c.conn.Now()
+		c.scanAt = min(c.scanAt, now+s.rto)
 	}
 	return nil
 }
 
 func (c *Client) retransmit(s *slot) error {
 	c.stats.Retransmits++
-	s.later, s.due = 0, false
+	s.due = false
 	c.inflight++
 	return c.transmit(s)
 }
 
 // rto is the timeout for a new message: the configured one in batch mode
-// (as FreeBSD) or before any RTT was measured, else srtt + 4·rttvar.
+// (as FreeBSD), firstRTO before any RTT was measured (the HERALD), else
+// srtt + 4·rttvar, never more than the configured one.
 func (c *Client) rto() int64 {
 	max := int64(c.conn.Timeout())
-	if c.cfg.Batch || c.srtt == 0 {
+	switch {
+	case c.cfg.Batch:
 		return max
+	case c.srtt == 0:
+		return min(max, int64(firstRTO))
 	}
 	return min(max, int64(minRTO)+c.srtt+4*c.rttvar)
 }
@@ -523,6 +580,9 @@ func (c *Client) transmit(s *slot) error {
 			}
 			off += copy(d[off:], b)
 		}
+	}
+	if err := c.encryptPayload(s, d); err != nil {
+		return err
 	}
 	port := c.port
 	if s.h.Type == wire.Herald {
@@ -561,8 +621,11 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		c.port, c.adopted = srcPort, true
 	}
 	s.acked = true
+	c.roundAcked++
 	if !s.due {
 		c.inflight--
+	} else if c.roundLost > 0 {
+		c.roundLost-- // not lost after all: late, or reordered
 	}
 	now := c.conn.Now()
 	c.progress = now
@@ -570,19 +633,12 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		c.sample(now - s.sentAt)
 	}
 	if !c.cfg.Batch {
-		// Older messages still missing that went out before this one
-		// did were probably lost: resend after a few such ACKs (a few,
-		// for reordering), not a timeout.
-		for q := c.base; q != seq; q++ {
-			o := &c.slots[q%uint32(len(c.slots))]
-			if !o.acked && !o.due && o.sentAt <= s.sentAt {
-				if o.later++; o.later == fastRetransmit {
-					o.due = true
-					c.inflight--
-					c.stats.Early++ // resent by wait, not from inside the NIC's poll
-					c.roundLost = true
-				}
-			}
+		// The latest transmission known to have arrived: what went out
+		// well before it and is still missing was lost (wait resends
+		// it, not the NIC's poll). Only first transmissions: an ACK of
+		// a resent message may be the first copy's.
+		if s.tries == 1 && s.sentAt > c.rackSentAt {
+			c.rackSentAt, c.rescan = s.sentAt, true
 		}
 		if int32(seq-c.roundEnd) >= 0 {
 			c.endRound()
@@ -593,25 +649,19 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	}
 }
 
-// minRTT is the path's round trip without queueing: the smallest sample
-// of this epoch and the last.
-func (c *Client) minRTT() int64 {
-	if c.minPrev == 0 || c.minCur != 0 && c.minCur < c.minPrev {
-		return c.minCur
-	}
-	return c.minPrev
-}
-
 // endRound sets the window for the next round from the queue this one
-// saw and whether it lost a message.
+// saw and the messages it lost. A loss is congestion when it comes with a
+// queue and with more of them than usual: a random loss rate is the same
+// whatever the window, a queue that overflows loses in bursts.
 func (c *Client) endRound() {
 	c.roundEnd = c.next
-	rtt, base := c.roundMin, c.minRTT()
-	lost, limited := c.roundLost, c.limited
-	c.roundMin, c.roundLost, c.limited = 0, false, false
-	if c.rounds++; c.rounds%minEpoch == 0 {
-		c.minPrev, c.minCur = c.minCur, 0
-	}
+	rtt, base := c.roundMin, c.baseRTT
+	limited := c.limited
+	n := int64(c.roundLost + c.roundAcked)
+	share := int64(c.roundLost) * 1024 / max(1, n)
+	burst := int64(c.roundLost) > 2*c.lossAvg*n/1024+lossMargin
+	c.lossAvg += (share - c.lossAvg) / 8
+	c.roundMin, c.roundLost, c.roundAcked, c.limited = 0, 0, 0, false
 	if rtt == 0 || base == 0 {
 		return // no sample this round: nothing learnt
 	}
@@ -620,7 +670,7 @@ func (c *Client) endRound() {
 	lo := uint32(min(minWindow, c.cfg.Window))
 	switch {
 	case c.cfg.Window == c.cfg.MaxWindow: // fixed
-	case lost && queued >= low:
+	case burst && c.recent-base >= low:
 		c.cwnd = max(c.cwnd/2, lo)
 		c.slowStart = false
 		c.stats.Losses++
@@ -646,9 +696,13 @@ func (c *Client) sample(rtt int64) {
 	if c.roundMin == 0 || rtt < c.roundMin {
 		c.roundMin = rtt
 	}
-	if c.minCur == 0 || rtt < c.minCur {
-		c.minCur = rtt
+	if c.baseRTT == 0 || rtt < c.baseRTT {
+		c.baseRTT = rtt
 	}
+	if c.recent == 0 {
+		c.recent = rtt
+	}
+	c.recent += (rtt - c.recent) / 4
 	if c.srtt == 0 {
 		c.srtt, c.rttvar = rtt, rtt/2
 		return

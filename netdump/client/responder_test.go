@@ -215,3 +215,43 @@ func TestFinishedWaitsForDurability(t *testing.T) {
 		}
 	}
 }
+
+// TestLossOrCongestion: a fifth of the frames lost at random each way
+// leaves the window open (losses not taken for congestion), while a
+// bottleneck whose queue overflows makes it shrink, and then it loses
+// fewer frames there than a fixed window of 64 does.
+func TestLossOrCongestion(t *testing.T) {
+	core := newBody(t, segments(2<<20, 0, 6), "boom")
+	dump := func(f linktest.Faults, window int) (Stats, int) {
+		link, _ := dumptest.NewResponder(1500)
+		defer link.Close()
+		link.SetFaults(f)
+		cfg := responderConfig()
+		cfg.Retries = 20
+		if window != 0 {
+			cfg.Window, cfg.MaxWindow = window, window
+		}
+		c, err := New(link, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Dump(core, newKDH("boom"), 2); err != nil {
+			t.Fatal(err)
+		}
+		return c.Stats(), link.Congested()
+	}
+	st, _ := dump(linktest.Faults{Loss: 0.2, Seed: 5}, 0)
+	// Halving per loss episode took hundreds here; a host that stalls
+	// the test may make a round look congested now and then.
+	if st.Losses > 3 || st.Retransmits == 0 {
+		t.Errorf("random loss: %+v; want retransmissions and at most 3 losses taken for congestion", st)
+	}
+	t.Logf("random loss: %+v", st)
+	bottleneck := linktest.Faults{Rate: 20e6, Queue: 32, Seed: 5}
+	st, drops := dump(bottleneck, 0)
+	_, fixed := dump(bottleneck, 64)
+	if st.Losses == 0 || drops >= fixed {
+		t.Errorf("bottleneck: %+v, %d frames dropped (a fixed window of 64: %d); want the window cut and fewer drops", st, drops, fixed)
+	}
+	t.Logf("bottleneck: %d drops, fixed window 64: %d", drops, fixed)
+}

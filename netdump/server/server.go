@@ -345,7 +345,7 @@ func (s *Server) Run() error {
 			continue
 		}
 		h, payload, err := wire.ParseMessage(buf[:n])
-		if err != nil || h.Type != wire.Herald || !src.Addr().Is4() || !dst.Is4() {
+		if err != nil || h.Type != wire.Herald || !sameFamily(src.Addr(), dst) {
 			s.logf(LevelError, "netdump_cap_herald(): Invalid argument")
 			continue
 		}
@@ -629,4 +629,10 @@ func strerror(err error) string {
 		msg = strings.ToUpper(msg[:1]) + msg[1:]
 	}
 	return msg
+}
+
+// sameFamily accepts a HERALD from IPv4 to IPv4 or from IPv6 to IPv6:
+// the per-client socket is bound to dst and connected to the source.
+func sameFamily(src, dst netip.Addr) bool {
+	return src.IsValid() && dst.IsValid() && src.Is4() == dst.Is4()
 }

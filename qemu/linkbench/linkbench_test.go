@@ -67,7 +67,7 @@ type result struct {
 
 // stats reads the guest's closing line: "dumped B bytes (Z zero, not sent)
 // in M ms, R retransmissions".
-var stats = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in \d+ ms, (\d+) retransmissions`)
+var stats = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in \d+ ms, (\d+) retransmissions.*`)
 
 func (r *result) parse(b *testing.B, console string) {
 	m := stats.FindStringSubmatch(console)
@@ -122,6 +122,9 @@ func overUsernet(b *testing.B, f linktest.Faults) result {
 		b.Fatal(err)
 	}
 	r.parse(b, m.Console())
+	if testing.Verbose() {
+		b.Logf("%s", stats.FindString(m.Console()))
+	}
 	return r
 }
 
