@@ -61,7 +61,7 @@ const (
 	lossMargin = 2
 	// spanFactor × MaxWindow is the seqno span the client tracks, so a
 	// message lost again and again does not stop the window behind it.
-	spanFactor = 4
+	spanFactor = 8
 	// maxZeroRun is the largest run one message declares (aux2 is 32
 	// bits), a whole number of pages.
 	maxZeroRun = 1<<32 - wire.DataSize
@@ -470,8 +470,9 @@ func (c *Client) wait() error {
 		return ErrTimeout
 	}
 	// The window is looked over only when something may have changed: an
-	// ACK of a later message, a timeout, lost messages waiting for room.
-	if !c.rescan && c.waiting == 0 && now < c.scanAt {
+	// ACK of a later message, a timeout, room for lost messages waiting.
+	room := c.waiting > 0 && c.inflight < c.cwnd && (c.pace == 0 || now >= c.paceAt)
+	if !c.rescan && !room && now < c.scanAt {
 		return nil
 	}
 	c.rescan, c.waiting, c.scanAt = false, 0, now+timeout
@@ -485,8 +486,12 @@ func (c *Client) wait() error {
 		if !s.due {
 			switch {
 			case now-s.sentAt >= s.rto:
-				// Timed out: lost, and its next copy waits longer.
-				s.rto = min(2*s.rto, timeout)
+				// Timed out: lost. Its next copy waits longer only if
+				// nothing at all was acknowledged meanwhile (the server
+				// may be slow); ACKs of others mean it was merely lost.
+				if c.progress < s.sentAt {
+					s.rto = min(2*s.rto, timeout)
+				}
 			case !c.cfg.Batch && s.sentAt+reorder < c.rackSentAt:
 				// A message sent after it (by more than reordering
 				// explains) was acknowledged: lost, resent now rather
