@@ -8,10 +8,10 @@ NIC ?= virtio
 RAM ?= 64
 DUMPDIR ?= dumps
 # make imx BOARD=imx6ul: TARGET=evk|usbarmory, IMXPKG the program to build
-# (the board's self-test image until the tamadump image runs on it),
-# IMXLDFLAGS more linker flags (-X main.server=...).
+# (the tamadump image; ./board/imx6ul/testdata/bootimage is the board's
+# self-test), IMXLDFLAGS more linker flags (-X main.server=...).
 TARGET ?= evk
-IMXPKG ?= ./board/imx6ul/testdata/bootimage
+IMXPKG ?= ./cmd/tamadump
 IMXLDFLAGS ?=
 
 .PHONY: deps test build image qemu imx bench
@@ -31,6 +31,7 @@ test:
 build:
 	$(GO) build -o $(BUILD)/netdumpd ./cmd/netdumpd
 	$(GO) build -o $(BUILD)/crashinfo ./cmd/crashinfo
+	$(GO) build -o $(BUILD)/decryptcore ./cmd/decryptcore
 image:
 	$(GO) run ./cmd/tamaqemu -build-only -board "$(BOARD)" -out $(BUILD)
 qemu:

@@ -8,6 +8,7 @@ require (
 	github.com/prometheus/client_golang v1.23.2
 	github.com/usbarmory/imx-enet v0.0.0-20240909221101-ae8625bf5b84
 	github.com/usbarmory/tamago v1.26.0
+	golang.org/x/crypto v0.46.0
 	golang.org/x/net v0.48.0
 	golang.org/x/sys v0.46.0
 	golang.org/x/time v0.12.0

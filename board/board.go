@@ -77,7 +77,8 @@ type Machine interface {
 	// OnCrash runs fn once after the program fails, with every other
 	// activity stopped and c filled in; fn must not allocate or block.
 	OnCrash(fn func(c *Crash))
-	// Halt stops the machine; QEMU exits with (code<<1)|1.
+	// Halt stops the machine; QEMU exits with (code<<1)|1 (microvm's
+	// isa-debug-exit) or code (the i.MX6UL's semihosting).
 	Halt(code int)
 	// Reboot resets the machine.
 	Reboot()
@@ -166,7 +167,7 @@ func sameTuning(a, b client.Config) bool {
 	return a.ServerPort == b.ServerPort && a.ClientPort == b.ClientPort &&
 		a.Polls == b.Polls && a.PollDelay == b.PollDelay && a.Retries == b.Retries &&
 		a.ARPRetries == b.ARPRetries && a.Window == b.Window && a.MaxWindow == b.MaxWindow && a.Batch == b.Batch &&
-		a.SendZeros == b.SendZeros
+		a.SendZeros == b.SendZeros && a.Encrypt == b.Encrypt && a.ElideEncrypted == b.ElideEncrypted
 }
 
 // Off turns dumping off until the next Configure.

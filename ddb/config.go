@@ -16,16 +16,23 @@ package ddb
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/tamadump/tamadump/netdump/ekcd"
 )
 
 // Config says where netdump sends the dump: the inputs of dumpon(8) and of
-// DDB's netdump command. IPv4 only, as FreeBSD's netdump.
+// DDB's netdump command. IPv4 or IPv6 (one family for all addresses).
 type Config struct {
 	NIC     string     // interface name as the image reports it, e.g. "vtnet0"
 	Client  netip.Addr // this machine's address on NIC
 	Server  netip.Addr // netdumpd's address
 	Gateway netip.Addr // next hop towards Server; the zero Addr means Server is on the local link
 	Path    string     // directory under netdumpd's dump directory, sent in the HERALD; "" for the server's default
+	// Encrypt is dumpon -k's key material, made before any crash; nil
+	// sends the dump in clear. ElideEncrypted is -E: zero pages declared
+	// (visible to the network) even then.
+	Encrypt        *ekcd.Encryptor
+	ElideEncrypted bool
 }
 
 // MaxPath is the longest Path: netdumpd reads at most 1024 bytes of HERALD
@@ -76,6 +83,12 @@ func (c *Config) check() (problem, bool) {
 			return problem{field: f.name, addr: f.addr, reason: r}, true
 		}
 	}
+	if c.Client.Is4() != c.Server.Is4() {
+		return problem{field: "server", addr: c.Server, reason: "is not of the client address's family"}, true
+	}
+	if c.Gateway.IsValid() && c.Gateway.Is4() != c.Client.Is4() {
+		return problem{field: "gateway", addr: c.Gateway, reason: "is not of the client address's family"}, true
+	}
 	if c.Client == c.Server {
 		return problem{field: "client", addr: c.Client, reason: "is also the server address"}, true
 	}
@@ -96,8 +109,8 @@ func addrProblem(a netip.Addr) string {
 	switch {
 	case !a.IsValid():
 		return "is not set"
-	case !a.Is4():
-		return "is not an IPv4 address; netdump is IPv4-only"
+	case a.Is4In6():
+		return "is an IPv4-mapped IPv6 address; give the IPv4 address"
 	case a.IsUnspecified():
 		return "is the unspecified address"
 	case a.IsMulticast():

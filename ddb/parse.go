@@ -86,6 +86,8 @@ type options struct {
 	server, client, gateway netip.Addr
 	path                    []byte // -p (dumpon)
 	nic                     []byte // the interface: dumpon's operand, netdump's -i
+	key, cipher             []byte // -k public key, -C cipher (dumpon)
+	elide                   bool   // -E: zero pages declared even when encrypting
 }
 
 // command describes one configuring command for parseOptions.
@@ -99,9 +101,9 @@ type command struct {
 var (
 	dumponCmd = command{
 		name:    "dumpon",
-		flags:   "scgp",
+		flags:   "scgpkCE",
 		operand: true,
-		usage:   "usage: dumpon -s server -c client [-g gateway] [-p path] iface | dumpon off",
+		usage:   "usage: dumpon -s server -c client [-g gateway] [-p path] [-k pubkey [-C cipher] [-E]] iface | dumpon off",
 	}
 	netdumpCmd = command{
 		name:  "netdump",
@@ -131,6 +133,10 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 			s.p.S("unknown flag ")
 			s.p.Quote(a)
 			return o, s.end(cmd, true)
+		}
+		if a[1] == 'E' {
+			o.elide = true
+			continue
 		}
 		if i+1 == len(argv) {
 			s.beginFlag(cmd, a)
@@ -162,6 +168,16 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 				return o, s.twice(cmd, a)
 			}
 			o.nic = v
+		case 'k':
+			if o.key != nil {
+				return o, s.twice(cmd, a)
+			}
+			o.key = v
+		case 'C':
+			if o.cipher != nil {
+				return o, s.twice(cmd, a)
+			}
+			o.cipher = v
 		default:
 			dst := &o.server
 			switch a[1] {
@@ -173,14 +189,14 @@ func (s *Shell) parseOptions(cmd *command, argv [][]byte) (o options, ok bool) {
 			if dst.IsValid() {
 				return o, s.twice(cmd, a)
 			}
-			addr, ok := parseIPv4(v)
+			addr, ok := parseAddr(v)
 			if !ok {
 				s.beginFlag(cmd, a)
 				s.p.Quote(v)
 				if looksIPv6(v) {
-					s.p.S(" is an IPv6 address; netdump is IPv4-only")
+					s.p.S(` is not a valid IPv6 address (hex groups, at most one "::", no zone)`)
 				} else {
-					s.p.S(" is not an IPv4 address")
+					s.p.S(" is not an IPv4 or IPv6 address")
 				}
 				return o, s.end(cmd, false)
 			}
@@ -203,8 +219,12 @@ func valueName(flag byte) string {
 		return "a path"
 	case 'i':
 		return "an interface name"
+	case 'k':
+		return "an RSA public key (PEM, or its base64 body)"
+	case 'C':
+		return "a cipher (aes256-cbc or chacha20)"
 	}
-	return "an IPv4 address"
+	return "an IPv4 or IPv6 address"
 }
 
 // nic finds the interface called name among the machine's, returning the

@@ -56,8 +56,8 @@ func TestValidate(t *testing.T) {
 		{"no NIC", func(c *Config) { c.NIC = "" }, "ddb: interface is not set"},
 		{"no client", func(c *Config) { c.Client = netip.Addr{} }, "ddb: client is not set"},
 		{"no server", func(c *Config) { c.Server = netip.Addr{} }, "ddb: server is not set"},
-		{"IPv6 server", func(c *Config) { c.Server = ip("fd00::2") }, "ddb: server fd00::2 is not an IPv4 address; netdump is IPv4-only"},
-		{"4in6 client", func(c *Config) { c.Client = ip("::ffff:10.0.2.15") }, "ddb: client ::ffff:10.0.2.15 is not an IPv4 address; netdump is IPv4-only"},
+		{"IPv6 server", func(c *Config) { c.Server = ip("fd00::2") }, "ddb: server fd00::2 is not of the client address's family"},
+		{"4in6 client", func(c *Config) { c.Client = ip("::ffff:10.0.2.15") }, "ddb: client ::ffff:10.0.2.15 is an IPv4-mapped IPv6 address; give the IPv4 address"},
 		{"unspecified", func(c *Config) { c.Client = ip("0.0.0.0") }, "ddb: client 0.0.0.0 is the unspecified address"},
 		{"multicast", func(c *Config) { c.Server = ip("239.1.1.1") }, "ddb: server 239.1.1.1 is a multicast address"},
 		{"broadcast", func(c *Config) { c.Gateway = ip("255.255.255.255") }, "ddb: gateway 255.255.255.255 is the broadcast address"},
@@ -94,7 +94,7 @@ func TestNextHop(t *testing.T) {
 }
 
 const (
-	dumponUsage  = "usage: dumpon -s server -c client [-g gateway] [-p path] iface | dumpon off\n"
+	dumponUsage  = "usage: dumpon -s server -c client [-g gateway] [-p path] [-k pubkey [-C cipher] [-E]] iface | dumpon off\n"
 	netdumpUsage = "usage: netdump -s server [-c client] [-g gateway] [-i iface]\n"
 )
 
@@ -186,13 +186,13 @@ func TestDumpon(t *testing.T) {
 		{line: "dumpon off", want: "dumpon: kernel dumps off\n"},
 
 		// Bad addresses.
-		{line: "dumpon -s 1.2.3 -c 10.0.2.15 vtnet0", want: "dumpon: -s: \"1.2.3\" is not an IPv4 address\n"},
-		{line: "dumpon -s 10.0.2.2 -c 10.0.2.256 vtnet0", want: "dumpon: -c: \"10.0.2.256\" is not an IPv4 address\n"},
-		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 -g 010.0.2.1 vtnet0", want: "dumpon: -g: \"010.0.2.1\" is not an IPv4 address\n"},
-		{line: "dumpon -s netdumpd.example -c 10.0.2.15 vtnet0", want: "dumpon: -s: \"netdumpd.example\" is not an IPv4 address\n"},
-		{line: `dumpon -s a"b\c -c 10.0.2.15 vtnet0`, want: `dumpon: -s: "a\"b\\c" is not an IPv4 address` + "\n"},
-		{line: "dumpon -s fd00::2 -c 10.0.2.15 vtnet0", want: "dumpon: -s: \"fd00::2\" is an IPv6 address; netdump is IPv4-only\n"},
-		{line: "dumpon -s 10.0.2.2 -c ::ffff:10.0.2.15 vtnet0", want: "dumpon: -c: \"::ffff:10.0.2.15\" is an IPv6 address; netdump is IPv4-only\n"},
+		{line: "dumpon -s 1.2.3 -c 10.0.2.15 vtnet0", want: "dumpon: -s: \"1.2.3\" is not an IPv4 or IPv6 address\n"},
+		{line: "dumpon -s 10.0.2.2 -c 10.0.2.256 vtnet0", want: "dumpon: -c: \"10.0.2.256\" is not an IPv4 or IPv6 address\n"},
+		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 -g 010.0.2.1 vtnet0", want: "dumpon: -g: \"010.0.2.1\" is not an IPv4 or IPv6 address\n"},
+		{line: "dumpon -s netdumpd.example -c 10.0.2.15 vtnet0", want: "dumpon: -s: \"netdumpd.example\" is not an IPv4 or IPv6 address\n"},
+		{line: `dumpon -s a"b\c -c 10.0.2.15 vtnet0`, want: `dumpon: -s: "a\"b\\c" is not an IPv4 or IPv6 address` + "\n"},
+		{line: "dumpon -s fd00::2 -c 10.0.2.15 vtnet0", want: "dumpon: server fd00::2 is not of the client address's family\n"},
+		{line: "dumpon -s 10.0.2.2 -c ::ffff:10.0.2.15 vtnet0", want: "dumpon: -c: \"::ffff:10.0.2.15\" is not a valid IPv6 address (hex groups, at most one \"::\", no zone)\n"},
 		{line: "dumpon -s 10.0.2.2 -c 0.0.0.0 vtnet0", want: "dumpon: -c: 0.0.0.0 is the unspecified address\n"},
 		{line: "dumpon -s 224.0.0.1 -c 10.0.2.15 vtnet0", want: "dumpon: -s: 224.0.0.1 is a multicast address\n"},
 		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 -g 255.255.255.255 vtnet0", want: "dumpon: -g: 255.255.255.255 is the broadcast address\n"},
@@ -213,11 +213,11 @@ func TestDumpon(t *testing.T) {
 		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15", nics: []string{}, want: "dumpon: the interface is required; this machine has no network interface\n" + dumponUsage},
 		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 em9", want: "dumpon: unknown interface \"em9\"; interfaces: vtnet0 em0\n"},
 		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 vtnet0 em0", want: "dumpon: unexpected argument \"em0\"\n" + dumponUsage},
-		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 -k key.pem vtnet0", want: "dumpon: unknown flag \"-k\"\n" + dumponUsage},
+		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 -k key.pem vtnet0", want: "dumpon: -k: the key is neither PEM nor base64: ekcd: no PEM block in the public key\n"},
 		{line: "dumpon -s10.0.2.2 -c 10.0.2.15 vtnet0", want: "dumpon: unknown flag \"-s10.0.2.2\"\n" + dumponUsage},
 		{line: "dumpon -s 10.0.2.2 -c 10.0.2.15 -i vtnet0", want: "dumpon: unknown flag \"-i\"\n" + dumponUsage},
 		{line: "dumpon - vtnet0", want: "dumpon: unknown flag \"-\"\n" + dumponUsage},
-		{line: "dumpon vtnet0 -s", want: "dumpon: -s: missing value; expected an IPv4 address\n" + dumponUsage},
+		{line: "dumpon vtnet0 -s", want: "dumpon: -s: missing value; expected an IPv4 or IPv6 address\n" + dumponUsage},
 		{line: "dumpon vtnet0 -p", want: "dumpon: -p: missing value; expected a path\n" + dumponUsage},
 		{line: "dumpon -s 10.0.2.2 -s 10.0.2.3 -c 10.0.2.15 vtnet0", want: "dumpon: -s: given twice\n"},
 		{line: "dumpon -p a -p b -s 10.0.2.3 -c 10.0.2.15 vtnet0", want: "dumpon: -p: given twice\n"},
@@ -290,8 +290,8 @@ func TestNetdump(t *testing.T) {
 		// Errors.
 		{line: "netdump", before: &configured, after: &configured, want: "netdump: -s server is required\n" + netdumpUsage},
 		{line: "netdump -c 10.0.2.15", want: "netdump: -s server is required\n" + netdumpUsage},
-		{line: "netdump -s 10.0.2", want: "netdump: -s: \"10.0.2\" is not an IPv4 address\n"},
-		{line: "netdump -s fe80::1", want: "netdump: -s: \"fe80::1\" is an IPv6 address; netdump is IPv4-only\n"},
+		{line: "netdump -s 10.0.2", want: "netdump: -s: \"10.0.2\" is not an IPv4 or IPv6 address\n"},
+		{line: "netdump -s fe80::1 -c 10.0.2.15 -i vtnet0", want: "netdump: server fe80::1 is not of the client address's family\n"},
 		{line: "netdump -s 10.0.2.2 -g 0.0.0.0", want: "netdump: -g: 0.0.0.0 is the unspecified address\n"},
 		{line: "netdump -s 10.0.2.15", before: &configured, after: &configured, want: "netdump: client 10.0.2.15 is also the server address\n"},
 		{line: "netdump -s 10.0.2.2 -i em9", before: &configured, after: &configured, want: "netdump: unknown interface \"em9\"; interfaces: vtnet0 em0\n"},

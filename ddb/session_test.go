@@ -34,7 +34,7 @@ func TestSession(t *testing.T) {
 		"tamadump> show dumpon\n" +
 		"netdump: on\n  interface vtnet0\n  client    10.0.2.15\n  server    10.0.2.2\n  gateway   10.0.2.1\n  path      none (server's default)\n" +
 		"tamadump> dumpon -s 1.2.3 -c 10.0.2.15 vtnet0\n" +
-		"dumpon: -s: \"1.2.3\" is not an IPv4 address\n" +
+		"dumpon: -s: \"1.2.3\" is not an IPv4 or IPv6 address\n" +
 		"tamadump> \n" +
 		"tamadump> frob\n" +
 		"unknown command \"frob\"; try help\n" +

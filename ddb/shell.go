@@ -2,6 +2,7 @@ package ddb
 
 import (
 	"bytes"
+	"crypto/rand"
 	"io"
 
 	"github.com/tamadump/tamadump/debugnet"
@@ -135,9 +136,13 @@ func (s *Shell) run(argv [][]byte, line []byte) (stop bool) {
 }
 
 const helpText = `Commands:
-  dumpon -s server -c client [-g gateway] [-p path] iface
+  dumpon -s server -c client [-g gateway] [-p path] [-k pubkey [-C cipher] [-E]] iface
                      send a dump to netdumpd at server after a panic
-                     (IPv4 only; without -g the server is on the local link)
+                     (IPv4 or IPv6; without -g the server is on the local
+                     link; -k encrypts it for the RSA public key, PEM or its
+                     base64 body, with aes256-cbc or chacha20; -E still
+                     declares zero pages instead of sending them, which
+                     shows the network where they are)
   dumpon off         do not dump
   show dumpon        print the netdump configuration
   ifconfig           list the network interfaces
@@ -190,7 +195,24 @@ func (s *Shell) dumpon(argv [][]byte) {
 		s.unknownNIC(cmd, o.nic)
 		return
 	}
-	c := Config{NIC: nic, Client: o.client, Server: o.server, Gateway: o.gateway, Path: string(o.path)}
+	c := Config{NIC: nic, Client: o.client, Server: o.server, Gateway: o.gateway, Path: string(o.path), ElideEncrypted: o.elide}
+	if (o.cipher != nil || o.elide) && o.key == nil {
+		s.begin(cmd)
+		s.p.S("-C and -E need -k pubkey")
+		s.end(cmd, true)
+		return
+	}
+	if o.key != nil {
+		// Before any crash: the key and IV are made here, once.
+		enc, err := NewEncryptor(o.key, string(o.cipher), rand.Reader)
+		if err != nil {
+			s.beginFlag(cmd, []byte("-k"))
+			s.p.S(err.Error())
+			s.end(cmd, false)
+			return
+		}
+		c.Encrypt = enc
+	}
 	if !s.configure(cmd, c) {
 		return
 	}
@@ -198,6 +220,11 @@ func (s *Shell) dumpon(argv [][]byte) {
 	s.p.S(c.NIC)
 	s.p.S(" to ")
 	s.p.IP(c.Server)
+	if c.Encrypt != nil {
+		s.p.S(", encrypted (")
+		s.p.S(c.Encrypt.Algorithm().String())
+		s.p.S(")")
+	}
 	s.p.Byte('\n')
 }
 
@@ -241,6 +268,13 @@ func (s *Shell) show(argv [][]byte) {
 		s.p.S(c.Path)
 	} else {
 		s.p.S("none (server's default)")
+	}
+	if c.Encrypt != nil {
+		s.p.S("\n  encrypted ")
+		s.p.S(c.Encrypt.Algorithm().String())
+		if c.ElideEncrypted {
+			s.p.S(", zero pages declared in clear (-E)")
+		}
 	}
 	s.p.Byte('\n')
 }

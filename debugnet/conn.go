@@ -1,8 +1,10 @@
-// Package debugnet is a minimal IPv4/UDP/ARP endpoint over a polled NIC,
-// after FreeBSD's debugnet (netdump-protocol.md §2): it resolves the
-// server's (or the gateway's) MAC, answers ARP for its own address, sends
-// UDP in IPv4 with DF and no fragmentation, and hands the UDP payloads the
-// server sends to its port to a handler, dropping everything else. Headers
+// Package debugnet is a minimal UDP endpoint over a polled NIC, after
+// FreeBSD's debugnet (netdump-protocol.md §2): it resolves the server's
+// (or the gateway's) MAC, answers for its own address, sends UDP without
+// fragmentation, and hands the UDP payloads the server sends to its port
+// to a handler, dropping everything else. It speaks IPv4 with ARP, as
+// FreeBSD's does, and IPv6 with neighbour discovery (ipv6.go), chosen by
+// the addresses it is given. Headers
 // are gVisor's header views over one frame buffer reserved by New, so
 // nothing allocates after that: it runs after a panic.
 package debugnet
@@ -69,7 +71,9 @@ var (
 	ErrNoARP       = errors.New("debugnet: no ARP reply from the server or the gateway")
 	ErrTooBig      = errors.New("debugnet: datagram larger than the MTU allows")
 	ErrNotResolved = errors.New("debugnet: next hop not resolved (call Connect)")
-	ErrNotIPv4     = errors.New("debugnet: addresses must be IPv4")
+	ErrFamily      = errors.New("debugnet: client, server and gateway must be all IPv4 or all IPv6")
+	ErrScope       = errors.New("debugnet: a link-local client address cannot reach a server beyond the link")
+	ErrMTU         = errors.New("debugnet: NIC MTU too small for IPv6")
 )
 
 // Conn is the endpoint. It is not safe for concurrent use.
@@ -93,6 +97,8 @@ type Conn struct {
 	eth             header.EthernetFields
 	ip              header.IPv4Fields
 	udp             header.UDPFields
+	hdr             int // Ethernet, IP and UDP headers of a datagram
+	v6              v6
 	handler         func(srcPort uint16, payload []byte)
 	onFrame         func([]byte)
 	line            *Line
@@ -121,14 +127,13 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 		return nil, fmt.Errorf("debugnet: NIC MTU %d out of range", mtu)
 	}
 	c := &Conn{
-		nic:        nic,
-		cfg:        cfg,
-		mac:        nic.MAC(),
-		maxPayload: mtu - ipLen - udpLen,
-		frame:      make([]byte, ethLen+mtu),
-		handler:    handler,
-		line:       NewLine(cfg.Console),
-		start:      time.Now(),
+		nic:     nic,
+		cfg:     cfg,
+		mac:     nic.MAC(),
+		frame:   make([]byte, ethLen+mtu),
+		handler: handler,
+		line:    NewLine(cfg.Console),
+		start:   time.Now(),
 	}
 	if err := c.SetAddrs(cfg.Client, cfg.Server, cfg.Gateway); err != nil {
 		return nil, fmt.Errorf("%w: client %v, server %v, gateway %v", err, cfg.Client, cfg.Server, cfg.Gateway)
@@ -144,11 +149,27 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 
 // SetAddrs points the endpoint at other addresses (DDB's netdump command
 // does this after a panic), without allocating; the next hop must be
-// resolved again with Connect.
+// resolved again with Connect. The family of the addresses, all IPv4 or all
+// IPv6, decides the endpoint's, and with it MaxPayload.
 func (c *Conn) SetAddrs(client, server, gateway netip.Addr) error {
-	if !client.Is4() || !server.Is4() || gateway.IsValid() && !gateway.Is4() {
-		return ErrNotIPv4
+	client, server, gateway = client.Unmap(), server.Unmap(), gateway.Unmap()
+	if !client.IsValid() || !server.IsValid() || client.Is4() != server.Is4() || gateway.IsValid() && gateway.Is4() != client.Is4() {
+		return ErrFamily
 	}
+	if client.Is6() {
+		if c.nic.MTU() < ip6Len+udpLen+1 {
+			return ErrMTU
+		}
+		if err := c.setAddrs6(client, server, gateway); err != nil {
+			return err
+		}
+		c.cfg.Client, c.cfg.Server, c.cfg.Gateway = client, server, gateway
+		c.resolved = false
+		return nil
+	}
+	c.v6.on = false
+	c.maxPayload = c.nic.MTU() - ipLen - udpLen
+	c.hdr = hdrLen
 	c.cfg.Client, c.cfg.Server, c.cfg.Gateway = client, server, gateway
 	c.client = tcpip.AddrFrom4(client.As4())
 	c.server = tcpip.AddrFrom4(server.As4())
@@ -168,8 +189,12 @@ func (c *Conn) Now() int64 { return c.cfg.Clock() }
 // Timeout is one wait for an answer: Polls × PollDelay.
 func (c *Conn) Timeout() time.Duration { return time.Duration(c.cfg.Polls) * c.cfg.PollDelay }
 
-// MaxPayload is the largest UDP payload that fits the MTU.
+// MaxPayload is the largest UDP payload that fits the MTU: 20 bytes less
+// on IPv6, whose header is 40 bytes.
 func (c *Conn) MaxPayload() int { return c.maxPayload }
+
+// IPv6 reports whether the endpoint speaks IPv6.
+func (c *Conn) IPv6() bool { return c.v6.on }
 
 // MAC is our address; PeerMAC the resolved next hop.
 func (c *Conn) MAC() [6]byte     { return c.mac }
@@ -179,10 +204,11 @@ func (c *Conn) PeerMAC() [6]byte { return c.peerMAC }
 func (c *Conn) Line() *Line { return c.line }
 
 // Payload is where the next datagram's payload is written before Send.
-func (c *Conn) Payload() []byte { return c.frame[hdrLen : hdrLen+c.maxPayload] }
+func (c *Conn) Payload() []byte { return c.frame[c.hdr : c.hdr+c.maxPayload] }
 
 // Connect resolves the next hop: the server first, then the gateway if one
-// is configured, ARPRetries requests each, one Timeout per request.
+// is configured, ARPRetries requests (ARP, or neighbour solicitations on
+// IPv6) each, one Timeout per request.
 func (c *Conn) Connect() error {
 	c.resolved = false
 	if c.gateway.Len() != 0 {
@@ -206,7 +232,11 @@ func (c *Conn) resolve(target tcpip.Address) bool {
 	c.arpTarget, c.arpFound = target, false
 	defer func() { c.arpTarget = tcpip.Address{} }()
 	for try := 0; try < c.cfg.ARPRetries; try++ {
-		c.sendARP(header.ARPRequest, header.EthernetBroadcastAddress, [6]byte{}, target)
+		if c.v6.on {
+			c.sendNS(target)
+		} else {
+			c.sendARP(header.ARPRequest, header.EthernetBroadcastAddress, [6]byte{}, target)
+		}
 		deadline := c.Now() + int64(c.Timeout())
 		for c.Now() < deadline {
 			if c.PollOnce() == 0 && c.cfg.Idle != nil {
@@ -245,6 +275,9 @@ func (c *Conn) Send(dstPort uint16, n int) error {
 	}
 	if n < 0 || n > c.maxPayload {
 		return ErrTooBig
+	}
+	if c.v6.on {
+		return c.send6(dstPort, n)
 	}
 	f := c.frame
 	c.eth = header.EthernetFields{SrcAddr: c.macStr, DstAddr: c.peerStr, Type: header.IPv4ProtocolNumber}
@@ -287,14 +320,20 @@ func (c *Conn) input(f []byte) {
 	}
 	eth := header.Ethernet(f)
 	dst := eth.DestinationAddress()
-	if dst != c.macStr && dst != header.EthernetBroadcastAddress {
+	if dst != c.macStr && dst != header.EthernetBroadcastAddress && !c.wanted6(f[:6]) {
 		return
 	}
 	switch eth.Type() {
 	case header.ARPProtocolNumber:
-		c.inputARP(f[ethLen:])
+		if !c.v6.on {
+			c.inputARP(f[ethLen:])
+		}
 	case header.IPv4ProtocolNumber:
-		c.inputIPv4(f[ethLen:])
+		if !c.v6.on {
+			c.inputIPv4(f[ethLen:])
+		}
+	case header.IPv6ProtocolNumber:
+		c.inputIPv6(f[6:12], f[ethLen:])
 	}
 }
 

@@ -67,3 +67,8 @@ func (vm *VM) haltArgs(machine string) ([2]string, error) {
 	path := filepath.Join(vm.dir, "halt.bin")
 	return [2]string{"-bios", path}, os.WriteFile(path, haltFirmware(), 0o644)
 }
+
+// Executable is the QEMU executable for a whole-machine command line
+// (qemu-system-arm when it selects MCIMX6ULEVK) and the Debian package
+// that has it.
+func Executable(args []string) (bin, pkg string) { return binaryFor(machineOf(args)) }

@@ -4,9 +4,9 @@ package imx6ul
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
+
+	"github.com/tamadump/tamadump/qemu/gobuild"
 )
 
 // A Target is one board this package runs on: the build tag that selects
@@ -40,15 +40,14 @@ func TargetNamed(name string) (Target, error) {
 // Build builds the package pkg of the module at dir for target with the
 // TamaGo go command gocmd into out, adding ldflags to LinkerFlags.
 func Build(gocmd, dir, pkg, out string, target Target, ldflags string) error {
-	tags := BuildTags
+	tags := []string{BuildTags}
 	if target.Tag != "" {
-		tags += "," + target.Tag
+		tags = append(tags, target.Tag)
 	}
-	cmd := exec.Command(gocmd, "build", "-tags", tags, "-trimpath", "-ldflags", LinkerFlags+" "+ldflags, "-o", out, pkg)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=tamago", "GOOSPKG=github.com/usbarmory/tamago", "GOARCH=arm", "GOARM=7", "GOTOOLCHAIN=local")
-	if o, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building %s for TamaGo on arm (%s): %v\n%s", pkg, target.Name, err, o)
+	err := gobuild.Build(gobuild.Config{Go: gocmd, Dir: dir, Pkg: pkg, Out: out, Env: gobuild.TamaGoEnv("arm"),
+		Tags: tags, LDFlags: []string{LinkerFlags, ldflags}})
+	if err != nil {
+		return fmt.Errorf("building %s for TamaGo on arm (%s): %w", pkg, target.Name, err)
 	}
 	return nil
 }

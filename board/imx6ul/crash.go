@@ -7,6 +7,7 @@ import (
 	"runtime/goos"
 
 	"github.com/tamadump/tamadump/board"
+	"github.com/tamadump/tamadump/board/console"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 	"github.com/usbarmory/tamago/arm"
 	"github.com/usbarmory/tamago/soc/nxp/imx6ul"
@@ -56,6 +57,8 @@ var (
 	crashStack [crashStackSize / 4]uint32
 	crashFn    func(c *Crash)
 	crash      Crash
+	crashMsg   [console.MsgBufSize]byte // the console output at the crash: Crash.Msg points here
+	faultMsg   [160]byte
 )
 
 // defined in crash_arm.s
@@ -177,6 +180,12 @@ func crashMain() {
 	crash.Code = uint64(src[saveCode])
 	crash.Addr = uint64(src[saveAddr])
 	crash.FaultStatus = src[saveStatus]
+	if crash.Reason == board.Fault {
+		crash.Msg = crash.Message(faultMsg[:0])
+	} else {
+		n := MsgBuf(crashMsg[:])
+		crash.Msg = board.PanicMessage(crashMsg[:n])
+	}
 
 	if crashFn != nil {
 		crashFn(&crash)

@@ -31,6 +31,9 @@ const (
 // on the stack leads through runtime.fatalpanic and runtime.gopanic to
 // the function that panicked. Other registers are not kept by Go calls
 // and are 0.
+//
+// Msg is the panic message the runtime printed (board.PanicMessage of the
+// console output) or, for an exception, Message's description of it.
 type Crash struct {
 	board.Crash
 	// FaultStatus is DFSR (data abort) or IFSR (prefetch abort).

@@ -55,7 +55,7 @@ var ErrNoNIC = errors.New("microvm: no supported network interface (virtio-net-d
 func Find(m bus.MMIO, dma bus.DMA, want string) (Found, error) {
 	var cands []candidate
 	for slot := MMIOSlots - 1; slot >= 0; slot-- {
-		base := uint64(MMIOBase + slot*virtio.MMIOSlotSize)
+		base := uint64(MMIOBase) + uint64(slot*virtio.MMIOSlotSize)
 		if m.Read32(base) == 0x74726976 && m.Read32(base+8) == 1 { // "virt", network card
 			v := m.Read32(base + 4)
 			cands = append(cands, candidate{kind: "virtio-mmio", name: "vtnet", desc: fmt.Sprintf("virtio-net on virtio-mmio v%d at %#x", v, base), start: func(r bus.DMA, p *mbufpool.Pool) (NIC, error) {

@@ -1,5 +1,7 @@
 // Package netstack is an IPv4 host built on gVisor's network stack: one
-// Ethernet NIC with one address, answering ARP and ping, carrying UDP. Its
+// Ethernet NIC with one address, answering ARP and ping, carrying UDP;
+// optionally with an IPv6 address too (and its link-local one, answering
+// neighbour discovery). Its
 // frames are exchanged with a driver in process (Inject and Attach). The
 // image runs it on its NIC in normal operation (never after a crash:
 // gVisor allocates); the host's test network (qemu/usernet) is one too.
@@ -22,6 +24,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -50,15 +53,20 @@ type Config struct {
 	// Gateway, if set, is the next hop for addresses outside Addr's
 	// subnet.
 	Gateway netip.Addr
+	// Addr6, if set, is the host's IPv6 address and subnet, beside its
+	// link-local one (fe80:: and the MAC's modified EUI-64).
+	Addr6 netip.Prefix
 }
 
 // Stack is the user-space host.
 type Stack struct {
-	st   *stack.Stack
-	ep   *channel.Endpoint
-	addr netip.Addr
-	mac  net.HardwareAddr
-	mtu  uint32
+	st    *stack.Stack
+	ep    *channel.Endpoint
+	addr  netip.Addr
+	addr6 netip.Addr // invalid: no IPv6
+	ll6   netip.Addr
+	mac   net.HardwareAddr
+	mtu   uint32
 
 	out     atomic.Pointer[output]
 	dropped atomic.Uint64
@@ -82,13 +90,22 @@ func New(cfg Config) (*Stack, error) {
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("netstack: bad MAC %v", mac)
 	}
+	protocols := []stack.NetworkProtocolFactory{
+		// Loopback-range addresses are accepted on the NIC so that
+		// tests can stay inside 127.0.0.0/8.
+		ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
+		arp.NewProtocol,
+	}
+	if cfg.Addr6.IsValid() {
+		if !cfg.Addr6.Addr().Is6() {
+			return nil, fmt.Errorf("netstack: %v is not an IPv6 prefix", cfg.Addr6)
+		}
+		// Addresses are usable at once: a zero DADConfigs does no
+		// duplicate address detection.
+		protocols = append(protocols, ipv6.NewProtocolWithOptions(ipv6.Options{AutoGenLinkLocal: true, AllowExternalLoopbackTraffic: true}))
+	}
 	st := stack.New(stack.Options{
-		NetworkProtocols: []stack.NetworkProtocolFactory{
-			// Loopback-range addresses are accepted on the NIC so
-			// that tests can stay inside 127.0.0.0/8.
-			ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
-			arp.NewProtocol,
-		},
+		NetworkProtocols:   protocols,
 		TransportProtocols: []stack.TransportProtocolFactory{udp.NewProtocol, icmp.NewProtocol4},
 	})
 	ep := channel.New(txQueue, cfg.MTU+header.EthernetMinimumSize, tcpip.LinkAddress(mac))
@@ -109,12 +126,27 @@ func New(cfg Config) (*Stack, error) {
 		return nil, fmt.Errorf("netstack: AddProtocolAddress: %s", err)
 	}
 	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
+	var addr6 netip.Addr
+	if cfg.Addr6.IsValid() {
+		addr6 = cfg.Addr6.Addr()
+		pa6 := tcpip.ProtocolAddress{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{
+			Address: tcpip.AddrFrom16(addr6.As16()), PrefixLen: cfg.Addr6.Bits()}}
+		if err := st.AddProtocolAddress(nicID, pa6, stack.AddressProperties{}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("netstack: AddProtocolAddress: %s", err)
+		}
+		routes = append(routes, tcpip.Route{Destination: pa6.AddressWithPrefix.Subnet(), NIC: nicID},
+			tcpip.Route{Destination: header.IPv6LinkLocalPrefix.Subnet(), NIC: nicID})
+	}
 	if cfg.Gateway.Is4() {
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: nicID})
 	}
 	st.SetRouteTable(routes)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Stack{st: st, ep: ep, addr: addr, mac: mac, mtu: cfg.MTU, cancel: cancel}
+	s := &Stack{st: st, ep: ep, addr: addr, addr6: addr6, mac: mac, mtu: cfg.MTU, cancel: cancel}
+	if addr6.IsValid() {
+		s.ll6 = netip.AddrFrom16(header.LinkLocalAddr(tcpip.LinkAddress(mac)).As16())
+	}
 	s.pumped.Add(1)
 	go s.pump(ctx)
 	return s, nil
@@ -122,6 +154,17 @@ func New(cfg Config) (*Stack, error) {
 
 // Addr is the host's address.
 func (s *Stack) Addr() netip.Addr { return s.addr }
+
+// Addr6 is the host's IPv6 address and LinkLocal6 its link-local one
+// (both invalid without IPv6).
+func (s *Stack) Addr6() netip.Addr      { return s.addr6 }
+func (s *Stack) LinkLocal6() netip.Addr { return s.ll6 }
+
+// Local reports whether a is one of the host's addresses.
+func (s *Stack) Local(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	return a.IsValid() && (a == s.addr || a == s.addr6 || a == s.ll6)
+}
 
 // MAC is the NIC's address.
 func (s *Stack) MAC() net.HardwareAddr { return s.mac }
@@ -209,6 +252,12 @@ func (s *Stack) ListenUDP(port uint16) (*gonet.UDPConn, error) {
 	return c, err
 }
 
+// ListenUDPOn is ListenUDP on local, one of the host's addresses.
+func (s *Stack) ListenUDPOn(local netip.Addr, port uint16) (*gonet.UDPConn, error) {
+	c, _, err := s.DialFrom(udp.ProtocolNumber, local, port, netip.AddrPort{})
+	return c, err
+}
+
 // DialUDP opens a UDP socket on the host's address connected to remote.
 func (s *Stack) DialUDP(port uint16, remote netip.AddrPort) (*gonet.UDPConn, error) {
 	c, _, err := s.Dial(udp.ProtocolNumber, port, remote)
@@ -219,14 +268,27 @@ func (s *Stack) DialUDP(port uint16, remote netip.AddrPort) (*gonet.UDPConn, err
 // address, as gonet.DialUDP but also returning the endpoint, whose options
 // gonet hides.
 func (s *Stack) Dial(proto tcpip.TransportProtocolNumber, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+	return s.DialFrom(proto, s.addr, port, remote)
+}
+
+// DialFrom is Dial on local, one of the host's addresses (IPv4, IPv6 or
+// link-local).
+func (s *Stack) DialFrom(proto tcpip.TransportProtocolNumber, local netip.Addr, port uint16, remote netip.AddrPort) (*gonet.UDPConn, tcpip.Endpoint, error) {
+	if !s.Local(local) {
+		return nil, nil, fmt.Errorf("netstack: %v is not this host's address", local)
+	}
+	netProto := ipv4.ProtocolNumber
+	if local.Unmap().Is6() {
+		netProto = ipv6.ProtocolNumber
+	}
 	var wq waiter.Queue
-	ep, terr := s.st.NewEndpoint(proto, ipv4.ProtocolNumber, &wq)
+	ep, terr := s.st.NewEndpoint(proto, netProto, &wq)
 	if terr != nil {
 		return nil, nil, fmt.Errorf("netstack: %s", terr)
 	}
-	if terr := ep.Bind(s.full(netip.AddrPortFrom(s.addr, port))); terr != nil {
+	if terr := ep.Bind(s.full(netip.AddrPortFrom(local, port))); terr != nil {
 		ep.Close()
-		return nil, nil, fmt.Errorf("netstack: bind %v:%d: %s", s.addr, port, terr)
+		return nil, nil, fmt.Errorf("netstack: bind %v:%d: %s", local, port, terr)
 	}
 	if remote.IsValid() {
 		if terr := ep.Connect(s.full(remote)); terr != nil {
@@ -268,5 +330,9 @@ func (s *Stack) Ping(dst netip.Addr, timeout time.Duration) (time.Duration, erro
 }
 
 func (s *Stack) full(a netip.AddrPort) tcpip.FullAddress {
-	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(a.Addr().Unmap().As4()), Port: a.Port()}
+	ip := a.Addr().Unmap()
+	if ip.Is6() {
+		return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom16(ip.As16()), Port: a.Port()}
+	}
+	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(ip.As4()), Port: a.Port()}
 }

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tamadump/tamadump/netdump/crashinfo"
+	"github.com/tamadump/tamadump/netdump/ekcd"
 	"github.com/tamadump/tamadump/netdump/server"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
@@ -36,10 +37,12 @@ import (
 const usageText = `usage: netdumpd [-D] [-a <bind_addr>] [-d <dumpdir>] [-i <script>] [-P <pidfile>]
 		[-p <default path>] [-n] [-metrics <addr:port>]
 		[-port <herald port>] [-ackport <client port>]
-		[-timeout <duration>] [-tpass <duration>] [-symbols <dir>] [limits]
-       netdumpd crashinfo [-symbols <dir>] [-elf <file>] <vmcore>
+		[-timeout <duration>] [-tpass <duration>] [-symbols <dir>]
+		[-private-key <file>] [limits]
+       netdumpd crashinfo [-symbols <dir>] [-elf <file>] [-p <private key>] <vmcore>
 
-  -a addr      IPv4 address to listen on (default: all interfaces)
+  -a addr      IPv4 or IPv6 address to listen on (default: all interfaces,
+               IPv6 and IPv4)
   -D           debug: log to stdout instead of syslog
   -d dir       dump directory (default /var/crash)
   -i script    run "script reason client_ip hostname infofile corefile"
@@ -58,6 +61,10 @@ tamadump extensions:
   -symbols dir where image ELFs are kept by build ID: after each complete
                dump, core.txt.<host>.<n> beside it lists every goroutine
                of the crashed image (without it, header and registers)
+  -private-key file
+               RSA private key (PEM): each complete encrypted dump is
+               decrypted into vmcore.<host>.<n> beside its
+               vmcore_encrypted.<host>.<n>, and reported from that
   crashinfo    write that report for a vmcore to standard output
 
 limits (a hit is logged and counted; sizes take K, M, G, T):
@@ -127,6 +134,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		timeout  = fs.Duration("timeout", server.DefaultTimeout, "")
 		tpass    = fs.Duration("tpass", server.DefaultTPass, "")
 		symbols  = fs.String("symbols", "", "")
+		privKey  = fs.String("private-key", "", "")
 		showHelp = fs.Bool("h", false, "")
 		numeric  = fs.Bool("n", false, "")
 		metrics  = fs.String("metrics", "", "")
@@ -169,17 +177,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		rateLimit = server.Unlimited
 	}
 
-	listen := netip.IPv4Unspecified()
+	listen := netip.IPv6Unspecified() // both families where the host has IPv6
 	if *bind == "" {
 		warnx("default: listening on all interfaces")
 	} else {
 		a, err := netip.ParseAddr(*bind)
-		if err != nil || !a.Is4() {
+		if err != nil || a.Is4In6() {
 			warnx("invalid bind IP specified")
 			return 1
 		}
 		listen = a
 		warnx("listening on IP %s", *bind)
+	}
+	dec := &decrypter{}
+	if *privKey != "" {
+		k, err := ekcd.ReadPrivateKey(*privKey)
+		if err != nil {
+			warnx("-private-key: %v", err)
+			return 1
+		}
+		dec.key = k
 	}
 	if *handler != "" {
 		if err := unix.Access(*handler, unix.X_OK); err != nil {
@@ -226,6 +243,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	reports := newReports(*symbols, logf)
 	defer reports.Close()
+	dec.logf, dec.next = logf, reports.Ended
 	srv, err := server.New(server.Config{
 		Dir:         *dumpDir,
 		DefaultPath: *defPath,
@@ -247,7 +265,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		FlushAfter:      *flush,
 		SyncEvery:       *syncd,
 		Window:          *window,
-		Ended:           reports.Ended,
+		Ended:           dec.Ended,
 	})
 	if err != nil {
 		logf(server.LevelError, "bind(): "+errText(err))

@@ -1,6 +1,9 @@
 package main
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // trigger crashes the image the way a test asks for, after delay.
 func trigger(kind, delay string) {
@@ -15,8 +18,14 @@ func trigger(kind, delay string) {
 		s := []int{1, 2, 3}
 		i := len(s) + int(Marker>>63) + 2 // 5, opaque to the compiler
 		Marker = uint64(s[i])
+	case "write":
+		var p *[1024]uint32
+		p[512] = uint32(Marker) // a store to 0x800: the zero page is unmapped
 	case "fault":
 		ud2()
+	case "fatal":
+		var mu sync.Mutex
+		mu.Unlock() // fatal error: sync: unlock of unlocked mutex
 	case "goroutine":
 		done := make(chan struct{})
 		go func() { panic("boom in a goroutine") }()

@@ -1,5 +1,5 @@
-// Command tamadump is the example unikernel: it boots on a board (TamaGo,
-// or stock Go on the shim), finds its NIC, serves ping and UDP echo with
+// Command tamadump is the example unikernel: it boots on a board (TamaGo
+// on microvm or the i.MX6UL, or stock Go on the shim), finds its NIC, serves ping and UDP echo with
 // gVisor's network stack, offers the dumpon shell on the serial console,
 // and when it crashes sends its memory to a netdumpd with FreeBSD's
 // netdump protocol.
@@ -8,13 +8,18 @@
 // and, on the stock-Go board, from words on the kernel command line:
 //
 //	server=IP client=IP gateway=IP path=DIR nic=vtnet0|em0|virtio-mmio|virtio-pci|e1000
+//	             (IPv4 or IPv6 addresses)
+//	pubkey=KEY   encrypt dumps for this RSA public key (dumpon -k: the
+//	             base64 body of its PEM); cipher=aes256-cbc|chacha20;
+//	             elide=on declares zero pages even then (dumpon -E)
 //	debug=on        a db> prompt after a crash instead of dumping at once
 //	after=halt|reboot
 //	hostname=NAME
-//	crash=boom|nil|index|fault|goroutine  crash=... after crashdelay=DURATION (tests)
+//	crash=boom|nil|write|index|fault|fatal|goroutine  crash=... after crashdelay=DURATION (tests)
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +54,9 @@ var (
 	hostname   = "tamadump"
 	crash      string
 	crashDelay string
+	pubkey     string
+	cipher     string
+	elide      = "off"
 )
 
 // Pattern is memory the image fills before anything can crash, so that a
@@ -77,7 +85,7 @@ func main() {
 	if c, ok := m.(interface{ Mallocs() (uint64, bool) }); ok {
 		img.mallocs = c.Mallocs
 	}
-	found, err := microvm.Find(bus.Direct{}, m.DMA(), nicName)
+	found, err := findNIC(m)
 	if err != nil {
 		fmt.Fprintf(out, "no network: %v\r\n", err)
 	} else {
@@ -103,6 +111,29 @@ func main() {
 	select {} // the network keeps serving
 }
 
+// ownNetwork is a board whose Ethernet is its own (the i.MX6UL's): it
+// names the NIC and runs its own network stack in normal operation.
+type ownNetwork interface {
+	Ethernet() (nic board.NIC, name, desc string, err error)
+	StartNetwork(addr netip.Prefix, gw netip.Addr) error
+}
+
+// findNIC is the board's own NIC, or the one found on QEMU's microvm.
+func findNIC(m board.Machine) (microvm.Found, error) {
+	if b, ok := m.(ownNetwork); ok {
+		nic, name, desc, err := b.Ethernet()
+		if err != nil {
+			return microvm.Found{}, err
+		}
+		mn, ok := nic.(microvm.NIC)
+		if !ok {
+			return microvm.Found{}, errNoNIC
+		}
+		return microvm.Found{NIC: mn, Name: name, Desc: desc}, nil
+	}
+	return microvm.Find(bus.Direct{}, m.DMA(), nicName)
+}
+
 // set applies one key=value word from the command line.
 func set(out io.Writer, w string) {
 	k, v, ok := strings.Cut(w, "=")
@@ -113,7 +144,7 @@ func set(out io.Writer, w string) {
 	p := map[string]*string{
 		"server": &server, "client": &clientAddr, "gateway": &gateway, "path": &path,
 		"nic": &nicName, "debug": &debug, "after": &after, "hostname": &hostname,
-		"crash": &crash, "crashdelay": &crashDelay,
+		"crash": &crash, "crashdelay": &crashDelay, "pubkey": &pubkey, "cipher": &cipher, "elide": &elide,
 	}[k]
 	if p == nil {
 		fmt.Fprintf(out, "ignoring unknown setting %q\r\n", k)
@@ -153,6 +184,11 @@ type image struct {
 
 func (img *image) configureDefaults() {
 	cfg, err := board.ParseConfig(server, clientAddr, gateway, path)
+	if err == nil && pubkey != "" {
+		// The key material is made now, before anything can crash.
+		cfg.Encrypt, err = ddb.NewEncryptor([]byte(pubkey), cipher, rand.Reader)
+		cfg.ElideEncrypted = elide == "on"
+	}
 	if err == nil {
 		err = img.dumper.Configure(cfg)
 	}
@@ -160,7 +196,11 @@ func (img *image) configureDefaults() {
 		fmt.Fprintf(img.out, "dumpon: %v\r\n", err)
 		return
 	}
-	fmt.Fprintf(img.out, "dumpon: netdump to %s from %s on %s\r\n", server, clientAddr, img.nic.Name)
+	enc := ""
+	if cfg.Encrypt != nil {
+		enc = ", encrypted (" + cfg.Encrypt.Algorithm().String() + ")"
+	}
+	fmt.Fprintf(img.out, "dumpon: netdump to %s from %s on %s%s\r\n", server, clientAddr, img.nic.Name, enc)
 }
 
 // startNetwork runs gVisor's stack on the NIC for normal operation: it
@@ -171,8 +211,16 @@ func (img *image) startNetwork() {
 		fmt.Fprintf(img.out, "network: no address (set client=IP)\r\n")
 		return
 	}
-	mac := img.nic.NIC.MAC()
 	gw, _ := netip.ParseAddr(gateway)
+	if b, ok := img.m.(ownNetwork); ok {
+		if err := b.StartNetwork(netip.PrefixFrom(addr, 24), gw); err != nil {
+			fmt.Fprintf(img.out, "network: %v\r\n", err)
+			return
+		}
+		fmt.Fprintf(img.out, "network: %s up, %v, echo on udp/7\r\n", img.nic.Name, netip.PrefixFrom(addr, 24))
+		return
+	}
+	mac := img.nic.NIC.MAC()
 	st, err := netstack.New(netstack.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:], Gateway: gw})
 	if err != nil {
 		fmt.Fprintf(img.out, "network: %v\r\n", err)
@@ -272,7 +320,8 @@ func (img *image) Config() (ddb.Config, bool) {
 		return ddb.Config{}, false
 	}
 	c, ok := img.dumper.Config()
-	return ddb.Config{NIC: img.nic.Name, Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path}, ok
+	return ddb.Config{NIC: img.nic.Name, Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path,
+		Encrypt: c.Encrypt, ElideEncrypted: c.ElideEncrypted}, ok
 }
 
 func (img *image) Configure(c ddb.Config) error {
@@ -283,7 +332,8 @@ func (img *image) Configure(c ddb.Config) error {
 		img.dumper.Off()
 		return nil
 	}
-	return img.dumper.Configure(client.Config{Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path})
+	return img.dumper.Configure(client.Config{Client: c.Client, Server: c.Server, Gateway: c.Gateway, Path: c.Path,
+		Encrypt: c.Encrypt, ElideEncrypted: c.ElideEncrypted})
 }
 
 func (img *image) Panic(msg string) { panic(msg) }

@@ -17,7 +17,7 @@ import (
 func main() {
 	board := flag.String("board", os.Getenv("BOARD"), "the board: imx6ul")
 	target := flag.String("target", "evk", "which imx6ul board: evk (MCIMX6ULL-EVK) or usbarmory (USB armory Mk II LAN)")
-	pkg := flag.String("pkg", "./board/imx6ul/testdata/bootimage", "the main package to build")
+	pkg := flag.String("pkg", "./cmd/tamadump", "the main package to build")
 	out := flag.String("out", "build", "where the ELF and the .imx go")
 	ldflags := flag.String("ldflags", "", "more linker flags, e.g. -X main.server=10.0.0.1")
 	flag.Parse()

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +24,7 @@ func main() {
 	if code, ok := subcommand(os.Args[1:]); ok {
 		os.Exit(code)
 	}
-	board := flag.String("board", os.Getenv("BOARD"), "tamago or stockgo (default: tamago when its toolchain is installed)")
+	board := flag.String("board", os.Getenv("BOARD"), "tamago, stockgo, imx6ul or imx6ul-usbarmory (default: tamago when its toolchain is installed)")
 	nic := flag.String("nic", "virtio-mmio", "NIC: "+strings.Join(boot.NICs, ", ")+" (virtio = virtio-mmio)")
 	ram := flag.Int("ram", 64, "guest RAM in MiB")
 	dumpDir := flag.String("dumpdir", "dumps", "where netdumpd saves dumps")
@@ -48,6 +50,9 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 		}
 	}
 	fmt.Printf("board: %s%s\n", board, note)
+	if boot.IsIMX6UL(board) {
+		nic = boot.IMXENET // the SoC's own; microvm's NICs do not exist there
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -96,7 +101,7 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n--- QEMU exited with status %d (1: the image halted after a good dump) ---\n", status)
+	fmt.Printf("\n--- QEMU exited with status %d (%d: the image halted after a good dump) ---\n", status, img.HaltedStatus(0))
 	host := boot.GuestAddr.String()
 	core, _ := filepath.EvalSymlinks(filepath.Join(dumpDir, "vmcore."+host+".last"))
 	info, _ := filepath.EvalSymlinks(filepath.Join(dumpDir, "info."+host+".last"))
@@ -107,6 +112,7 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 	if err := summary(core, ready, took); err != nil {
 		return err
 	}
+	sentRate(m.Console())
 	return showReport(written, kept, core)
 }
 
@@ -134,4 +140,19 @@ func summary(path string, ready, took time.Duration) error {
 	fmt.Printf("boot to READY %v; panic to dump complete %v (%.1f MB/s of core file)\n",
 		ready.Round(time.Millisecond), took.Round(time.Millisecond), float64(st.Size())/took.Seconds()/1e6)
 	return nil
+}
+
+var dumpedRe = regexp.MustCompile(`tamadump: dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
+
+// sentRate prints the rate of the data the image sent (the non-zero
+// pages), as it measured the dump, from its console line.
+func sentRate(console string) {
+	m := dumpedRe.FindStringSubmatch(console)
+	if m == nil {
+		return
+	}
+	total, _ := strconv.ParseUint(m[1], 10, 64)
+	zero, _ := strconv.ParseUint(m[2], 10, 64)
+	ms, _ := strconv.ParseUint(m[3], 10, 64)
+	fmt.Printf("the image sent %.1f MB of non-zero data in %d ms: %.1f MB/s\n", float64(total-zero)/1e6, ms, float64(total-zero)/1e3/float64(max(ms, 1)))
 }

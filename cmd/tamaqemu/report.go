@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -56,7 +57,7 @@ func newReports(img *boot.Image) (*crashinfo.Writer, chan string) {
 
 // showReport prints the head of core.txt, through the stack of the
 // goroutine on the crashed thread, and the debugger command lines.
-func showReport(written chan string, elf, core string) error {
+func showReport(written chan string, exe, core string) error {
 	var path string
 	select {
 	case path = <-written:
@@ -88,8 +89,13 @@ func showReport(written chan string, elf, core string) error {
 	if _, err := exec.LookPath("dlv"); err != nil {
 		dlv = "go tool dlv" // the version go.mod pins; make deps installs dlv
 	}
-	elf, core = abs(elf), abs(core)
-	for _, c := range crashinfo.Commands(elf, core) {
+	var machine elf.Machine
+	if f, err := elf.Open(core); err == nil {
+		machine = f.Machine
+		f.Close()
+	}
+	exe, core = abs(exe), abs(core)
+	for _, c := range crashinfo.Commands(machine, exe, core) {
 		fmt.Printf("  %s\n", strings.Replace(c, "dlv ", dlv+" ", 1))
 	}
 	return nil

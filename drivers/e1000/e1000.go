@@ -222,10 +222,12 @@ func (n *NIC) Reset() error {
 	// RCTL, once (every write pauses QEMU's reception for 1 s), while the
 	// RX ring is still quiesced: QEMU sizes buffers from RCTL when it is
 	// written, so a previous owner's larger BSIZE or LPE must be gone
-	// before any of our 2048-byte buffers is exposed. Broadcast, CRC
-	// stripped, no long frames, BSIZE 00 = 2048. On real hardware the
-	// reset left head == tail == 0, so no descriptor is fetched early.
-	n.write(regRCTL, rctlEN|rctlBAM|rctlSECRC)
+	// before any of our 2048-byte buffers is exposed. Broadcast and all
+	// multicast (IPv6 neighbour solicitations come to a solicited-node
+	// group, which debugnet picks out), CRC stripped, no long frames,
+	// BSIZE 00 = 2048. On real hardware the reset left head == tail == 0,
+	// so no descriptor is fetched early.
+	n.write(regRCTL, rctlEN|rctlMPE|rctlBAM|rctlSECRC)
 
 	// TX ring: every slot owns its buffer; nothing pending.
 	for s := 0; s < RingSize; s++ {

@@ -105,13 +105,15 @@ func (r *rig) checkRX(t *testing.T) {
 		}
 	}
 	r.frames().Inject(fs...)
-	// Broadcast passes the filter; a foreign unicast does not.
+	// Broadcast and multicast (an IPv6 solicited-node group's) pass the
+	// filter; a foreign unicast does not.
 	bcast := nictest.Frame(100, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostMAC, 1)
+	mcast := nictest.Frame(100, [6]byte{0x33, 0x33, 0xff, 0x12, 0x34, 0x56}, hostMAC, 3)
 	foreign := nictest.Frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
 	if err := r.link.Send(foreign); err != nil {
 		t.Fatal(err)
 	}
-	r.frames().Inject(bcast)
+	r.frames().Inject(bcast, mcast)
 }
 
 // checkWrap runs both rings round three times, with full rings on RX.

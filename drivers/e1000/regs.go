@@ -49,6 +49,7 @@ const (
 // RCTL bits. BSIZE 00 with BSEX clear is 2048-byte buffers.
 const (
 	rctlEN    = 1 << 1
+	rctlMPE   = 1 << 4 // multicast promiscuous
 	rctlBAM   = 1 << 15
 	rctlSECRC = 1 << 26
 )

@@ -234,13 +234,16 @@ func (n *NIC) Reset() error {
 	n.write(regEIR, 0xffffffff)
 	n.write(regMSCR, mscrSpeed)
 
-	// Our address, no hash matches: unicast to us and broadcast only.
+	// Our address, no individual hash matches, every group hash bucket:
+	// unicast to us, broadcast, and all multicast (IPv6 neighbour
+	// solicitations come to a solicited-node group, which debugnet picks
+	// out).
 	n.write(regPALR, uint32(n.mac[0])<<24|uint32(n.mac[1])<<16|uint32(n.mac[2])<<8|uint32(n.mac[3]))
 	n.write(regPAUR, uint32(n.mac[4])<<24|uint32(n.mac[5])<<16|paurTypeField)
 	n.write(regIAUR, 0)
 	n.write(regIALR, 0)
-	n.write(regGAUR, 0)
-	n.write(regGALR, 0)
+	n.write(regGAUR, 0xffffffff)
+	n.write(regGALR, 0xffffffff)
 
 	// Longest frame 1518 with FCS; FCS kept in the buffer (CRCFWD clear),
 	// as QEMU always does; not promiscuous.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/ekcd"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
 
@@ -99,6 +100,11 @@ type Config struct {
 	Batch bool
 	// SendZeros turns zero-chunk elision off.
 	SendZeros bool
+	// Encrypt, prepared before the crash, encrypts the dump as FreeBSD's
+	// EKCD does; zero pages are then sent (encrypted) unless
+	// ElideEncrypted, which declares them in clear.
+	Encrypt        *ekcd.Encryptor
+	ElideEncrypted bool
 	// Clock, Idle and Console: see debugnet.Config.
 	Clock   func() int64
 	Idle    func()
@@ -188,6 +194,7 @@ type Client struct {
 	path         [wire.MaxHeraldPath]byte
 	body         Body
 	stats        Stats
+	enc          encryption
 }
 
 // New prepares a client on nic; it allocates everything a dump needs.
@@ -218,6 +225,7 @@ func New(nic debugnet.NIC, cfg Config) (*Client, error) {
 		n = (BatchBytes + c.payload - 1) / c.payload
 	}
 	c.slots = make([]slot, n)
+	c.setupEncryption()
 	return c, nil
 }
 
@@ -234,6 +242,7 @@ func (c *Client) Retarget(client, server, gateway netip.Addr, path string) error
 		return err
 	}
 	c.cfg = cfg
+	c.refit()
 	return nil
 }
 
@@ -252,6 +261,10 @@ func (c *Client) PayloadSize() int { return c.payload }
 func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error {
 	start := c.conn.Now()
 	c.stats = Stats{}
+	body, err := c.prepareEncryption(body, kdh)
+	if err != nil {
+		return err
+	}
 	c.body = body
 	c.base, c.next, c.port, c.adopted = 1, 1, c.cfg.ServerPort, false
 	c.cwnd, c.inflight, c.pace, c.paceAt = uint32(c.cfg.Window), 0, 0, 0
@@ -291,6 +304,9 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 		return ErrNoServer
 	}
 	c.line.S("netdumping to ").IP(c.cfg.Server).S(" (").MAC(c.conn.PeerMAC()).S(")\r\n").Flush()
+	if err := c.sendKey(); err != nil {
+		return err
+	}
 	if err := c.sendBody(memMB); err != nil {
 		return err
 	}
@@ -332,7 +348,7 @@ func (c *Client) sendBody(memMB uint64) error {
 	// all zero, and not the last page, which is always sent so that the
 	// file gets its full length.
 	zeroPage := func(p int64) bool {
-		return !c.cfg.SendZeros && p+page < size && (p == knownZero || c.zeroPrefix(p, page) == page)
+		return c.elides() && p+page < size && (p == knownZero || c.zeroPrefix(p, page) == page)
 	}
 	for off < size {
 		if off%page == 0 && zeroPage(off) {
@@ -340,6 +356,9 @@ func (c *Client) sendBody(memMB uint64) error {
 			room := min(size-1-off, maxZeroRun) / page * page
 			z := page + c.zeroPrefix(off+page, room-page)/page*page
 			if err := c.push(wire.Header{Type: wire.VMCore, Offset: uint64(off), Aux2: uint32(z)}); err != nil {
+				return err
+			}
+			if err := c.skipEncrypted(z); err != nil {
 				return err
 			}
 			c.stats.ZeroBytes += uint64(z)
@@ -566,6 +585,9 @@ func (c *Client) transmit(s *slot) error {
 			}
 			off += copy(d[off:], b)
 		}
+	}
+	if err := c.encryptPayload(s, d); err != nil {
+		return err
 	}
 	port := c.port
 	if s.h.Type == wire.Herald {

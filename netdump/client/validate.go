@@ -15,9 +15,10 @@ import (
 var (
 	ErrClientMissing     = errors.New("netdump: client address missing")
 	ErrServerMissing     = errors.New("netdump: server address missing")
-	ErrClientNotIPv4     = errors.New("netdump: client address is not IPv4; netdump is IPv4-only")
-	ErrServerNotIPv4     = errors.New("netdump: server address is not IPv4; netdump is IPv4-only")
-	ErrGatewayNotIPv4    = errors.New("netdump: gateway address is not IPv4; netdump is IPv4-only")
+	ErrClientMapped      = errors.New("netdump: client address is an IPv4-mapped IPv6 address: give the IPv4 address")
+	ErrServerMapped      = errors.New("netdump: server address is an IPv4-mapped IPv6 address: give the IPv4 address")
+	ErrGatewayMapped     = errors.New("netdump: gateway address is an IPv4-mapped IPv6 address: give the IPv4 address")
+	ErrFamily            = errors.New("netdump: client, server and gateway must be all IPv4 or all IPv6")
 	ErrClientNotUnicast  = errors.New("netdump: client address is not a unicast address")
 	ErrServerNotUnicast  = errors.New("netdump: server address is not a unicast address")
 	ErrGatewayNotUnicast = errors.New("netdump: gateway address is not a unicast address")
@@ -35,14 +36,18 @@ const maxWindow = 4096
 // Validate checks the configuration and fills in defaults. It does not
 // allocate.
 func (c *Config) Validate() error {
-	if err := checkAddr(c.Client, false, ErrClientMissing, ErrClientNotIPv4, ErrClientNotUnicast); err != nil {
+	if err := checkAddr(c.Client, false, ErrClientMissing, ErrClientMapped, ErrClientNotUnicast); err != nil {
 		return err
 	}
-	if err := checkAddr(c.Server, false, ErrServerMissing, ErrServerNotIPv4, ErrServerNotUnicast); err != nil {
+	if err := checkAddr(c.Server, false, ErrServerMissing, ErrServerMapped, ErrServerNotUnicast); err != nil {
 		return err
 	}
-	if err := checkAddr(c.Gateway, true, nil, ErrGatewayNotIPv4, ErrGatewayNotUnicast); err != nil {
+	if err := checkAddr(c.Gateway, true, nil, ErrGatewayMapped, ErrGatewayNotUnicast); err != nil {
 		return err
+	}
+	// debugnet speaks IPv4 and IPv6, one at a time.
+	if c.Client.Is4() != c.Server.Is4() || c.Gateway.IsValid() && c.Gateway.Is4() != c.Client.Is4() {
+		return ErrFamily
 	}
 	if c.Client == c.Server {
 		return ErrSameAddress
@@ -91,16 +96,16 @@ func (c *Config) Validate() error {
 
 var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
-// checkAddr returns missing, notIPv4 or notUnicast for what is wrong with
+// checkAddr returns missing, mapped or notUnicast for what is wrong with
 // a (a missing optional address is fine).
-func checkAddr(a netip.Addr, optional bool, missing, notIPv4, notUnicast error) error {
+func checkAddr(a netip.Addr, optional bool, missing, mapped, notUnicast error) error {
 	switch {
 	case !a.IsValid() && optional:
 		return nil
 	case !a.IsValid():
 		return missing
-	case !a.Is4():
-		return notIPv4
+	case a.Is4In6():
+		return mapped
 	case a.IsUnspecified() || a.IsMulticast() || a == broadcast:
 		return notUnicast
 	}

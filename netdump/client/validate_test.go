@@ -17,9 +17,11 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{func(c *Config) { c.Client = netipZero() }, ErrClientMissing},
 		{func(c *Config) { c.Server = netipZero() }, ErrServerMissing},
-		{func(c *Config) { c.Client = netipMust("fe80::1") }, ErrClientNotIPv4},
-		{func(c *Config) { c.Server = netipMust("::1") }, ErrServerNotIPv4},
-		{func(c *Config) { c.Gateway = netipMust("::1") }, ErrGatewayNotIPv4},
+		{func(c *Config) { c.Client = netipMust("fe80::1") }, ErrFamily},
+		{func(c *Config) { c.Server = netipMust("::1") }, ErrFamily},
+		{func(c *Config) { c.Gateway = netipMust("::1") }, ErrFamily},
+		{func(c *Config) { c.Client = netipMust("::ffff:127.0.9.2") }, ErrClientMapped},
+		{func(c *Config) { c.Client, c.Server = netipMust("fd00::2"), netipMust("ff02::1") }, ErrServerNotUnicast},
 		{func(c *Config) { c.Client = netipMust("224.0.0.1") }, ErrClientNotUnicast},
 		{func(c *Config) { c.Server = netipMust("255.255.255.255") }, ErrServerNotUnicast},
 		{func(c *Config) { c.Gateway = netipMust("0.0.0.0") }, ErrGatewayNotUnicast},
@@ -44,6 +46,10 @@ func TestConfigErrors(t *testing.T) {
 	if err := good.Validate(); err != nil || good.ServerPort != 20023 || good.Window != 64 {
 		t.Errorf("defaults: %v %+v", err, good)
 	}
+	v6 := Config{Client: netipMust("fd00:25::2"), Server: netipMust("fd00:25::1"), Gateway: netipMust("fe80::1")}
+	if err := v6.Validate(); err != nil {
+		t.Errorf("IPv6: %v", err)
+	}
 }
 
 // Retarget runs after the crash: neither a good target nor a bad one
@@ -62,7 +68,7 @@ func TestRetargetDoesNotAllocate(t *testing.T) {
 		want                    error
 	}{
 		{clientAddr, serverPrefix.Addr(), gw, "crashes/here", nil},
-		{clientAddr, netipMust("::1"), gw, "", ErrServerNotIPv4},
+		{clientAddr, netipMust("::1"), gw, "", ErrFamily},
 		{clientAddr, clientAddr, netipZero(), "", ErrSameAddress},
 		{clientAddr, serverPrefix.Addr(), netipZero(), "a\x00", ErrPathNUL},
 		{netipMust("224.0.0.2"), serverPrefix.Addr(), netipZero(), "", ErrClientNotUnicast},

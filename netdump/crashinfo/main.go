@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const usageText = `usage: crashinfo [-symbols DIR] [-elf FILE] [-info FILE] [-max-memory BYTES] [-max-cpu SECONDS] vmcore
+const usageText = `usage: crashinfo [-symbols DIR] [-elf FILE] [-info FILE] [-p PRIVATEKEY [-k KEYFILE]] [-max-memory BYTES] [-max-cpu SECONDS] vmcore
 
 Writes core.txt for the vmcore to standard output: the dump header (from
 the info file beside it), the panic message, the crashed thread's
@@ -19,6 +19,9 @@ image ELF the core names by its build ID.
   -symbols DIR   the symbols directory the image is looked up in
   -elf FILE      the image ELF, instead of looking it up
   -info FILE     the info file (default: info.<host>.<n> beside the vmcore)
+  -p FILE        the RSA private key (PEM) that decrypts an encrypted
+                 vmcore (vmcore_encrypted.*) for the report
+  -k FILE        its key file (default: key.<host>.<n> beside the vmcore)
   -max-memory N  limit this process's address space to N bytes (RLIMIT_AS)
   -max-cpu S     limit this process to S seconds of CPU (RLIMIT_CPU)
 `
@@ -33,6 +36,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Symbols, "symbols", "", "")
 	fs.StringVar(&o.ELF, "elf", "", "")
 	fs.StringVar(&o.Info, "info", "", "")
+	fs.StringVar(&o.PrivateKey, "p", "", "")
+	fs.StringVar(&o.KeyFile, "k", "", "")
 	maxMem := fs.Uint64("max-memory", 0, "")
 	maxCPU := fs.Uint64("max-cpu", 0, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {

@@ -31,6 +31,9 @@ type Options struct {
 	Info    string // its info file; "" looks beside the core
 	Symbols string // the symbols directory the image is looked up in
 	ELF     string // the image; "" looks it up by the core's build ID
+	// PrivateKey decrypts an encrypted core (vmcore_encrypted.*) for the
+	// report, with KeyFile, or the key.* file beside the core.
+	PrivateKey, KeyFile string
 }
 
 // Rule separates the sections, as in crashinfo's core.txt.
@@ -62,9 +65,22 @@ func report(w io.Writer, o Options) {
 		fmt.Fprintf(w, "%s:\n%s\n", infoPath, strings.TrimRight(info, "\n"))
 	}
 
-	c, coreErr := readable(corePath)
+	readPath, encrypted := corePath, strings.HasPrefix(filepath.Base(corePath), encryptedPrefix)
+	var c *vmcore
+	var coreErr error
+	if encrypted && o.PrivateKey != "" {
+		p, done, err := decryptForReport(w, o, corePath)
+		if err != nil {
+			coreErr = fmt.Errorf("decrypting: %w", err)
+		} else {
+			defer done()
+			readPath = p
+		}
+	} else {
+		c, coreErr = readable(corePath)
+	}
 	if coreErr == nil {
-		c, coreErr = readCore(corePath)
+		c, coreErr = readCore(readPath)
 	}
 	msg := fields["Panic String"]
 	if c != nil && c.panic != "" {
@@ -112,21 +128,40 @@ func report(w io.Writer, o Options) {
 	case exe == "":
 		fmt.Fprintf(w, "not listed: %s\n", why)
 	default:
-		if err := goroutines(w, corePath, exe); err != nil {
+		if err := goroutines(w, readPath, exe); err != nil {
 			fmt.Fprintf(w, "error: %v\n", err)
 		}
 	}
 	if exe != "" {
 		fmt.Fprintf(w, "\n%sdebug it\n\n", Rule)
-		for _, cmd := range Commands(exe, corePath) {
+		var m elf.Machine
+		if c != nil {
+			m = c.machine
+		}
+		debugPath := corePath
+		if readPath != corePath {
+			fmt.Fprintf(w, "  %s\n", decryptCommand(o, corePath))
+			debugPath = plainBeside(corePath)
+		}
+		for _, cmd := range Commands(m, exe, debugPath) {
 			fmt.Fprintf(w, "  %s\n", cmd)
 		}
 	}
 }
 
-// Commands are the debugger command lines for a core and its image.
-func Commands(exe, core string) []string {
-	return []string{"dlv core " + exe + " " + core, "gdb " + exe + " " + core}
+// Commands are the debugger command lines for a core of machine m and its
+// image: Delve's when it reads such cores, and gdb's (gdb-multiarch for
+// other machines than amd64; EM_NONE: not known).
+func Commands(m elf.Machine, exe, core string) []string {
+	gdb := "gdb-multiarch "
+	if m == elf.EM_X86_64 || m == elf.EM_NONE {
+		gdb = "gdb "
+	}
+	var cmds []string
+	if delveReads[m] || m == elf.EM_NONE {
+		cmds = append(cmds, "dlv core "+exe+" "+core)
+	}
+	return append(cmds, gdb+exe+" "+core)
 }
 
 // readable refuses what is no ELF core yet: encrypted and compressed
@@ -136,8 +171,9 @@ func readable(path string) (*vmcore, error) {
 	switch {
 	case strings.HasPrefix(base, "vmcore_encrypted."):
 		key := filepath.Join(filepath.Dir(path), "key."+strings.TrimPrefix(base, "vmcore_encrypted."))
-		return nil, fmt.Errorf("the core is encrypted and no key was given: crashinfo reads decrypted cores only "+
-			"(decrypt it with FreeBSD's decryptcore -p <private key> -k %s -e %s -c <vmcore>, then run crashinfo on that)", key, path)
+		return nil, fmt.Errorf("the core is encrypted and no key was given: give crashinfo the private key "+
+			"(-p <private key> [-k %s]), or decrypt it with decryptcore -p <private key> -k %s -e %s -c <vmcore> "+
+			"and run crashinfo on that", key, key, path)
 	case strings.HasSuffix(base, ".gz"), strings.HasSuffix(base, ".zst"):
 		return nil, errors.New("the core is compressed: decompress it (gunzip, zstd -d) and run crashinfo on the result")
 	}

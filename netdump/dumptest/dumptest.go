@@ -46,15 +46,19 @@ type Server struct {
 // NewServer starts a server on a host with ServerPrefix and the given MTU;
 // it stops at the end of the test.
 func NewServer(tb testing.TB, mtu int) *Server {
+	return newServer(tb, usernet.Config{Addr: ServerPrefix, MTU: uint32(mtu)}, netip.IPv4Unspecified())
+}
+
+func newServer(tb testing.TB, cfg usernet.Config, listen netip.Addr) *Server {
 	tb.Helper()
-	st, err := usernet.New(usernet.Config{Addr: ServerPrefix, MTU: uint32(mtu)})
+	st, err := usernet.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	dir := tb.TempDir()
 	srv, err := server.New(server.Config{
 		Dir:        dir,
-		Listen:     netip.AddrPortFrom(netip.IPv4Unspecified(), wire.ServerPort),
+		Listen:     netip.AddrPortFrom(listen, wire.ServerPort),
 		Network:    st.Network(),
 		LookupAddr: func(context.Context, netip.Addr) (string, error) { return "", errors.New("numeric") },
 		Log:        func(server.Level, string) {},

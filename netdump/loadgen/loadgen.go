@@ -276,9 +276,15 @@ func (c *client) window(first uint32) (uint32, error) {
 		oldest := ring[base%int64(cfg.Window)].sentAt
 		c.pc.SetReadDeadline(oldest.Add(cfg.RTO))
 		n, err := c.pc.ReadBatch(c.in, 0)
+		if isTimeout(err) {
+			// This goroutine may have waited for a CPU past the deadline
+			// while the ACKs were there: look once more before
+			// retransmitting.
+			c.pc.SetReadDeadline(time.Now().Add(time.Millisecond))
+			n, err = c.pc.ReadBatch(c.in, 0)
+		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				if time.Since(lastProgress) > 30*cfg.RTO+5*time.Second {
 					return 0, ErrTimeout
 				}
@@ -303,6 +309,11 @@ func (c *client) window(first uint32) (uint32, error) {
 		}
 	}
 	return first + uint32(total), nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *client) queue(k int, s *slot) {

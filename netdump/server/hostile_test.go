@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -81,26 +82,46 @@ func TestMalformed(t *testing.T) {
 }
 
 // TestLargePayload: a payload of the largest size a UDP datagram can
-// carry is accepted (FreeBSD's netdumpd stops at 4096).
+// carry is accepted (FreeBSD's netdumpd stops at 4096), as the first
+// data and after smaller data: the session's read buffers, sized for a
+// 9000-byte MTU, cut the first such datagram (unacknowledged: the client
+// sends it again) and grow.
 func TestLargePayload(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.client(1)
-	if err := c.Herald(""); err != nil {
-		t.Fatal(err)
-	}
-	big := pattern(3, wire.MaxPayload)
-	if err := c.Send(
-		servertest.Msg{Type: wire.VMCore, Offset: 0, Payload: big},
-		servertest.Msg{Type: wire.VMCore, Offset: wire.MaxPayload, Payload: big[:1000]},
-	); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	want := append(append([]byte(nil), big...), big[:1000]...)
-	if got := h.read("vmcore.127.0.21.1.0"); !bytes.Equal(got, want) {
-		t.Errorf("vmcore: %d bytes", len(got))
+	for i, first := range []int{wire.MaxPayload, 1000} {
+		if err := c.Herald(""); err != nil {
+			t.Fatal(err)
+		}
+		big := pattern(3+i, wire.MaxPayload)
+		small := big[:first]
+		if first == wire.MaxPayload {
+			small = big[:1000]
+		}
+		msgs := []servertest.Msg{
+			{Type: wire.VMCore, Offset: 0, Payload: big[:first]},
+			{Type: wire.VMCore, Offset: uint64(first), Payload: big},
+			{Type: wire.VMCore, Offset: uint64(first + wire.MaxPayload), Payload: small},
+		}
+		for _, m := range msgs {
+			if err := c.Send(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		for _, m := range msgs {
+			want = append(want, m.Payload...)
+		}
+		if got := h.read(fmt.Sprintf("vmcore.127.0.21.1.%d", i)); !bytes.Equal(got, want) {
+			t.Errorf("dump %d: vmcore: %d bytes", i, len(got))
+		}
+		// Once per session: its first large datagram after the first.
+		if got := h.counter(t, "netdumpd_dropped_total", dropCut); got != float64(i+1) {
+			t.Errorf("dump %d: dropped{%s} = %v", i, dropCut, got)
+		}
 	}
 }
 

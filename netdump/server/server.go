@@ -37,6 +37,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -266,6 +267,7 @@ type Server struct {
 	lingering []*session // completed, kept to re-ACK FINISHED; oldest first
 	busy      bool       // some session exists
 	freedAt   time.Time  // last return of memory to the system
+	freeing   bool       // a return of memory is scheduled
 	closing   bool
 
 	limitLog   limitLog
@@ -343,7 +345,7 @@ func (s *Server) Run() error {
 			continue
 		}
 		h, payload, err := wire.ParseMessage(buf[:n])
-		if err != nil || h.Type != wire.Herald || !src.Addr().Is4() || !dst.Is4() {
+		if err != nil || h.Type != wire.Herald || !sameFamily(src.Addr(), dst) {
 			s.logf(LevelError, "netdump_cap_herald(): Invalid argument")
 			continue
 		}
@@ -488,14 +490,34 @@ func (s *Server) gaugesLocked() {
 	s.metrics.sessions.WithLabelValues("half_open").Set(float64(s.halfOpen.Len()))
 	s.metrics.sessions.WithLabelValues("receiving").Set(float64(s.receiving))
 	s.metrics.sessions.WithLabelValues("lingering").Set(float64(len(s.lingering)))
-	busy := s.halfOpen.Len()+s.receiving+len(s.lingering) > 0
-	if !busy && s.busy && !s.closing && time.Since(s.freedAt) > freeEvery {
+	// Lingering sessions hold a few bytes each: with no dump receiving,
+	// the memory of the last ones can go back.
+	busy := s.halfOpen.Len()+s.receiving > 0
+	if !busy && s.busy && !s.closing && !s.freeing {
 		// netdumpd is idle nearly always: what a burst of dumps (or an
-		// attack) made the runtime keep goes back to the system.
-		s.freedAt = time.Now()
-		go debug.FreeOSMemory()
+		// attack) made the runtime keep goes back to the system, at
+		// most every freeEvery (later, if it freed memory just now, and
+		// only if still idle then).
+		s.freeing = true
+		time.AfterFunc(max(0, freeEvery-time.Since(s.freedAt)), s.freeIfIdle)
 	}
 	s.busy = busy
+}
+
+func (s *Server) freeIfIdle() {
+	s.mu.Lock()
+	s.freeing = false
+	idle := !s.busy && !s.closing
+	if idle {
+		s.freedAt = time.Now()
+	}
+	s.mu.Unlock()
+	if idle {
+		// Two collections: the batch system calls' pooled iovecs still
+		// point at the last sessions' buffers until the second.
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
 }
 
 // Close stops the server without waiting on any client: open dumps end
@@ -607,4 +629,10 @@ func strerror(err error) string {
 		msg = strings.ToUpper(msg[:1]) + msg[1:]
 	}
 	return msg
+}
+
+// sameFamily accepts a HERALD from IPv4 to IPv4 or from IPv6 to IPv6:
+// the per-client socket is bound to dst and connected to the source.
+func sameFamily(src, dst netip.Addr) bool {
+	return src.IsValid() && dst.IsValid() && src.Is4() == dst.Is4()
 }

@@ -23,9 +23,10 @@ import (
 )
 
 const (
-	// writeBack: contiguous payloads are gathered into one pwrite of up
-	// to this many bytes (netdumpd's VMCORE_BUFSZ is 128 KiB).
-	writeBack = 512 << 10
+	// writeBack is VMCORE_BUFSZ: contiguous payloads are gathered into one
+	// pwrite of up to this many bytes. (Larger buffers save nothing
+	// measurable: a pwrite's cost is its copy into the page cache.)
+	writeBack = 128 << 10
 	// dotEvery: netdumpd logs "." at seqnos divisible by this ("about
 	// every 16 MB at MTU 1500").
 	dotEvery = 16 << 20 / 1456
@@ -148,8 +149,10 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		acks:      make([]byte, 0, batchMax*wire.AckSize),
 	}
 	c.bconn, _ = conn.(transport.BatchConn)
-	// Sized for full-MTU datagrams until the first data says more.
-	c.sizeRecvBuffer(1500 - 28)
+	// The first window arrives before any datagram is read: sized for
+	// datagrams of a 9000-byte MTU until one says more. (A limit the
+	// kernel charges only for datagrams queued.)
+	c.sizeRecvBuffer(slotSize)
 	c.lastHeard.Store(c.started.UnixNano())
 	return c
 }
@@ -907,6 +910,9 @@ func (c *session) fail(status string) { c.end(failed, status) }
 // set), closes the files, forgets the session and queues its Ended.
 func (c *session) end(why reason, status string) {
 	s := c.s
+	// The read buffers go before the server may find itself idle and
+	// return memory.
+	c.rx = rx{}
 	s.detach(c)
 	if c.files == nil {
 		c.buf = nil
@@ -934,7 +940,7 @@ func (c *session) end(why reason, status string) {
 	c.core.Close()
 	c.files.dir.Close()
 	s.ended(ev)
-	c.wb, c.buf, c.rbuf, c.cov, c.conflicts, c.rx = nil, nil, nil, nil, nil, rx{}
+	c.wb, c.buf, c.rbuf, c.cov, c.conflicts = nil, nil, nil, nil, nil
 }
 
 // linger keeps a completed session's socket open for a while so that a

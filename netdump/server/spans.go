@@ -72,6 +72,9 @@ func (s *spans) end() uint64 {
 
 // overlaps reports whether any range intersects [start, end).
 func (s *spans) overlaps(start, end uint64) bool {
+	if start >= s.end() {
+		return false // the common case: a dump arriving in order
+	}
 	if r, ok := s.at(start); ok && r.end > start {
 		return true
 	}
@@ -109,6 +112,17 @@ func (s *spans) visit(start, end uint64, f func(a, b uint64, k kind)) {
 // their kind (the first arrival wins). Neighbours of kind k merge.
 func (s *spans) add(start, end uint64, k kind) {
 	if start >= end {
+		return
+	}
+	// In order: at or beyond the last range, which grows when it is
+	// adjacent and of the same kind.
+	if last, ok := s.t.Max(); !ok || start >= last.end {
+		if ok && last.end == start && last.kind == k {
+			last.end = end
+			s.t.ReplaceOrInsert(last)
+		} else {
+			s.t.ReplaceOrInsert(span{start, end, k})
+		}
 		return
 	}
 	// Every range touching [start, end), adjacency included.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tamadump/tamadump/netdump/loadgen"
 )
@@ -62,6 +63,17 @@ func (w *windowServer) client(i int) netip.AddrPort {
 // before, if set, runs in each session once its data is acknowledged.
 func (w *windowServer) dump(tb testing.TB, n int, size int64, payload, window int, seed uint64, before func(i int, data netip.AddrPort)) []loadgen.Result {
 	tb.Helper()
+	return w.dumpWith(tb, n, size, payload, window, seed, func(s *loadgen.Session) {
+		if before != nil {
+			i := int(s.Seed - seed)
+			s.BeforeFinish = func(d netip.AddrPort) { before(i, d) }
+		}
+	})
+}
+
+// dumpWith is dump with each session's configuration adjusted by mod.
+func (w *windowServer) dumpWith(tb testing.TB, n int, size int64, payload, window int, seed uint64, mod func(*loadgen.Session)) []loadgen.Result {
+	tb.Helper()
 	res := make([]loadgen.Result, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -70,8 +82,8 @@ func (w *windowServer) dump(tb testing.TB, n int, size int64, payload, window in
 		go func() {
 			defer wg.Done()
 			s := loadgen.Session{Local: w.client(i), Server: w.srv.Addr(), Size: size, Payload: payload, Window: window, Seed: seed + uint64(i)}
-			if before != nil {
-				s.BeforeFinish = func(d netip.AddrPort) { before(i, d) }
+			if mod != nil {
+				mod(&s)
 			}
 			res[i], errs[i] = loadgen.Run(s)
 		}()
@@ -150,4 +162,43 @@ func BenchmarkWindowIngest(b *testing.B) {
 			windowIngest(b, c.sessions, c.size, c.payload, c.window)
 		})
 	}
+}
+
+// TestWindowNoDrops: a sliding-window client with jumbo payloads and 256
+// messages in flight loses nothing in the session socket sized for the
+// server's window; the negative control, a server sized for a window of
+// 4, shows the drops counted the same way (/proc/net/udp).
+func TestWindowNoDrops(t *testing.T) {
+	for _, tc := range []struct {
+		window int
+		drops  bool
+	}{{DefaultWindow, false}, {4, true}} {
+		w := newWindowServer(t, func(c *Config) { c.Window = tc.window })
+		var drops uint64
+		found := false
+		res := w.dumpWith(t, 1, 16<<20, 8948, 256, 1, func(s *loadgen.Session) {
+			s.RTO = 50 * time.Millisecond
+			if !tc.drops {
+				s.RTO = time.Second // no retransmission, whatever the load
+			}
+			s.BeforeFinish = func(d netip.AddrPort) { drops, found = loadgen.SocketDrops(d, w.client(0)) }
+		})
+		w.verify(t, 1, 16<<20, 1)
+		if !found {
+			t.Fatal("the session socket is not in /proc/net/udp")
+		}
+		t.Logf("window %d: %d drops, %d retransmissions", tc.window, drops, res[0].Retransmits)
+		if got := drops > 0; got != tc.drops {
+			t.Errorf("server window %d: %d drops", tc.window, drops)
+		}
+	}
+}
+
+// TestWindowConcurrent: 32 sliding-window sessions at once, every byte
+// of every file as sent (make bench runs them at 256 MiB each).
+func TestWindowConcurrent(t *testing.T) {
+	w := newWindowServer(t, nil)
+	const n, size = 32, 4 << 20
+	w.dump(t, n, size, 1448, 64, 100, nil)
+	w.verify(t, n, size, 100)
 }

@@ -48,15 +48,12 @@ type osClient struct {
 }
 
 func newOSClient(c *net.UDPConn) *osClient {
-	o := &osClient{UDPConn: c, oob: make([]byte, unix.CmsgSpace(2))}
+	o := &osClient{UDPConn: c, oob: segmentCmsg()}
 	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
 		o.batch = ipv6.NewPacketConn(c)
 	} else {
 		o.batch = ipv4.NewPacketConn(c)
 	}
-	h := (*unix.Cmsghdr)(unsafePointer(o.oob))
-	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
-	h.SetLen(unix.CmsgLen(2))
 	return o
 }
 

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // Network supplies the server's UDP sockets, so the same server runs on
@@ -45,22 +47,45 @@ type ClientConn interface {
 	Close() error
 }
 
-// OSNetwork is Network on the host's IPv4 UDP sockets.
+// OSNetwork is Network on the host's UDP sockets, IPv4 and IPv6.
 type OSNetwork struct{}
 
 // ListenHerald binds addr. The destination address of each datagram comes
-// from IP_PKTINFO, or is the bound address when that is not the wildcard.
+// from IP_PKTINFO (IPV6_PKTINFO), or is the bound address when that is not
+// the wildcard. The IPv6 wildcard listens on both families (IPv4 clients
+// arrive as mapped addresses, reported unmapped); where the host has no
+// IPv6 it falls back to the IPv4 wildcard.
 func (OSNetwork) ListenHerald(addr netip.AddrPort) (HeraldConn, error) {
+	if addr.Addr().Is6() {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		if err == nil || !addr.Addr().IsUnspecified() {
+			if err != nil {
+				return nil, err
+			}
+			return newHerald(c, func(h *osHerald) error {
+				h.pc6 = ipv6.NewPacketConn(c)
+				return h.pc6.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true)
+			})
+		}
+		addr = netip.AddrPortFrom(netip.IPv4Unspecified(), addr.Port())
+	}
 	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, err
 	}
+	return newHerald(c, func(h *osHerald) error {
+		h.pc = ipv4.NewPacketConn(c)
+		return h.pc.SetControlMessage(ipv4.FlagDst, true)
+	})
+}
+
+func newHerald(c *net.UDPConn, control func(*osHerald) error) (HeraldConn, error) {
 	// Bursts of HERALDs (many hosts panicking at once) should queue, not
 	// drop; best effort, capped by net.core.rmem_max.
 	c.SetReadBuffer(1 << 20)
 	bound := c.LocalAddr().(*net.UDPAddr).AddrPort()
-	h := &osHerald{c: c, pc: ipv4.NewPacketConn(c), addr: netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())}
-	if err := h.pc.SetControlMessage(ipv4.FlagDst, true); err != nil && h.addr.Addr().IsUnspecified() {
+	h := &osHerald{c: c, addr: netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())}
+	if err := control(h); err != nil && h.addr.Addr().IsUnspecified() {
 		c.Close()
 		return nil, err
 	}
@@ -70,7 +95,11 @@ func (OSNetwork) ListenHerald(addr netip.AddrPort) (HeraldConn, error) {
 // DialClient binds local:0 and connects to remote. The socket is a
 // BatchConn.
 func (OSNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
-	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(remote))
+	network := "udp4"
+	if local.Is6() {
+		network = "udp6"
+	}
+	c, err := net.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), net.UDPAddrFromAddrPort(remote))
 	if err != nil {
 		return nil, err
 	}
@@ -79,14 +108,34 @@ func (OSNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn
 
 type osHerald struct {
 	c    *net.UDPConn
-	pc   *ipv4.PacketConn
+	pc   *ipv4.PacketConn // an IPv4 socket's, or
+	pc6  *ipv6.PacketConn // an IPv6 one's
 	addr netip.AddrPort
 }
 
 var errNoDst = errors.New("no destination address in the control message")
 
 func (h *osHerald) ReadHerald(b []byte) (int, netip.AddrPort, netip.Addr, error) {
-	n, cm, src, err := h.pc.ReadFrom(b)
+	var (
+		n     int
+		dstIP net.IP
+		ifx   int
+		src   net.Addr
+		err   error
+	)
+	if h.pc6 != nil {
+		var cm *ipv6.ControlMessage
+		n, cm, src, err = h.pc6.ReadFrom(b)
+		if cm != nil {
+			dstIP, ifx = cm.Dst, cm.IfIndex
+		}
+	} else {
+		var cm *ipv4.ControlMessage
+		n, cm, src, err = h.pc.ReadFrom(b)
+		if cm != nil {
+			dstIP = cm.Dst
+		}
+	}
 	if err != nil {
 		return 0, netip.AddrPort{}, netip.Addr{}, err
 	}
@@ -100,14 +149,16 @@ func (h *osHerald) ReadHerald(b []byte) (int, netip.AddrPort, netip.Addr, error)
 	if !dst.IsUnspecified() {
 		return n, sap, dst, nil
 	}
-	if cm == nil || cm.Dst == nil {
-		return n, sap, netip.Addr{}, errNoDst
-	}
-	d, ok := netip.AddrFromSlice(cm.Dst)
+	d, ok := netip.AddrFromSlice(dstIP)
 	if !ok {
 		return n, sap, netip.Addr{}, errNoDst
 	}
-	return n, sap, d.Unmap(), nil
+	d = d.Unmap()
+	if d.Is6() && d.IsLinkLocalUnicast() && ifx != 0 {
+		// A link-local address is bound with its interface.
+		d = d.WithZone(strconv.Itoa(ifx))
+	}
+	return n, sap, d, nil
 }
 
 func (h *osHerald) Addr() netip.AddrPort { return h.addr }

@@ -33,6 +33,10 @@ var (
 	ServerAddr = netip.MustParsePrefix("127.0.9.1/24")
 	GuestAddr  = netip.MustParseAddr("127.0.9.2")
 	GuestMAC   = "52:54:00:12:34:56"
+	// With Config.IPv6 the host also has ServerAddr6, where netdumpd
+	// listens; the guest is GuestAddr6.
+	ServerAddr6 = netip.MustParsePrefix("fd00:9::1/64")
+	GuestAddr6  = netip.MustParseAddr("fd00:9::2")
 )
 
 // NICs the image supports, as QEMU devices.
@@ -53,6 +57,8 @@ type Config struct {
 	Ended func(server.Ended)
 	// Faults make the link between the guest and netdumpd lossy.
 	Faults linktest.Faults
+	// IPv6 puts netdumpd on ServerAddr6.
+	IPv6 bool
 }
 
 // Machine is a running guest with its server.
@@ -93,10 +99,7 @@ func (m *Machine) attach(f linktest.Faults) {
 
 // Start boots the guest and the server.
 func Start(cfg Config) (m *Machine, err error) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		return nil, errors.New("qemu-system-x86_64 not found: install QEMU (apt-get install qemu-system-x86)")
-	}
-	nicArgs, err := deviceArgs(cfg.NIC)
+	bin, nicArgs, err := machineArgs(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +114,11 @@ func Start(cfg Config) (m *Machine, err error) {
 			m.Close()
 		}
 	}()
-	m.stack, err = usernet.New(usernet.Config{Addr: ServerAddr})
+	ncfg, listen := usernet.Config{Addr: ServerAddr}, netip.IPv4Unspecified()
+	if cfg.IPv6 {
+		ncfg.Addr6, listen = ServerAddr6, ServerAddr6.Addr()
+	}
+	m.stack, err = usernet.New(ncfg)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +133,7 @@ func Start(cfg Config) (m *Machine, err error) {
 
 	m.srv, err = server.New(server.Config{
 		Dir:        cfg.DumpDir,
-		Listen:     netip.AddrPortFrom(netip.IPv4Unspecified(), 20023),
+		Listen:     netip.AddrPortFrom(listen, 20023),
 		Network:    m.stack.Network(),
 		LookupAddr: func(context.Context, netip.Addr) (string, error) { return "", errors.New("numeric") },
 		Ended:      cfg.Ended,
@@ -149,7 +156,7 @@ func Start(cfg Config) (m *Machine, err error) {
 	args = append(args, "-serial", "stdio",
 		"-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path="+netPath)
 	args = append(args, nicArgs...)
-	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	m.cmd = exec.Command(bin, args...)
 	m.stdin, err = m.cmd.StdinPipe()
 	if err != nil {
 		return nil, err

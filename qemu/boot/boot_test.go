@@ -81,6 +81,12 @@ func run(t *testing.T, img *Image, nic string) (*Machine, string) {
 // checkDump waits for the dump and checks the vmcore and info file.
 func checkDump(t *testing.T, m *Machine, dir, panicMsg string) (vmcore string) {
 	t.Helper()
+	return checkDumpFrom(t, m, dir, GuestAddr.String(), panicMsg)
+}
+
+// checkDumpFrom is checkDump for the files of client host.
+func checkDumpFrom(t *testing.T, m *Machine, dir, host, panicMsg string) (vmcore string) {
+	t.Helper()
 	if err := m.WaitLog("Completed dump", 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +94,8 @@ func checkDump(t *testing.T, m *Machine, dir, panicMsg string) (vmcore string) {
 	if err != nil || status != 1 { // Halt(0)
 		t.Fatalf("QEMU exit status %d (%v), want 1 (dump succeeded)", status, err)
 	}
-	vmcore = filepath.Join(dir, "vmcore.127.0.9.2.0")
-	info, err := os.ReadFile(filepath.Join(dir, "info.127.0.9.2.0"))
+	vmcore = filepath.Join(dir, "vmcore."+host+".0")
+	info, err := os.ReadFile(filepath.Join(dir, "info."+host+".0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,8 @@ func PickBoard() (board string, why error) {
 	return TamaGo, nil
 }
 
-// Build builds the image for board (TamaGo or StockGo) into dir, with
+// Build builds the image for board (TamaGo, StockGo, IMX6UL or
+// IMX6ULUSBArmory) into dir, with
 // settings (server, client, crash, ... as cmd/tamadump documents) as its
 // defaults.
 func Build(board, dir string, settings map[string]string) (*Image, error) {
@@ -57,6 +58,11 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 	switch board {
 	case StockGo:
 		c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		for _, k := range sortedKeys(settings) {
+			if buildTime[k] {
+				c.LDFlags = append(c.LDFlags, "-X main."+variable(k)+"="+settings[k])
+			}
+		}
 		if err := gobuild.Build(c); err != nil {
 			return nil, fmt.Errorf("building the stock-Go image: %w", err)
 		}
@@ -72,14 +78,16 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 		}
 		c.Go, c.Env = gocmd, gobuild.TamaGoEnv("amd64")
 		c.Tags, c.LDFlags = []string{tamago.BuildTags}, []string{tamago.LinkerFlags}
-		for _, k := range sortedKeys(settings) {
-			c.LDFlags = append(c.LDFlags, "-X main."+variable(k)+"="+settings[k])
-		}
+		c.LDFlags = append(c.LDFlags, settingFlags(settings)...)
 		if err := gobuild.Build(c); err != nil {
 			return nil, fmt.Errorf("building the TamaGo image: %w", err)
 		}
+	case IMX6UL, IMX6ULUSBArmory:
+		if err := buildIMX6UL(img, root); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, errors.New("unknown board " + board + "; choose tamago or stockgo")
+		return nil, errors.New("unknown board " + board + "; choose tamago, stockgo, imx6ul or imx6ul-usbarmory")
 	}
 	if err := img.keepSymbols(dir); err != nil {
 		return nil, err
@@ -88,8 +96,9 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 }
 
 // With is the image with more settings: the same binary with another
-// command line on the stock-Go board, a new build (in a directory next to
-// this one's) on TamaGo, whose settings are compiled in.
+// command line on the stock-Go board (a new build for a build-time
+// setting), a new build (in a directory next to this one's) on TamaGo,
+// whose settings are compiled in.
 func (img *Image) With(extra map[string]string) (*Image, error) {
 	set := map[string]string{}
 	for k, v := range img.set {
@@ -98,7 +107,11 @@ func (img *Image) With(extra map[string]string) (*Image, error) {
 	for k, v := range extra {
 		set[k] = v
 	}
-	if img.Board == StockGo {
+	rebuild := img.Board != StockGo
+	for k := range extra {
+		rebuild = rebuild || buildTime[k]
+	}
+	if !rebuild {
 		c := *img
 		c.set = set
 		return &c, nil
@@ -109,6 +122,10 @@ func (img *Image) With(extra map[string]string) (*Image, error) {
 	}
 	return Build(img.Board, dir, set)
 }
+
+// buildTime are the settings the stock-Go image takes at build time only:
+// a public key does not fit the shim's 256-byte command line.
+var buildTime = map[string]bool{"pubkey": true}
 
 // variable maps a setting to the image's variable (cmd/tamadump).
 func variable(k string) string {
@@ -141,9 +158,14 @@ func (img *Image) QEMUArgs(ramMiB int) []string {
 	if img.Board == TamaGo {
 		return TamaGoArgs(img.ELF, ramMiB)
 	}
+	if IsIMX6UL(img.Board) {
+		return img.imxArgs(ramMiB)
+	}
 	words := []string{"GODEBUG=gcshrinkstackoff=1"} // the crash watcher's grown stack must stay
 	for _, k := range sortedKeys(img.set) {
-		words = append(words, k+"="+img.set[k])
+		if !buildTime[k] {
+			words = append(words, k+"="+img.set[k])
+		}
 	}
 	return append(shim.QEMUArgs(img.shim, img.ELF, ramMiB, "-- "+strings.Join(words, " ")), "-nodefaults")
 }

@@ -16,29 +16,33 @@ import (
 )
 
 // Network is transport.Network on this host: the HERALD socket is bound to
-// the host's address, which is therefore every HERALD's destination.
+// one of the host's addresses (the IPv4 one for a wildcard), which is
+// therefore every HERALD's destination.
 func (s *Stack) Network() transport.Network { return network{s} }
 
 type network struct{ s *Stack }
 
 func (n network) ListenHerald(addr netip.AddrPort) (transport.HeraldConn, error) {
 	a := addr.Addr()
-	if a.IsValid() && !a.IsUnspecified() && a.Unmap() != n.s.Addr() {
+	if !a.IsValid() || a.IsUnspecified() {
+		a = n.s.Addr()
+	}
+	if !n.s.Local(a) {
 		return nil, errNotLocal
 	}
-	c, err := n.s.ListenUDP(addr.Port())
+	c, err := n.s.ListenUDPOn(a, addr.Port())
 	if err != nil {
 		return nil, err
 	}
 	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	return &heraldConn{c: c, addr: netip.AddrPortFrom(n.s.Addr(), port)}, nil
+	return &heraldConn{c: c, addr: netip.AddrPortFrom(a.Unmap(), port)}, nil
 }
 
 func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (transport.ClientConn, error) {
-	if local.Unmap() != n.s.Addr() {
+	if !n.s.Local(local) {
 		return nil, errNotLocal
 	}
-	c, ep, err := n.s.Dial(udp.ProtocolNumber, 0, remote)
+	c, ep, err := n.s.DialFrom(udp.ProtocolNumber, local.Unmap(), 0, remote)
 	if err != nil {
 		return nil, err
 	}

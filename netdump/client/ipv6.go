@@ -1,0 +1,13 @@
+package client
+
+import "github.com/tamadump/tamadump/netdump/wire"
+
+// refit sets the payload per datagram after the endpoint's family may have
+// changed (an IPv6 header is 20 bytes longer), keeping it a whole number
+// of cipher blocks when encrypting.
+func (c *Client) refit() {
+	c.payload = min(c.conn.MaxPayload()-wire.HeaderSize, wire.MaxPayload)
+	if c.cfg.Encrypt != nil {
+		c.payload -= c.payload % 16
+	}
+}
