@@ -453,6 +453,11 @@ func (c *Client) push(h wire.Header) error {
 	c.stats.Messages++
 	c.inflight++
 	err := c.transmit(s)
+	if err == nil && h.Type == wire.Finished && !c.cfg.Batch && !s.due {
+		// FINISHED goes twice at once: its timeout is long, and a
+		// server takes a copy of it as a retransmission.
+		err = c.transmit(s)
+	}
 	c.scanAt = min(c.scanAt, s.sentAt+s.rto)
 	return err
 }
