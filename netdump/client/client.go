@@ -8,10 +8,11 @@
 // batch mode stays selectable, for comparison). The window follows the
 // queue the client sees building, not loss: FreeBSD's servers acknowledge
 // every message by its seqno, so each acknowledgement is an RTT sample, and
-// the smallest RTT of a round against the smallest of the dump tells how
-// many messages wait in a queue on the way. A loss with no such queue is
-// random (a lossy link) and costs a retransmission, not rate; a loss with
-// one is congestion and halves the window. All-zero chunks are not sent but
+// the RTT of a round against the smallest of the dump tells how long
+// messages wait in a queue on the way. A loss with no such queue, or at
+// the link's usual rate, is random (a lossy link) and costs a
+// retransmission, not rate; a burst of losses with a queue is congestion
+// and halves the window. All-zero chunks are not sent but
 // declared with a zero-length VMCORE whose aux2 is the run length, which
 // tamadump's server records and FreeBSD's ignores (the file has a hole
 // there either way). After New, a dump allocates nothing.
@@ -50,11 +51,12 @@ const (
 	// completes the SHA-256 and the info file, about 165 ms for 64 MiB),
 	// so resending it sooner only adds datagrams.
 	finishRTO = 500 * time.Millisecond
-	// The window's targets, in time spent queueing on the path (a
-	// round's smallest RTT less the path's): below a quarter of the
-	// path's RTT or queueLow, whichever is longer, it grows and a loss is
-	// random; above half of it or queueHigh it shrinks; between, a loss
-	// is congestion. The floors are above the jitter of a polled host.
+	// The window's targets, in time spent queueing on the path (an RTT
+	// less the path's smallest): a round whose smallest RTT queued more
+	// than half the path's RTT or queueHigh, whichever is longer, shrinks
+	// it; less than a quarter or queueLow lets it grow; a burst of losses
+	// while the recent RTT queued at least that is congestion. The floors
+	// are above the jitter of a polled host.
 	queueLow  = time.Millisecond
 	queueHigh = 2 * time.Millisecond
 	// lossMargin is how many more messages than twice the usual share a
