@@ -25,7 +25,10 @@ deps:
 	  (apt-get update && apt-get install -y qemu-system-x86 qemu-system-arm gdb gdb-multiarch u-boot-tools qemu-user gcc make)
 	$(GO) install github.com/go-delve/delve/cmd/dlv
 	$(GO) tool -n dlv >/dev/null
+# test: go.mod must be tidy (building with TamaGo must not change it), then
+# vet and every test.
 test:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
 build:

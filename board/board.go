@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tamadump/tamadump/board/goruntime"
 	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/buildid"
@@ -115,6 +116,9 @@ type Dumper struct {
 	line     *debugnet.Line
 	crashed  bool
 	off      bool
+	// The heap allocation count at the crash, or why there is none.
+	mallocs    uint64
+	mallocsErr error
 }
 
 // NewDumper prepares a dumper for m's memory through nic. hostname goes
@@ -184,6 +188,7 @@ func (d *Dumper) Config() (cfg client.Config, ok bool) {
 // Crashed records the crash the board captured: the registers and the
 // panic message. It does not allocate.
 func (d *Dumper) Crashed(c *Crash) {
+	d.mallocs, d.mallocsErr = goruntime.Mallocs()
 	d.crashed = true
 	d.info.Regs = c.Regs
 	d.info.PID = 1
@@ -204,6 +209,20 @@ func (d *Dumper) Crashed(c *Crash) {
 	d.info.Panic = d.panic
 }
 
+// AllocsSinceCrash is the number of heap allocations since Crashed, counted
+// exactly and without locks (board/goruntime); err says why there is no
+// count. It does not allocate.
+func (d *Dumper) AllocsSinceCrash() (n uint64, err error) {
+	if d.mallocsErr != nil {
+		return 0, d.mallocsErr
+	}
+	now, err := goruntime.Mallocs()
+	if err != nil {
+		return 0, err
+	}
+	return now - d.mallocs, nil
+}
+
 // Panic is the recorded panic message.
 func (d *Dumper) Panic() []byte { return d.panic }
 
@@ -220,8 +239,13 @@ func (d *Dumper) Backtrace(w io.Writer) {
 		w.Write(b[i:]) //nolint:errcheck // the console
 		return
 	}
-	io.WriteString(w, "no traceback on the console\n") //nolint:errcheck
+	w.Write(noTraceback) //nolint:errcheck
 }
+
+// noTraceback is made in advance: a string converted for Write at the
+// crash would allocate, and io.WriteString's interface check can make
+// the runtime add an itab, which it refuses while panicking.
+var noTraceback = []byte("no traceback on the console\n")
 
 // Dump sends the machine's memory as an ELF core, with the KDH, to the
 // configured server. It resets the NIC first and does not allocate.
@@ -234,7 +258,7 @@ func (d *Dumper) Dump() error {
 		return err
 	}
 	segs, err := d.m.Memory(d.segs[:0])
-	if errors.Is(err, ErrPartialMemory) {
+	if err == ErrPartialMemory { // not errors.Is: see noTraceback
 		d.line.S("netdump: ").S(err.Error()).S("\r\n").Flush()
 	} else if err != nil {
 		return err

@@ -16,9 +16,12 @@
 //     message in Crash.Msg) and calls the function given to
 //     Machine.OnCrash: board/tamago/machine.go, board/stockgo/machine_linux_amd64.go.
 //  2. The image's crash function (cmd/tamadump, image.crashed) hands the
-//     Crash to Dumper.Crashed (board.go) and either dumps at once or
+//     Crash to Dumper.Crashed (board.go), which records it and takes the
+//     heap allocation count (board/goruntime), and either dumps at once or
 //     serves the debugger (ddb), whose dump and netdump commands come back
-//     to Dumper.Configure and Dumper.Dump.
+//     to Dumper.Configure (client.Retarget after the crash) and
+//     Dumper.Dump. Before halting, or at the debugger's reset, the image
+//     prints Dumper.AllocsSinceCrash: 0, or why there is no count.
 //  3. Dumper.Dump (board.go) resets the NIC, asks the Machine for its
 //     memory, builds the ELF core's headers and the kernel dump header in
 //     buffers made by NewDumper, and calls the client.

@@ -14,7 +14,6 @@
 package ddb
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/tamadump/tamadump/netdump/ekcd"
@@ -47,17 +46,6 @@ func (c Config) NextHop() netip.Addr {
 		return c.Gateway
 	}
 	return c.Server
-}
-
-// Validate reports the first thing wrong with c, naming the field.
-func (c Config) Validate() error {
-	if p, bad := c.check(); bad {
-		if p.addr.IsValid() {
-			return fmt.Errorf("ddb: %s %s %s", p.field, p.addr, p.reason)
-		}
-		return fmt.Errorf("ddb: %s %s", p.field, p.reason)
-	}
-	return nil
 }
 
 // problem is a Config error kept as parts, so that the debugger can print it

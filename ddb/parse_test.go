@@ -40,7 +40,8 @@ func TestParseIPv4(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
+// TestCheck: the problems the shell prints for a combined configuration.
+func TestCheck(t *testing.T) {
 	ip := netip.MustParseAddr
 	good := configured
 	for _, tc := range []struct {
@@ -73,11 +74,15 @@ func TestValidate(t *testing.T) {
 		c := good
 		tc.edit(&c)
 		got := ""
-		if err := c.Validate(); err != nil {
-			got = err.Error()
+		if p, bad := c.check(); bad {
+			got = "ddb: " + p.field + " "
+			if p.addr.IsValid() {
+				got += p.addr.String() + " "
+			}
+			got += p.reason
 		}
 		if got != tc.want {
-			t.Errorf("%s: Validate() = %q, want %q", tc.name, got, tc.want)
+			t.Errorf("%s: check() = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

@@ -220,7 +220,11 @@ func (c *Conn) Connect() error {
 		return nil
 	}
 	if c.gateway.Len() != 0 {
-		c.line.S("debugnet: failed to ARP server, trying to reach gateway...\r\n").Flush()
+		if c.v6.on {
+			c.line.S("debugnet: no neighbour advertisement from the server, trying to reach gateway...\r\n").Flush()
+		} else {
+			c.line.S("debugnet: failed to ARP server, trying to reach gateway...\r\n").Flush()
+		}
 		if c.resolve(c.gateway) {
 			return nil
 		}
@@ -247,7 +251,11 @@ func (c *Conn) resolve(target tcpip.Address) bool {
 				return true
 			}
 		}
-		c.line.S("(ARP retry)\r\n").Flush()
+		if c.v6.on {
+			c.line.S("(NS retry)\r\n").Flush()
+		} else {
+			c.line.S("(ARP retry)\r\n").Flush()
+		}
 	}
 	return false
 }

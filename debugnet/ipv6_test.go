@@ -199,8 +199,8 @@ func TestIPv6Router(t *testing.T) {
 	if err := c.Connect(); err != nil {
 		t.Fatalf("%v\n%s", err, console.String())
 	}
-	if c.PeerMAC() != gwMAC {
-		t.Fatalf("peer %x", c.PeerMAC())
+	if c.PeerMAC() != gwMAC || strings.Count(console.String(), "(NS retry)") != 2 || !strings.Contains(console.String(), "trying to reach gateway") {
+		t.Fatalf("peer %x, console:\n%s", c.PeerMAC(), console.String())
 	}
 	// The solicitations: to the server's solicited-node group, then the
 	// router's, from the global address, then the link-local one.

@@ -103,10 +103,8 @@ func (p *Pool) Take(slots ...[]Buf) error {
 		for j := range s {
 			b, err := p.Get()
 			if err != nil {
-				for _, t := range slots[:i] {
-					p.putAll(t)
-				}
-				p.putAll(s[:j])
+				p.Release(slots[:i]...)
+				p.Release(s[:j])
 				return err
 			}
 			s[j] = b
@@ -115,10 +113,17 @@ func (p *Pool) Take(slots ...[]Buf) error {
 	return nil
 }
 
-func (p *Pool) putAll(bufs []Buf) {
-	for i := range bufs {
-		p.Put(bufs[i])
-		bufs[i] = Buf{}
+// Release returns every buffer in the slots (the zero Buf is skipped) and
+// clears them: what a driver that took its buffers does when it fails to
+// start after all.
+func (p *Pool) Release(slots ...[]Buf) {
+	for _, s := range slots {
+		for i := range s {
+			if s[i].Valid() {
+				p.Put(s[i])
+			}
+			s[i] = Buf{}
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package stockgo
 import (
 	"io"
 	"os"
-	"runtime/metrics"
 	"syscall"
 	"time"
 	"unsafe"
@@ -23,7 +22,6 @@ type Machine struct {
 	crash  board.Crash
 	msgbuf []byte // the console output at the crash, where Crash.Msg points
 	msg    []byte // room for a message of the board's own
-	allocs [1]metrics.Sample
 }
 
 // New describes the machine the shim booted; it fails when the program
@@ -157,16 +155,4 @@ func (f rawFD) Read(p []byte) (int, error) {
 func phys(addr, n uint64) []byte {
 	a := uintptr(addr)
 	return unsafe.Slice((*byte)(*(*unsafe.Pointer)(unsafe.Pointer(&a))), n)
-}
-
-// Mallocs reads the runtime's allocation count; metrics.Read with a
-// preallocated sample does not allocate, and the watcher is an ordinary
-// goroutine.
-func (s *Machine) Mallocs() (uint64, bool) {
-	s.allocs[0].Name = "/gc/heap/allocs:objects"
-	metrics.Read(s.allocs[:])
-	if s.allocs[0].Value.Kind() != metrics.KindUint64 {
-		return 0, false
-	}
-	return s.allocs[0].Value.Uint64(), true
 }

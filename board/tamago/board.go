@@ -133,7 +133,7 @@ func Reboot() {
 //go:linkname printk runtime/goos.Printk
 func printk(c byte) {
 	UART0.Tx(c)
-	logByte(c)
+	cons.Log(c)
 }
 
 //go:linkname nanotime runtime/goos.Nanotime

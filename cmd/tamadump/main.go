@@ -82,9 +82,6 @@ func main() {
 	fmt.Fprintf(out, "pattern at %#x, marker at %#x\r\n", uintptr(unsafe.Pointer(&Pattern[0])), uintptr(unsafe.Pointer(&Marker)))
 
 	img := &image{m: m, out: out, line: debugnet.NewLine(out)}
-	if c, ok := m.(interface{ Mallocs() (uint64, bool) }); ok {
-		img.mallocs = c.Mallocs
-	}
 	found, err := findNIC(m)
 	if err != nil {
 		fmt.Fprintf(out, "no network: %v\r\n", err)
@@ -178,8 +175,6 @@ type image struct {
 	names  []string
 	mu     sync.Mutex // the driver, between the stack's goroutines
 	line   *debugnet.Line
-	// mallocs counts heap allocations, where the board can.
-	mallocs func() (uint64, bool)
 }
 
 func (img *image) configureDefaults() {
@@ -268,12 +263,8 @@ func (img *image) crashed(c *board.Crash) {
 		return
 	}
 	img.dumper.Crashed(c)
-	img.line.S("tamadump: ").S(c.Reason.String()).S(": ").B(img.dumper.Panic()).S("\r\n").Flush()
-	var before uint64
-	counted := img.mallocs != nil
-	if counted {
-		before, counted = img.mallocs()
-	}
+	afterCrash()
+	img.line.S("tamadump: ").S(c.Reason.String()).S(": ").B(img.dumper.Panic()).S("\n").Flush()
 	var err error
 	if debug == "on" {
 		err = img.shell.Debug()
@@ -284,12 +275,7 @@ func (img *image) crashed(c *board.Crash) {
 		err = img.dumper.Dump()
 	}
 	st := img.dumper.Stats()
-	if counted {
-		now, _ := img.mallocs()
-		img.line.S("tamadump: heap allocations after the crash: ").U(now - before).S("\r\n").Flush()
-	} else {
-		img.line.S("tamadump: heap allocations after the crash: 0 (the runtime aborts on any allocation here)\r\n").Flush()
-	}
+	img.reportAllocs()
 	if err == nil && st.Sent > 0 {
 		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
 			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions (").
@@ -303,6 +289,17 @@ func (img *image) crashed(c *board.Crash) {
 		img.m.Reboot()
 	}
 	img.m.Halt(code)
+}
+
+// reportAllocs prints how many heap allocations happened after the crash.
+func (img *image) reportAllocs() {
+	img.line.S("tamadump: heap allocations after the crash: ")
+	if n, err := img.dumper.AllocsSinceCrash(); err != nil {
+		img.line.S(err.Error())
+	} else {
+		img.line.U(n)
+	}
+	img.line.S("\n").Flush()
 }
 
 var (
@@ -351,4 +348,11 @@ func (img *image) Backtrace(w io.Writer) {
 	}
 }
 
-func (img *image) Reset() { img.m.Reboot() }
+// Reset is the debugger's reset: the count of allocations after the
+// crash, then a reboot.
+func (img *image) Reset() {
+	if img.dumper != nil {
+		img.reportAllocs()
+	}
+	img.m.Reboot()
+}

@@ -119,6 +119,7 @@ func New(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool) (*NIC, 
 		return nil, fmt.Errorf("e1000: %d buffers: %w", BuffersNeeded, err)
 	}
 	if err := n.Reset(); err != nil {
+		pool.Release(n.txBuf[:], n.rxBuf[:])
 		return nil, err
 	}
 	return n, nil

@@ -18,10 +18,11 @@ type fakeDev struct {
 	base   uint64
 	eeprom [64]uint16
 
-	stopTX  bool // model a transmitter that never completes
-	sent    int
-	lastLen int
-	last    [2048]byte
+	stopTX     bool // model a transmitter that never completes
+	stuckReset bool // model a CTRL.RST that never clears
+	sent       int
+	lastLen    int
+	last       [2048]byte
 }
 
 const fakeRegs = 0xfebc0000
@@ -59,7 +60,9 @@ func (f *fakeDev) Write32(addr uint64, v uint32) {
 	r := int(addr - fakeRegs)
 	switch r {
 	case 0x0000: // CTRL: RST self-clears, resets nothing (as QEMU)
-		v &^= 1 << 26
+		if !f.stuckReset {
+			v &^= 1 << 26
+		}
 	case 0x0014: // EERD
 		if v&1 != 0 {
 			v = uint32(f.eeprom[(v>>8)&0x3f])<<16 | 1<<4

@@ -137,6 +137,21 @@ func TestFakeNoDevice(t *testing.T) {
 	}
 }
 
+// A Reset that fails after New took its buffers gives them all back; the
+// high-water mark shows they had been taken.
+func TestFakeResetFailsReleasesBuffers(t *testing.T) {
+	dev := newFakeDev(testMAC)
+	dev.stuckReset = true
+	rings, rest, _ := dev.dma().Carve(e1000.RingBytes+128, 128)
+	pool, _ := mbufpool.New(rest, e1000.BufSize)
+	if _, err := e1000.New(dev, fakeRegs, rings, pool); !errors.Is(err, e1000.ErrResetTimeout) {
+		t.Fatalf("New with a reset that never completes: %v", err)
+	}
+	if st := pool.Stats(); st.HighWater != e1000.BuffersNeeded || st.InUse != 0 {
+		t.Fatalf("pool after the failed reset: %+v (want %d taken, none kept)", st, e1000.BuffersNeeded)
+	}
+}
+
 // TestNoAllocs checks the panic-time paths allocate nothing: Transmit,
 // Poll (with a frame each time) and Reset, measured over the fake device
 // so the count is the driver's alone.

@@ -114,6 +114,7 @@ func New(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool) (*NIC, 
 		return nil, fmt.Errorf("imxenet: %d buffers: %w", BuffersNeeded, err)
 	}
 	if err := n.Reset(); err != nil {
+		pool.Release(n.txBuf[:], n.rxBuf[:])
 		return nil, err
 	}
 	return n, nil
@@ -237,7 +238,7 @@ func (n *NIC) Reset() error {
 	// Our address, no individual hash matches, every group hash bucket:
 	// unicast to us, broadcast, and all multicast (IPv6 neighbour
 	// solicitations come to a solicited-node group, which debugnet picks
-	// out).
+	// out). QEMU's model delivers no multicast however the hash is set.
 	n.write(regPALR, uint32(n.mac[0])<<24|uint32(n.mac[1])<<16|uint32(n.mac[2])<<8|uint32(n.mac[3]))
 	n.write(regPAUR, uint32(n.mac[4])<<24|uint32(n.mac[5])<<16|paurTypeField)
 	n.write(regIAUR, 0)

@@ -26,10 +26,13 @@ type fakeMMIO struct {
 	pageSize                        uint32
 	queues                          [2]fakeQueue
 
-	stopTX  bool // model a device whose transmitter is stuck
-	sent    int
-	lastLen int
-	last    [2048]byte
+	stopTX bool // model a device whose transmitter is stuck
+	// stuckAfter > 0 models a device whose status stops clearing after
+	// that many resets.
+	stuckAfter, resets int
+	sent               int
+	lastLen            int
+	last               [2048]byte
 }
 
 type fakeQueue struct {
@@ -179,6 +182,10 @@ func (f *fakeMMIO) Write32(addr uint64, v uint32) {
 		}
 	case mmioStatus:
 		if v == 0 {
+			if f.resets++; f.stuckAfter > 0 && f.resets > f.stuckAfter {
+				f.stat |= 1 // ACKNOWLEDGE stays: the reset never completes
+				return
+			}
 			f.reset()
 			return
 		}

@@ -116,7 +116,7 @@ func newNIC(t transport, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC,
 		for s := range bufs {
 			b, err := pool.Get()
 			if err != nil {
-				n.putBuffers(pool)
+				pool.Release(n.rxBuf, n.txBuf)
 				return nil, fmt.Errorf("virtio: %d buffers for %s: %w", len(bufs), [2]string{"RX", "TX"}[i], err)
 			}
 			bufs[s] = b
@@ -124,20 +124,10 @@ func newNIC(t transport, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC,
 	}
 	n.mac = n.readMAC()
 	if err := n.Reset(); err != nil {
-		n.putBuffers(pool)
+		pool.Release(n.rxBuf, n.txBuf)
 		return nil, err
 	}
 	return n, nil
-}
-
-func (n *NIC) putBuffers(pool *mbufpool.Pool) {
-	for _, bufs := range [2][]mbufpool.Buf{n.rxBuf, n.txBuf} {
-		for _, b := range bufs {
-			if b.Valid() {
-				pool.Put(b)
-			}
-		}
-	}
 }
 
 // slots is how many buffers a queue holds at once.

@@ -216,6 +216,21 @@ func TestUsedGarbage(t *testing.T) {
 	}
 }
 
+// A Reset that fails after New took its buffers (the device's status no
+// longer clears on the second reset) gives them all back; the high-water
+// mark shows they had been taken.
+func TestResetFailsReleasesBuffers(t *testing.T) {
+	dev := newFakeMMIO(true, featMAC|featVersion1)
+	dev.stuckAfter = 1
+	_, pool, err := newFakeNIC(t, dev, Options{})
+	if !errors.Is(err, ErrResetTimeout) {
+		t.Fatalf("New with a reset that never completes: %v", err)
+	}
+	if st := pool.Stats(); st.HighWater == 0 || st.InUse != 0 {
+		t.Fatalf("pool after the failed reset: %+v (want buffers taken, none kept)", st)
+	}
+}
+
 func TestNegotiation(t *testing.T) {
 	cases := []struct {
 		name    string

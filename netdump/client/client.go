@@ -292,7 +292,7 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 		return err
 	}
 	if err := c.conn.Connect(); err != nil {
-		c.line.S("netdump: failed to contact netdump server (no ARP reply from ").IP(c.cfg.Server)
+		c.line.S("netdump: failed to contact netdump server (no ").S(resolution(c.conn)).S(" from ").IP(c.cfg.Server)
 		if c.cfg.Gateway.IsValid() {
 			c.line.S(" or gateway ").IP(c.cfg.Gateway)
 		}

@@ -1,6 +1,18 @@
 package client
 
-import "github.com/tamadump/tamadump/netdump/wire"
+import (
+	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// resolution names the answer the endpoint waits for to find the next
+// hop, for the console.
+func resolution(conn *debugnet.Conn) string {
+	if conn.IPv6() {
+		return "neighbour advertisement"
+	}
+	return "ARP reply"
+}
 
 // refit sets the payload per datagram after the endpoint's family may have
 // changed (an IPv6 header is 20 bytes longer), keeping it a whole number

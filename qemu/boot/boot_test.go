@@ -25,14 +25,7 @@ var (
 
 func image(t *testing.T, board string) *Image {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
-	if board == TamaGo {
-		if _, err := gobuild.Toolchain(); err != nil {
-			t.Skipf("SKIP: TamaGo board not tested: %v", err)
-		}
-	}
+	need(t, board)
 	imagesMu.Lock()
 	defer imagesMu.Unlock()
 	if img := images[board]; img != nil {
@@ -48,6 +41,19 @@ func image(t *testing.T, board string) *Image {
 	}
 	images[board] = img
 	return img
+}
+
+// need skips the test unless QEMU and the board's toolchain are installed.
+func need(t *testing.T, board string) {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+	if board == TamaGo {
+		if _, err := gobuild.Toolchain(); err != nil {
+			t.Skipf("SKIP: TamaGo board not tested: %v", err)
+		}
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -131,10 +137,20 @@ func checkDumpFrom(t *testing.T, m *Machine, dir, host, panicMsg string) (vmcore
 	if !found || string(got) != "TAMADUMP-PATTERN-TAMADUMP-PATTERN-" {
 		t.Fatalf("pattern at %#x: found %v, %q", a, found, got)
 	}
-	if !strings.Contains(m.Console(), "heap allocations after the crash: 0") {
-		t.Errorf("allocations after the crash:\n%s", lastLines(m.Console(), 8))
-	}
+	checkAllocs(t, m, 0)
 	return vmcore
+}
+
+// checkAllocs checks the image's count of heap allocations after the crash.
+func checkAllocs(t *testing.T, m *Machine, want int) {
+	t.Helper()
+	got, err := m.Expect(`heap allocations after the crash: ([^\r\n]*)\r\n`, 10*time.Second)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, lastLines(m.Console(), 8))
+	}
+	if got[1] != strconv.Itoa(want) {
+		t.Errorf("heap allocations after the crash: %s, want %d", got[1], want)
+	}
 }
 
 func must(s []string, err error) []string {
@@ -215,12 +231,14 @@ func TestCrashKinds(t *testing.T) {
 }
 
 // TestDebugger stops at the db> prompt after the panic, as FreeBSD's ddb:
-// bt shows the panicking goroutine, netdump on the fly dumps to the
-// server named there, reset ends the machine.
+// bt shows the panicking goroutine, netdump -s retargets the dump from
+// the server configured at boot (where nobody listens) to the one named
+// there and dumps, reset reports the allocations after the crash and ends
+// the machine.
 func TestDebugger(t *testing.T) {
 	for _, board := range []string{StockGo, TamaGo} {
 		t.Run(board, func(t *testing.T) {
-			img, err := image(t, board).With(map[string]string{"debug": "on"})
+			img, err := image(t, board).With(map[string]string{"debug": "on", "server": "127.0.9.7"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,7 +251,7 @@ func TestDebugger(t *testing.T) {
 			if _, err := m.Expect(`(?s)goroutine 1 \[running\]:.*main\.main\(\).*db> $`, 10*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			m.Send("netdump -s 127.0.9.1 -c 127.0.9.2")
+			m.Send("netdump -s 127.0.9.1")
 			if _, err := m.Expect(`(?s)netdump finished\..*db> $`, 60*time.Second); err != nil {
 				t.Fatal(err)
 			}
@@ -245,9 +263,44 @@ func TestDebugger(t *testing.T) {
 				t.Fatalf("info:\n%s", info)
 			}
 			m.Send("reset")
+			checkAllocs(t, m, 0)
 			if _, err := m.Wait(30 * time.Second); err != nil {
 				t.Fatal(err)
 			}
+		})
+	}
+}
+
+// TestAllocationCount is the negative control of the count above: an image
+// built with the tag crashalloc allocates one small and one large object
+// after the crash, and must say 2.
+func TestAllocationCount(t *testing.T) {
+	for _, board := range []string{StockGo, TamaGo} {
+		t.Run(board, func(t *testing.T) {
+			need(t, board)
+			img, err := Build(board, t.TempDir(), map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"}, "crashalloc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := run(t, img, "virtio-mmio")
+			m.Send("panic allocate after this")
+			checkAllocs(t, m, 2)
+		})
+	}
+}
+
+// TestLongPanicMessage panics with a 1,000-byte message: the image prints it
+// whole and still allocates nothing after the crash.
+func TestLongPanicMessage(t *testing.T) {
+	for _, board := range []string{StockGo, TamaGo} {
+		t.Run(board, func(t *testing.T) {
+			m, dir := run(t, image(t, board), "virtio-mmio")
+			msg := strings.Repeat("0123456789", 100)
+			m.Send("panic " + msg)
+			if _, err := m.Expect(`tamadump: panic: `+msg+`\r\n`, 60*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			checkDump(t, m, dir, msg[:100])
 		})
 	}
 }

@@ -20,6 +20,7 @@ type Image struct {
 	ELF   string // the Go program (for gdb)
 	shim  string
 	set   map[string]string
+	tags  []string
 
 	// Symbols is the symbols directory the ELF is kept in, under its
 	// build ID (netdump/symbols), for the analysis of its dumps.
@@ -50,11 +51,12 @@ func PickBoard() (board string, why error) {
 // Build builds the image for board (TamaGo, StockGo, IMX6UL or
 // IMX6ULUSBArmory) into dir, with
 // settings (server, client, crash, ... as cmd/tamadump documents) as its
-// defaults.
-func Build(board, dir string, settings map[string]string) (*Image, error) {
-	img := &Image{Board: board, ELF: filepath.Join(dir, "tamadump-"+board+".elf"), set: settings}
+// defaults, and build tags (crashalloc: the negative control of the
+// allocation count after the crash).
+func Build(board, dir string, settings map[string]string, tags ...string) (*Image, error) {
+	img := &Image{Board: board, ELF: filepath.Join(dir, "tamadump-"+board+".elf"), set: settings, tags: tags}
 	root := ModuleRoot()
-	c := gobuild.Config{Go: "go", Dir: root, Pkg: "./cmd/tamadump", Out: img.ELF}
+	c := gobuild.Config{Go: "go", Dir: root, Pkg: "./cmd/tamadump", Out: img.ELF, Tags: tags}
 	switch board {
 	case StockGo:
 		c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
@@ -77,7 +79,7 @@ func Build(board, dir string, settings map[string]string) (*Image, error) {
 			return nil, err
 		}
 		c.Go, c.Env = gocmd, gobuild.TamaGoEnv("amd64")
-		c.Tags, c.LDFlags = []string{tamago.BuildTags}, []string{tamago.LinkerFlags}
+		c.Tags, c.LDFlags = append(append([]string{}, tags...), tamago.BuildTags), []string{tamago.LinkerFlags}
 		c.LDFlags = append(c.LDFlags, settingFlags(settings)...)
 		if err := gobuild.Build(c); err != nil {
 			return nil, fmt.Errorf("building the TamaGo image: %w", err)
@@ -120,7 +122,7 @@ func (img *Image) With(extra map[string]string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Build(img.Board, dir, set)
+	return Build(img.Board, dir, set, img.tags...)
 }
 
 // buildTime are the settings the stock-Go image takes at build time only:

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamadump/tamadump/board/goruntime"
 	"github.com/tamadump/tamadump/qemu"
 	"github.com/tamadump/tamadump/qemu/gobuild"
 )
@@ -141,7 +142,8 @@ func imxCheckDump(t *testing.T, img *Image, m *Machine, dir, panicMsg string) (v
 	if got := readCore(t, core, a, 34); string(got) != "TAMADUMP-PATTERN-TAMADUMP-PATTERN-" {
 		t.Fatalf("pattern at %#x: %q", a, got)
 	}
-	if !strings.Contains(m.Console(), "heap allocations after the crash: 0") {
+	// The count is read on amd64 only: on arm the image says so.
+	if !strings.Contains(m.Console(), "heap allocations after the crash: "+goruntime.ErrArch.Error()) {
 		t.Errorf("allocations after the crash:\n%s", lastLines(m.Console(), 8))
 	}
 	mm := dumpedRe.FindStringSubmatch(m.Console())

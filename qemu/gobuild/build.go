@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+
+	"github.com/tamadump/tamadump/board/goruntime"
 )
 
 // Config is one build.
@@ -21,9 +24,49 @@ type Config struct {
 	LDFlags []string // linker flags (-T ..., -X main.server=...)
 }
 
-// Build builds c.Pkg into c.Out with -trimpath.
+// Build builds c.Pkg into c.Out with -trimpath. For amd64 it links twice:
+// the first link's DWARF says where the runtime keeps its allocation
+// counters, and the second carries that layout to board/goruntime (-X; a
+// program without that package ignores it). Both links set a layout of
+// the same length, so the second lays the image out as the first did;
+// Build checks that it did.
 func Build(c Config) error {
-	return link(c, nil)
+	if goarch(c.Env) != "amd64" {
+		return link(c, nil)
+	}
+	if err := link(c, layoutFlag(goruntime.Layout{})); err != nil {
+		return err
+	}
+	l, err := ReadLayout(c.Out)
+	if err != nil {
+		return fmt.Errorf("reading the runtime's layout: %w", err)
+	}
+	if err := link(c, layoutFlag(l)); err != nil {
+		return err
+	}
+	again, err := ReadLayout(c.Out)
+	if err != nil {
+		return fmt.Errorf("reading the runtime's layout: %w", err)
+	}
+	if again != l {
+		return fmt.Errorf("%s: the runtime's layout moved between the two links (%+v, then %+v)", c.Out, l, again)
+	}
+	return nil
+}
+
+func layoutFlag(l goruntime.Layout) []string {
+	return []string{"-X", goruntime.Symbol + "=" + l.Encode()}
+}
+
+// goarch is the GOARCH of a build environment.
+func goarch(env []string) string {
+	a := runtime.GOARCH
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GOARCH="); ok {
+			a = v
+		}
+	}
+	return a
 }
 
 // link runs go build with c's flags and extra linker flags.
