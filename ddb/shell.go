@@ -118,6 +118,8 @@ func (s *Shell) run(argv [][]byte, line []byte) (stop bool) {
 		s.show(argv[1:])
 	case equal(argv[0], "ifconfig"):
 		s.ifconfig()
+	case equal(argv[0], "blast"):
+		s.blast(argv[1:])
 	case equal(argv[0], "panic"):
 		msg := string(bytes.TrimSpace(bytes.TrimLeft(line, " ")[len("panic"):]))
 		if msg == "" {
@@ -146,6 +148,10 @@ const helpText = `Commands:
   dumpon off         do not dump
   show dumpon        print the netdump configuration
   ifconfig           list the network interfaces
+  blast -s server [-p port] MiB
+                     send MiB mebibytes of UDP to server's port (9 by
+                     default) through the dump's NIC and print the time:
+                     what the NIC path carries without netdump on it
   panic [message]    panic (message "` + DefaultPanic + `" by default)
   help               print this text
 `

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tamadump/tamadump/phases"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -104,6 +105,7 @@ type Conn struct {
 	line            *Line
 	claimed         bool // another host's ARP claimed our address; said once
 	start           time.Time
+	ph              *phases.Counters
 }
 
 // New prepares an endpoint on nic. handler receives each valid UDP
@@ -304,6 +306,7 @@ func (c *Conn) Send(dstPort uint16, n int) error {
 	c.udp = header.UDPFields{SrcPort: c.cfg.ClientPort, DstPort: dstPort, Length: uint16(udpLen + n)}
 	u := header.UDP(f[ethLen+ipLen:])
 	u.Encode(&c.udp)
+	prev := c.ph.Enter(phases.Checksum)
 	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, c.client, c.server, uint16(udpLen+n))
 	sum = checksum.Checksum(f[hdrLen:hdrLen+n], sum)
 	sum = ^u.CalculateChecksum(sum)
@@ -316,7 +319,10 @@ func (c *Conn) Send(dstPort uint16, n int) error {
 		clear(f[end:minLen])
 		end = minLen
 	}
-	return c.nic.Transmit(f[:end])
+	c.ph.Enter(phases.Driver)
+	err := c.nic.Transmit(f[:end])
+	c.ph.Enter(prev)
+	return err
 }
 
 // PollOnce processes the frames the NIC has received and returns how many.

@@ -16,6 +16,7 @@
 //	after=halt|reboot
 //	hostname=NAME
 //	crash=boom|nil|write|index|fault|fatal|goroutine  crash=... after crashdelay=DURATION (tests)
+//	fill=MiB|free   random data on the heap before the prompt (tests of dumps at scale)
 package main
 
 import (
@@ -57,6 +58,7 @@ var (
 	pubkey     string
 	cipher     string
 	elide      = "off"
+	fill       string
 )
 
 // Pattern is memory the image fills before anything can crash, so that a
@@ -79,6 +81,9 @@ func main() {
 	fmt.Fprintf(out, "tamadump %s on %s (%s): %d MB RAM, booted in %v\r\n",
 		version, m.Name(), runtime.Version(), m.MemoryMB(), m.BootTime().Round(time.Millisecond))
 	fillPattern()
+	if fill != "" {
+		fillRAM(out, fill, m.MemoryMB())
+	}
 	fmt.Fprintf(out, "pattern at %#x, marker at %#x\r\n", uintptr(unsafe.Pointer(&Pattern[0])), uintptr(unsafe.Pointer(&Marker)))
 
 	img := &image{m: m, out: out, line: debugnet.NewLine(out)}
@@ -142,6 +147,7 @@ func set(out io.Writer, w string) {
 		"server": &server, "client": &clientAddr, "gateway": &gateway, "path": &path,
 		"nic": &nicName, "debug": &debug, "after": &after, "hostname": &hostname,
 		"crash": &crash, "crashdelay": &crashDelay, "pubkey": &pubkey, "cipher": &cipher, "elide": &elide,
+		"fill": &fill,
 	}[k]
 	if p == nil {
 		fmt.Fprintf(out, "ignoring unknown setting %q\r\n", k)

@@ -29,6 +29,7 @@ import (
 	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/netdump/ekcd"
 	"github.com/tamadump/tamadump/netdump/wire"
+	"github.com/tamadump/tamadump/phases"
 )
 
 // Defaults.
@@ -197,6 +198,7 @@ type Client struct {
 	body         Body
 	stats        Stats
 	enc          encryption
+	ph           phases.Counters
 }
 
 // New prepares a client on nic; it allocates everything a dump needs.
@@ -214,6 +216,7 @@ func New(nic debugnet.NIC, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c.conn = conn
+	conn.SetPhases(&c.ph)
 	c.line = conn.Line()
 	c.payload = conn.MaxPayload() - wire.HeaderSize
 	if c.payload < wire.KDHSize {
@@ -262,6 +265,7 @@ func (c *Client) PayloadSize() int { return c.payload }
 // does not allocate.
 func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error {
 	start := c.conn.Now()
+	c.ph.Start()
 	c.stats = Stats{}
 	body, err := c.prepareEncryption(body, kdh)
 	if err != nil {
@@ -278,7 +282,9 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 	c.roundLost, c.roundAcked, c.lossAvg, c.limited, c.slowStart = 0, 0, 0, false, true
 	c.srtt, c.rttvar = 0, 0
 	defer func() {
+		c.ph.Stop()
 		c.stats.Elapsed = time.Duration(c.conn.Now() - start)
+		c.printPhases()
 		c.stats.Window = c.cwnd
 		c.stats.MinRTT = time.Duration(c.baseRTT)
 		c.body = nil
@@ -400,6 +406,7 @@ var zeroPage [wire.DataSize]byte
 
 // zeroPrefix counts the zero bytes from off, up to max, page by page.
 func (c *Client) zeroPrefix(off, max int64) int64 {
+	defer c.ph.Enter(c.ph.Enter(phases.ZeroScan))
 	var z int64
 	for z < max {
 		b := c.body.Chunk(off+z, int(min(max-z, 1<<20)))
@@ -485,6 +492,7 @@ func (c *Client) drain() error {
 // wait polls once, retransmits what timed out, and fails after Retries+1
 // timeouts without progress.
 func (c *Client) wait() error {
+	defer c.ph.Enter(c.ph.Enter(phases.Wait))
 	if c.conn.PollOnce() == 0 && c.cfg.Idle != nil {
 		c.cfg.Idle()
 	}
@@ -584,6 +592,7 @@ func (c *Client) transmit(s *slot) error {
 	case wire.KDH:
 		copy(d, c.kdh[:])
 	case wire.VMCore:
+		prev := c.ph.Enter(phases.Copy)
 		for off := 0; off < len(d); {
 			b := c.body.Chunk(int64(s.h.Offset)+int64(off), len(d)-off)
 			if len(b) == 0 {
@@ -592,6 +601,7 @@ func (c *Client) transmit(s *slot) error {
 			}
 			off += copy(d[off:], b)
 		}
+		c.ph.Enter(prev)
 	}
 	if err := c.encryptPayload(s, d); err != nil {
 		return err

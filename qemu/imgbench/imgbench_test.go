@@ -1,0 +1,280 @@
+package imgbench
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/tamadump/tamadump/qemu/boot"
+)
+
+var (
+	mu     sync.Mutex
+	images = map[string]*boot.Image{}
+	dirs   []string
+)
+
+// image builds board's image once, with the user-space network's
+// addresses as its defaults; the TamaGo board skips without its toolchain.
+func image(tb testing.TB, board string, extra map[string]string) *boot.Image {
+	tb.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		tb.Skip("SKIP: qemu-system-x86_64 not installed")
+	}
+	if board == boot.TamaGo {
+		if b, why := boot.PickBoard(); b != boot.TamaGo {
+			tb.Skipf("SKIP: no TamaGo toolchain: %v", why)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	key := fmt.Sprint(board, extra)
+	if img, ok := images[key]; ok {
+		return img
+	}
+	dir, err := os.MkdirTemp("", "tamadump-imgbench-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dirs = append(dirs, dir)
+	set := map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"}
+	for k, v := range extra {
+		set[k] = v
+	}
+	img, err := boot.Build(board, dir, set)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	images[key] = img
+	return img
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range dirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
+// start boots img with ramMiB on nic and waits for its prompt.
+func start(tb testing.TB, img *boot.Image, nic string, ramMiB int) *boot.Machine {
+	tb.Helper()
+	m, err := boot.Start(boot.Config{QEMUArgs: img.QEMUArgs(ramMiB), NIC: nic, DumpDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(m.Close)
+	if _, err := m.Expect(`READY`, 300*time.Second); err != nil {
+		tb.Fatalf("%v\n%s", err, tail(m.Console()))
+	}
+	return m
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return s[:1500] + "\n...\n" + s[len(s)-1500:]
+	}
+	return s
+}
+
+func atoi(s string) uint64 {
+	v, _ := strconv.ParseUint(s, 10, 64)
+	return v
+}
+
+// blastResult is one blast: what the guest sent and the sink counted.
+type blastResult struct {
+	sent, datagrams, refused uint64
+	arrived, arrivedDgrams   uint64
+	guest                    time.Duration // the guest's measure of its sending
+}
+
+// MB/s of UDP payload the sink received over the guest's sending time.
+func (r blastResult) mbps() float64 { return float64(r.arrived) / r.guest.Seconds() / 1e6 }
+
+var blastLine = regexp.MustCompile(`blast: sent (\d+) bytes in (\d+) datagrams to \S+ port (\d+) in (\d+) us, (\d+) refused`)
+
+// blast sends mib MiB from the guest to a counting sink on the host.
+func blast(tb testing.TB, m *boot.Machine, mib int) blastResult {
+	tb.Helper()
+	conn, ep, err := m.Stack().Dial(udp.ProtocolNumber, 9, netip.AddrPort{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	ep.SocketOptions().SetReceiveBufferSize(64<<20, true)
+	var bytes, dgrams atomic.Uint64
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			bytes.Add(uint64(n))
+			dgrams.Add(1)
+		}
+	}()
+	if err := m.Send(fmt.Sprintf("blast -s 127.0.9.1 %d", mib)); err != nil {
+		tb.Fatal(err)
+	}
+	g, err := m.Expect(blastLine.String(), 600*time.Second)
+	if err != nil {
+		tb.Fatalf("%v\n%s", err, tail(m.Console()))
+	}
+	r := blastResult{sent: atoi(g[1]), datagrams: atoi(g[2]), guest: time.Duration(atoi(g[4])) * time.Microsecond, refused: atoi(g[5])}
+	// What is still in the network's queues arrives within moments.
+	for last, quiet := uint64(0), 0; quiet < 5; time.Sleep(50 * time.Millisecond) {
+		if n := dgrams.Load(); n == last {
+			quiet++
+		} else {
+			last, quiet = n, 0
+		}
+	}
+	r.arrived, r.arrivedDgrams = bytes.Load(), dgrams.Load()
+	return r
+}
+
+// dumpResult is one dump as the guest reports it.
+type dumpResult struct {
+	bytes, zero uint64        // VMCORE bytes sent, declared zero
+	elapsed     time.Duration // the client's Dump, as the guest measured it
+	phases      [6]uint64     // µs: zero-scan copy checksum driver ack-wait other
+	phaseTotal  uint64        // µs
+	wall        time.Duration // panic typed → the server's "Completed dump"
+	heapPeak    uint64        // this process's largest HeapInuse meanwhile (the server runs in it)
+	heapBefore  uint64
+}
+
+var phaseNames = [6]string{"zero-scan", "copy", "checksum", "driver", "ack-wait", "other"}
+
+var (
+	statsLine  = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
+	phasesLine = regexp.MustCompile(`netdump phases \(us\): zero-scan (\d+) copy (\d+) checksum (\d+) driver (\d+) ack-wait (\d+) other (\d+) of (\d+) \(`)
+)
+
+// goodput is the MB/s of non-zero data over the guest's dump time.
+func (r dumpResult) goodput() float64 { return float64(r.bytes) / r.elapsed.Seconds() / 1e6 }
+
+// dump panics the guest and waits for its dump to complete.
+func dump(tb testing.TB, m *boot.Machine) dumpResult {
+	tb.Helper()
+	var r dumpResult
+	runtime.GC()
+	r.heapBefore = heapInuse()
+	var peak atomic.Uint64
+	peak.Store(r.heapBefore)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if h := heapInuse(); h > peak.Load() {
+					peak.Store(h)
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	if err := m.Send("panic boom"); err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.WaitLog("Completed dump", 900*time.Second); err != nil {
+		tb.Fatalf("%v\n%s", err, tail(m.Console()))
+	}
+	r.wall = time.Since(start)
+	close(stop)
+	<-done
+	r.heapPeak = peak.Load()
+	if _, err := m.Expect(`retransmissions`, 60*time.Second); err != nil {
+		tb.Fatalf("%v\n%s", err, tail(m.Console()))
+	}
+	g := statsLine.FindStringSubmatch(m.Console())
+	p := phasesLine.FindStringSubmatch(m.Console())
+	if g == nil || p == nil {
+		tb.Fatalf("no statistics or phases line:\n%s", tail(m.Console()))
+	}
+	r.zero = atoi(g[2])
+	r.bytes = atoi(g[1]) - r.zero
+	for i := range r.phases {
+		r.phases[i] = atoi(p[i+1])
+	}
+	r.phaseTotal = atoi(p[7])
+	r.elapsed = time.Duration(r.phaseTotal) * time.Microsecond
+	return r
+}
+
+func heapInuse() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// vmHWM is this process's peak resident set (VmHWM), in bytes.
+func vmHWM() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b); m != nil {
+		return atoi(string(m[1])) << 10
+	}
+	return 0
+}
+
+// TestBlastAndPhases: the blast's datagrams reach the sink, and a dump's
+// phases, as the guest counts them, add up to the dump's time with the
+// named phases holding most of it. Hold the QEMU lock.
+func TestBlastAndPhases(t *testing.T) {
+	m := start(t, image(t, boot.StockGo, nil), "virtio-mmio", 64)
+	b := blast(t, m, 8)
+	t.Logf("blast: %+v, %.1f MB/s", b, b.mbps())
+	if b.sent != 8<<20 || b.arrivedDgrams == 0 || b.arrivedDgrams > b.datagrams {
+		t.Errorf("blast sent %d bytes in %d datagrams, the sink counted %d in %d", b.sent, b.datagrams, b.arrived, b.arrivedDgrams)
+	}
+	if b.arrivedDgrams < b.datagrams*99/100 {
+		t.Errorf("the sink counted %d of %d datagrams", b.arrivedDgrams, b.datagrams)
+	}
+	// The network stack gets the NIC back: the dump that follows works.
+	d := dump(t, m)
+	t.Logf("dump: %d bytes (%d zero) in %v, phases (us) %v of %d", d.bytes, d.zero, d.elapsed, d.phases, d.phaseTotal)
+	var sum, named uint64
+	for i, v := range d.phases {
+		sum += v
+		if phaseNames[i] != "other" {
+			named += v
+		}
+	}
+	if sum > d.phaseTotal || sum+sum/50+6 < d.phaseTotal {
+		t.Errorf("phases sum to %d us of %d", sum, d.phaseTotal)
+	}
+	ms := atoi(statsLine.FindStringSubmatch(m.Console())[3])
+	if diff := int64(d.phaseTotal/1000) - int64(ms); diff < -int64(ms)/20-2 || diff > int64(ms)/20+2 {
+		t.Errorf("phases cover %d us, the dump took %d ms", d.phaseTotal, ms)
+	}
+	if named < d.phaseTotal/2 {
+		t.Errorf("the named phases hold %d us of %d: the accounting misses where the time goes", named, d.phaseTotal)
+	}
+	for i, v := range d.phases[:5] {
+		if v == 0 {
+			t.Errorf("phase %s counted nothing", phaseNames[i])
+		}
+	}
+}
