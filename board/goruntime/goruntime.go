@@ -29,7 +29,8 @@
 // The offsets and addresses come from the image's own DWARF: qemu/gobuild
 // links the image once, reads them, and links it again with them in
 // layout (-X). An image built otherwise, or for another architecture than
-// amd64, has no count: Mallocs says why instead of reporting 0.
+// amd64 and 32-bit arm (Supported), has no count: Mallocs says why instead
+// of reporting 0.
 package goruntime
 
 import (
@@ -111,7 +112,7 @@ func Parse(s string) (Layout, error) {
 // Errors Mallocs reports, made before any crash.
 var (
 	ErrNoLayout       = errors.New("not counted: the image was not linked with its runtime's layout (qemu/gobuild does that)")
-	ErrArch           = errors.New("not counted: the allocation count is read on amd64 only")
+	ErrArch           = errors.New("not counted: the allocation count is read on amd64 and arm only")
 	ErrLayoutMismatch = errors.New("not counted: the runtime's layout did not check out against runtime.ReadMemStats at start-up")
 	errMalformed      = errors.New("goruntime: malformed layout")
 )
@@ -122,7 +123,7 @@ var (
 )
 
 func init() {
-	if runtime.GOARCH != "amd64" {
+	if !Supported(runtime.GOARCH) {
 		status = ErrArch
 		return
 	}
@@ -132,6 +133,12 @@ func init() {
 	}
 	status = Use(l)
 }
+
+// Supported reports whether the count is read for programs of goarch:
+// the runtime's counters are the same structures on every architecture,
+// but only these two are built and checked here (on 32-bit arm, words and
+// the mcache's tinyAllocs are 4 bytes, the heap's counters still 8).
+func Supported(goarch string) bool { return goarch == "amd64" || goarch == "arm" }
 
 // Use makes Mallocs read l, once l has checked out: what it reads must
 // equal the runtime's own MemStats.Mallocs right after ReadMemStats

@@ -38,9 +38,10 @@ func TargetNamed(name string) (Target, error) {
 }
 
 // Build builds the package pkg of the module at dir for target with the
-// TamaGo go command gocmd into out, adding ldflags to LinkerFlags.
-func Build(gocmd, dir, pkg, out string, target Target, ldflags string) error {
-	tags := []string{BuildTags}
+// TamaGo go command gocmd into out, adding ldflags to LinkerFlags and tags
+// to BuildTags.
+func Build(gocmd, dir, pkg, out string, target Target, ldflags string, tags ...string) error {
+	tags = append([]string{BuildTags}, tags...)
 	if target.Tag != "" {
 		tags = append(tags, target.Tag)
 	}

@@ -8,10 +8,11 @@
 // batch mode stays selectable, for comparison). The window follows the
 // queue the client sees building, not loss: FreeBSD's servers acknowledge
 // every message by its seqno, so each acknowledgement is an RTT sample, and
-// the smallest RTT of a round against the smallest of the dump tells how
-// many messages wait in a queue on the way. A loss with no such queue is
-// random (a lossy link) and costs a retransmission, not rate; a loss with
-// one is congestion and halves the window. All-zero chunks are not sent but
+// the RTT of a round against the smallest of the dump tells how long
+// messages wait in a queue on the way. A loss with no such queue, or at
+// the link's usual rate, is random (a lossy link) and costs a
+// retransmission, not rate; a burst of losses with a queue is congestion
+// and halves the window. All-zero chunks are not sent but
 // declared with a zero-length VMCORE whose aux2 is the run length, which
 // tamadump's server records and FreeBSD's ignores (the file has a hole
 // there either way). After New, a dump allocates nothing.
@@ -51,11 +52,12 @@ const (
 	// completes the SHA-256 and the info file, about 165 ms for 64 MiB),
 	// so resending it sooner only adds datagrams.
 	finishRTO = 500 * time.Millisecond
-	// The window's targets, in time spent queueing on the path (a
-	// round's smallest RTT less the path's): below a quarter of the
-	// path's RTT or queueLow, whichever is longer, it grows and a loss is
-	// random; above half of it or queueHigh it shrinks; between, a loss
-	// is congestion. The floors are above the jitter of a polled host.
+	// The window's targets, in time spent queueing on the path (an RTT
+	// less the path's smallest): a round whose smallest RTT queued more
+	// than half the path's RTT or queueHigh, whichever is longer, shrinks
+	// it; less than a quarter or queueLow lets it grow; a burst of losses
+	// while the recent RTT queued at least that is congestion. The floors
+	// are above the jitter of a polled host.
 	queueLow  = time.Millisecond
 	queueHigh = 2 * time.Millisecond
 	// lossMargin is how many more messages than twice the usual share a
@@ -63,7 +65,7 @@ const (
 	lossMargin = 2
 	// spanFactor × MaxWindow is the seqno span the client tracks, so a
 	// message lost again and again does not stop the window behind it.
-	spanFactor = 4
+	spanFactor = 8
 	// maxZeroRun is the largest run one message declares (aux2 is 32
 	// bits), a whole number of pages.
 	maxZeroRun = 1<<32 - wire.DataSize
@@ -460,6 +462,11 @@ func (c *Client) push(h wire.Header) error {
 	c.stats.Messages++
 	c.inflight++
 	err := c.transmit(s)
+	if err == nil && h.Type == wire.Finished && !c.cfg.Batch && !s.due {
+		// FINISHED goes twice at once: its timeout is long, and a
+		// server takes a copy of it as a retransmission.
+		err = c.transmit(s)
+	}
 	c.scanAt = min(c.scanAt, s.sentAt+s.rto)
 	return err
 }
@@ -497,8 +504,9 @@ func (c *Client) wait() error {
 		return ErrTimeout
 	}
 	// The window is looked over only when something may have changed: an
-	// ACK of a later message, a timeout, lost messages waiting for room.
-	if !c.rescan && c.waiting == 0 && now < c.scanAt {
+	// ACK of a later message, a timeout, room for lost messages waiting.
+	room := c.waiting > 0 && c.inflight < c.cwnd && (c.pace == 0 || now >= c.paceAt)
+	if !c.rescan && !room && now < c.scanAt {
 		return nil
 	}
 	c.rescan, c.waiting, c.scanAt = false, 0, now+timeout
@@ -512,8 +520,12 @@ func (c *Client) wait() error {
 		if !s.due {
 			switch {
 			case now-s.sentAt >= s.rto:
-				// Timed out: lost, and its next copy waits longer.
-				s.rto = min(2*s.rto, timeout)
+				// Timed out: lost. Its next copy waits longer only if
+				// nothing at all was acknowledged meanwhile (the server
+				// may be slow); ACKs of others mean it was merely lost.
+				if c.progress < s.sentAt {
+					s.rto = min(2*s.rto, timeout)
+				}
 			case !c.cfg.Batch && s.sentAt+reorder < c.rackSentAt:
 				// A message sent after it (by more than reordering
 				// explains) was acknowledged: lost, resent now rather

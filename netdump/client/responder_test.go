@@ -187,8 +187,9 @@ func (s *slowFinisher) input(f []byte) {
 
 // TestFinishedWaitsForDurability: a server that takes 200 ms to answer
 // FINISHED (netdumpd's fsync, SHA-256 and info file take about 165 ms for
-// 64 MiB) gets it once; one that takes longer than the client waits gets
-// it again, which shows the count sees a resend.
+// 64 MiB) gets only the two copies sent at once; one that takes longer
+// than the client waits gets it again, which shows the count sees a
+// resend.
 func TestFinishedWaitsForDurability(t *testing.T) {
 	core := newBody(t, segments(1<<20, 0, 4), "boom")
 	for _, tc := range []struct {
@@ -196,8 +197,8 @@ func TestFinishedWaitsForDurability(t *testing.T) {
 		want  func(int) bool
 		what  string
 	}{
-		{200 * time.Millisecond, func(n int) bool { return n == 1 }, "once"},
-		{1200 * time.Millisecond, func(n int) bool { return n >= 2 }, "again (negative control)"},
+		{200 * time.Millisecond, func(n int) bool { return n == 2 }, "twice, at once"},
+		{1200 * time.Millisecond, func(n int) bool { return n >= 3 }, "again (negative control)"},
 	} {
 		s := newSlowFinisher(tc.delay)
 		c, err := New(s.link, responderConfig())

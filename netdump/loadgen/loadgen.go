@@ -14,10 +14,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/ipv4"
 
+	"github.com/tamadump/tamadump/netdump/transport"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
 
@@ -40,6 +42,12 @@ type Session struct {
 	// again; FinishTimeout how long the FINISHED's ACK may take (the
 	// server syncs the file first).
 	RTO, FinishTimeout time.Duration
+	// Trains sends runs of new messages with UDP segmentation offload:
+	// one system call and one trip through the sender's stack per run,
+	// yet one datagram per message on the wire (what a NIC would
+	// deliver), so that the client costs less than the server it
+	// measures. Without it, or where the kernel refuses, sendmmsg.
+	Trains bool
 	// BeforeFinish, if set, runs once every data message is
 	// acknowledged and before the KDH, with the server's data port (the
 	// session socket is still open then).
@@ -120,6 +128,12 @@ type client struct {
 	out   []ipv4.Message
 	in    []ipv4.Message
 	inBuf [][]byte
+
+	trains  bool
+	oob     []byte   // UDP_SEGMENT of a message's datagram size
+	train   [][]byte // buffers of the runs being sent
+	perRun  int      // messages per run
+	runSize int      // bytes per message in a run
 }
 
 // ErrTimeout: the server stopped answering.
@@ -146,6 +160,16 @@ func Run(cfg Session) (Result, error) {
 	conn.SetWriteBuffer(4 << 20)
 	c := &client{cfg: cfg, conn: conn, pc: ipv4.NewPacketConn(conn), body: newContent(cfg.Seed)}
 	batch := min(cfg.Window, 64)
+	c.runSize = wire.HeaderSize + cfg.Payload
+	// A run is one IPv4 datagram for the kernel until it is cut, and at
+	// most 64 segments.
+	c.perRun = min(64, (65535-20-8)/c.runSize)
+	if c.trains = cfg.Trains && c.perRun > 1; c.trains {
+		c.oob = transport.SegmentOOB(c.runSize)
+		for range (batch + c.perRun - 1) / c.perRun {
+			c.train = append(c.train, make([]byte, 0, c.perRun*c.runSize))
+		}
+	}
 	c.out = make([]ipv4.Message, batch)
 	c.in = make([]ipv4.Message, batch)
 	c.inBuf = make([][]byte, batch)
@@ -243,35 +267,61 @@ func (c *client) window(first uint32) (uint32, error) {
 	lastProgress := time.Now()
 	for base < total {
 		now := time.Now()
-		k := 0
+		k, msgs := 0, 0
 		// Retransmit what waited too long (oldest first), then fill the
 		// window.
-		for i := base; i < next && k < len(c.out); i++ {
+		for i := base; i < next && msgs < len(c.out); i++ {
 			s := &ring[i%int64(cfg.Window)]
 			if !s.acked && now.Sub(s.sentAt) >= cfg.RTO {
 				c.queue(k, s)
 				s.sentAt = now
 				k++
+				msgs++
 				c.res.Retransmits++
 			}
 		}
-		for next < total && next-base < int64(cfg.Window) && k < len(c.out) {
+		runs, inRun := 0, 0
+		for next < total && next-base < int64(cfg.Window) && msgs < len(c.out) {
 			s := &ring[next%int64(cfg.Window)]
 			off := next * int64(cfg.Payload)
 			*s = slot{seq: first + uint32(next), off: off, n: int(min(int64(cfg.Payload), cfg.Size-off)), sentAt: now}
 			wire.Header{Type: wire.VMCore, Seqno: s.seq, Offset: uint64(off), Len: uint32(s.n)}.Put(s.hdr[:])
-			c.queue(k, s)
-			k++
+			if c.trains {
+				// Runs of whole messages; a short one (the last) ends a
+				// run.
+				if inRun == 0 || inRun == c.perRun {
+					c.train[runs] = c.train[runs][:0]
+					c.out[k] = ipv4.Message{Buffers: [][]byte{nil}, OOB: c.oob, Addr: c.data}
+					runs, inRun, k = runs+1, 0, k+1
+				}
+				t := append(append(c.train[runs-1], s.hdr[:]...), c.body.at(off, s.n)...)
+				c.train[runs-1] = t
+				c.out[k-1].Buffers[0] = t
+				inRun++
+				if s.n < cfg.Payload {
+					inRun = c.perRun
+				}
+			} else {
+				c.queue(k, s)
+				k++
+			}
+			msgs++
 			next++
 		}
 		for sent := 0; sent < k; {
 			n, err := c.pc.WriteBatch(c.out[sent:k], 0)
 			if err != nil {
+				if c.trains && errors.Is(err, syscall.EIO) {
+					// No segmentation offload: what was not sent goes
+					// again after the RTO, one datagram each.
+					c.trains = false
+					break
+				}
 				return 0, err
 			}
 			sent += n
 		}
-		c.res.Sent += int64(k)
+		c.res.Sent += int64(msgs)
 		// Wait for ACKs, at most until the oldest message is due again.
 		oldest := ring[base%int64(cfg.Window)].sentAt
 		c.pc.SetReadDeadline(oldest.Add(cfg.RTO))
@@ -318,5 +368,6 @@ func isTimeout(err error) bool {
 
 func (c *client) queue(k int, s *slot) {
 	c.out[k].Buffers = append(c.out[k].Buffers[:0], s.hdr[:], c.body.at(s.off, s.n))
+	c.out[k].OOB = nil
 	c.out[k].Addr = c.data
 }

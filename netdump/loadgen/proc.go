@@ -103,15 +103,18 @@ func hexAddr(s string) (netip.AddrPort, error) {
 
 // SocketDrops is the receive drop count of the socket bound to local and
 // connected to remote (a server's session socket); false when there is
-// none.
+// none. The kernel lists sockets while others come and go and may skip
+// one, so a miss is looked up again.
 func SocketDrops(local, remote netip.AddrPort) (uint64, bool) {
-	socks, err := UDPSockets()
-	if err != nil {
-		return 0, false
-	}
-	for _, s := range socks {
-		if s.Local == local && s.Remote == remote {
-			return s.Drops, true
+	for range 5 {
+		socks, err := UDPSockets()
+		if err != nil {
+			return 0, false
+		}
+		for _, s := range socks {
+			if s.Local == local && s.Remote == remote {
+				return s.Drops, true
+			}
 		}
 	}
 	return 0, false

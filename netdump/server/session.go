@@ -249,10 +249,12 @@ func (c *session) serve() bool {
 				return ok
 			}
 		}
+		// The ACKs first: the client's window moves on while the batch
+		// is hashed.
+		c.flushAcks()
 		if c.dig != nil && !c.advance() {
 			return false
 		}
-		c.flushAcks()
 		if c.growRx {
 			c.growRx = false
 			c.setRx(maxDatagram)

@@ -81,7 +81,7 @@ func (w *windowServer) dumpWith(tb testing.TB, n int, size int64, payload, windo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := loadgen.Session{Local: w.client(i), Server: w.srv.Addr(), Size: size, Payload: payload, Window: window, Seed: seed + uint64(i)}
+			s := loadgen.Session{Local: w.client(i), Server: w.srv.Addr(), Size: size, Payload: payload, Window: window, Seed: seed + uint64(i), Trains: true}
 			if mod != nil {
 				mod(&s)
 			}

@@ -11,15 +11,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pair is a receiver and an OSNetwork client socket connected to it.
-func pair(t *testing.T) (*net.UDPConn, *osClient) {
+// pair is a receiver and an OSNetwork client socket connected to it,
+// over IPv4 or (v6) the IPv6 loopback.
+func pair(t *testing.T, v6 bool) (*net.UDPConn, *osClient) {
 	t.Helper()
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 26, 2)})
+	network, rxIP, local := "udp4", net.IPv4(127, 0, 26, 2), netip.MustParseAddr("127.0.26.1")
+	if v6 {
+		network, rxIP, local = "udp6", net.IPv6loopback, netip.IPv6Loopback()
+	}
+	rx, err := net.ListenUDP(network, &net.UDPAddr{IP: rxIP})
 	if err != nil {
-		t.Fatal(err)
+		t.Skip("no", network, "loopback:", err)
 	}
 	t.Cleanup(func() { rx.Close() })
-	c, err := OSNetwork{}.DialClient(netip.MustParseAddr("127.0.26.1"), rx.LocalAddr().(*net.UDPAddr).AddrPort())
+	c, err := OSNetwork{}.DialClient(local, rx.LocalAddr().(*net.UDPAddr).AddrPort())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,10 +33,12 @@ func pair(t *testing.T) (*net.UDPConn, *osClient) {
 }
 
 // TestWriteTrain: a train of 100 four-byte ACKs arrives as 100 datagrams
-// in order, with segmentation offload and without (sendmmsg).
+// in order, with segmentation offload and without (sendmmsg), over IPv4
+// and IPv6.
 func TestWriteTrain(t *testing.T) {
-	for _, gso := range []bool{true, false} {
-		rx, c := pair(t)
+	for _, tc := range []struct{ gso, v6 bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+		gso := tc.gso
+		rx, c := pair(t, tc.v6)
 		c.noGSO.Store(!gso)
 		const n = 100
 		b := make([]byte, 4*n)
@@ -58,7 +65,7 @@ func TestWriteTrain(t *testing.T) {
 // TestReadBatch: queued datagrams come in one read; one longer than its
 // buffer is flagged as cut.
 func TestReadBatch(t *testing.T) {
-	rx, c := pair(t)
+	rx, c := pair(t, false)
 	// The client socket only hears its peer: send from there.
 	rx.Close()
 	tx, err := net.DialUDP("udp4", rx.LocalAddr().(*net.UDPAddr), c.LocalAddr().(*net.UDPAddr))

@@ -7,9 +7,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// segmentCmsg is a UDP_SEGMENT control message (its value set by
-// putSegmentSize): the kernel cuts the datagram it comes with into
-// datagrams of that many bytes.
+// SegmentOOB is a UDP_SEGMENT control message for sendmsg: the kernel
+// cuts the datagram it comes with into datagrams of size bytes (the last
+// may be shorter), each its own on the wire.
+func SegmentOOB(size int) []byte {
+	b := segmentCmsg()
+	putSegmentSize(b, uint16(size))
+	return b
+}
+
+// segmentCmsg is a UDP_SEGMENT control message, its value set by
+// putSegmentSize.
 func segmentCmsg() []byte {
 	b := make([]byte, unix.CmsgSpace(2))
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))

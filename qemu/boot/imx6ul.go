@@ -41,14 +41,14 @@ func IsIMX6UL(board string) bool {
 }
 
 // buildIMX6UL builds cmd/tamadump for the i.MX6UL target of img.Board with
-// settings compiled in.
+// settings compiled in and img's build tags.
 func buildIMX6UL(img *Image, root string) error {
 	tg, _ := imxTarget(img.Board)
 	gocmd, err := gobuild.Command(root)
 	if err != nil {
 		return err
 	}
-	return imx6ul.Build(gocmd, root, "./cmd/tamadump", img.ELF, tg, strings.Join(settingFlags(img.set), " "))
+	return imx6ul.Build(gocmd, root, "./cmd/tamadump", img.ELF, tg, strings.Join(settingFlags(img.set), " "), img.tags...)
 }
 
 // imxArgs boots the image on mcimx6ul-evk; on the USB armory the first

@@ -24,14 +24,15 @@ type Config struct {
 	LDFlags []string // linker flags (-T ..., -X main.server=...)
 }
 
-// Build builds c.Pkg into c.Out with -trimpath. For amd64 it links twice:
+// Build builds c.Pkg into c.Out with -trimpath. For the architectures
+// board/goruntime counts on (amd64, arm) it links twice:
 // the first link's DWARF says where the runtime keeps its allocation
 // counters, and the second carries that layout to board/goruntime (-X; a
 // program without that package ignores it). Both links set a layout of
 // the same length, so the second lays the image out as the first did;
 // Build checks that it did.
 func Build(c Config) error {
-	if goarch(c.Env) != "amd64" {
+	if !goruntime.Supported(goarch(c.Env)) {
 		return link(c, nil)
 	}
 	if err := link(c, layoutFlag(goruntime.Layout{})); err != nil {

@@ -52,7 +52,11 @@ func ReadLayout(path string) (goruntime.Layout, error) {
 	l.NumSizeClasses = r.count("runtime.heapStatsDelta", "smallAllocCount")
 	r.size("runtime.mspan", "allocCount", 2)
 	r.size("runtime.mspan", "allocCountBeforeCache", 2)
-	r.size("runtime.mcache", "tinyAllocs", 8)
+	word := int64(8)
+	if f.Class == elf.ELFCLASS32 {
+		word = 4
+	}
+	r.size("runtime.mcache", "tinyAllocs", word) // a uintptr
 	r.size("runtime.heapStatsDelta", "tinyAllocCount", 8)
 	r.size("runtime.heapStatsDelta", "largeAllocCount", 8)
 	switch {
