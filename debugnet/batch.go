@@ -1,5 +1,7 @@
 package debugnet
 
+import "github.com/tamadump/tamadump/phases"
+
 // Queuer is a NIC that can take frames without telling the device at
 // once, so that a burst costs one doorbell (a register write: on a
 // hypervisor, an exit) instead of one per frame. Queue is Transmit
@@ -23,6 +25,8 @@ func (c *Conn) transmit(f []byte) error {
 // first, so callers that wait by polling need not.
 func (c *Conn) Flush() {
 	if c.q != nil {
+		prev := c.ph.Enter(phases.Driver)
 		c.q.Flush()
+		c.ph.Enter(prev)
 	}
 }
