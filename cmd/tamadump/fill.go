@@ -11,16 +11,20 @@ var filled [][]byte
 
 // fillReserve is what fill=free leaves: the memory the image holds at
 // boot beyond the heap (its text and bss, the DMA region, the board's
-// tables: about 40 MiB on the stock-Go board) and room for the runtime.
+// tables: about 40 MiB on the stock-Go board) and room for the runtime,
+// for 64 MiB of RAM.
 const fillReserve = 48
 
 // fillRAM is the fill setting (tests of a dump's speed at scale): fill=N
 // puts N MiB of random data on the heap before the prompt, fill=free the
-// RAM less fillReserve MiB. Random data has no zero pages, so all of it is sent.
+// RAM less fillReserve MiB (and an eighth of what is beyond 64 MiB). Random data has no zero pages, so all of it is sent.
 func fillRAM(out io.Writer, setting string, memMB uint64) {
 	var n uint64
 	if setting == "free" {
-		n = memMB - min(memMB, fillReserve)
+		// Beyond 64 MiB an eighth more is left: the runtime's and the
+		// board's tables grow with the memory they describe.
+		r := fillReserve + max(memMB, 64)/8 - 8
+		n = memMB - min(memMB, r)
 	} else {
 		v, err := strconv.ParseUint(setting, 10, 32)
 		if err != nil {
