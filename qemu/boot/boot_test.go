@@ -64,11 +64,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// run boots img with nic, waits for READY, and returns the machine.
-func run(t *testing.T, img *Image, nic string) (*Machine, string) {
+// startUntil starts a machine, shows its console if the test fails, and
+// waits until its console matches ready (a regular expression).
+func startUntil(t *testing.T, cfg Config, ready string, timeout time.Duration) *Machine {
 	t.Helper()
-	dir := t.TempDir()
-	m, err := Start(Config{QEMUArgs: img.QEMUArgs(0), NIC: nic, DumpDir: dir})
+	m, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +78,17 @@ func run(t *testing.T, img *Image, nic string) (*Machine, string) {
 			t.Logf("console:\n%s", m.Console())
 		}
 	})
-	if _, err := m.Expect(`READY`, 60*time.Second); err != nil {
+	if _, err := m.Expect(ready, timeout); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// run boots img with nic, waits for READY, and returns the machine.
+func run(t *testing.T, img *Image, nic string) (*Machine, string) {
+	t.Helper()
+	dir := t.TempDir()
+	m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), NIC: nic, DumpDir: dir}, `READY`, 60*time.Second)
 	return m, dir
 }
 

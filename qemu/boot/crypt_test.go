@@ -104,19 +104,7 @@ func TestEncryptedAndIPv6(t *testing.T) {
 				}
 				r.w.Ended(e)
 			}
-			m, err := Start(Config{QEMUArgs: img.QEMUArgs(0), NIC: tc.nic, DumpDir: dir, Ended: ended, IPv6: tc.ipv6})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				m.Close()
-				if t.Failed() {
-					t.Logf("console:\n%s", m.Console())
-				}
-			})
-			if _, err := m.Expect(`READY`, 60*time.Second); err != nil {
-				t.Fatal(err)
-			}
+			m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), NIC: tc.nic, DumpDir: dir, Ended: ended, IPv6: tc.ipv6}, `READY`, 60*time.Second)
 			if tc.cipher != "" {
 				if _, err := m.Expect(`encrypted \(`+tc.cipher+`\)`, time.Second); err != nil {
 					t.Fatal(err)

@@ -60,19 +60,7 @@ func imxBoot(t *testing.T, img *Image, r *reporter, args ...string) (*Machine, s
 		cfg.Ended = r.w.Ended
 	}
 	start := time.Now()
-	m, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Close()
-		if t.Failed() {
-			t.Logf("console:\n%s", m.Console())
-		}
-	})
-	if _, err := m.Expect(`network: ffec0 up, 127\.0\.9\.2/24.*\r\nREADY`, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	m := startUntil(t, cfg, `network: ffec0 up, 127\.0\.9\.2/24.*\r\nREADY`, 2*time.Minute)
 	return m, dir, time.Since(start)
 }
 
@@ -337,19 +325,7 @@ func TestIMX6ULReboot(t *testing.T) {
 	img := imxVariant(t, map[string]string{"after": "reboot"})
 	args := slices.DeleteFunc(img.QEMUArgs(0), func(a string) bool { return a == "-no-reboot" })
 	dir := t.TempDir()
-	m, err := Start(Config{QEMUArgs: args, DumpDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Close()
-		if t.Failed() {
-			t.Logf("console:\n%s", m.Console())
-		}
-	})
-	if _, err := m.Expect(`READY`, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	m := startUntil(t, Config{QEMUArgs: args, DumpDir: dir}, `READY`, 2*time.Minute)
 	m.Send("panic then reboot")
 	if err := m.WaitLog("Completed dump", 2*time.Minute); err != nil {
 		t.Fatal(err)
@@ -460,7 +436,7 @@ func TestIMX6ULEncrypted(t *testing.T) {
 	img := imxVariant(t, map[string]string{"pubkey": pub, "cipher": "aes256-cbc"})
 	dir := t.TempDir()
 	decrypted := make(chan error, 1)
-	m, err := Start(Config{QEMUArgs: img.QEMUArgs(0), DumpDir: dir, Ended: func(e server.Ended) {
+	m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), DumpDir: dir, Ended: func(e server.Ended) {
 		rest, ok := strings.CutPrefix(e.Core, "vmcore_encrypted.")
 		if !ok || e.Reason != "success" {
 			decrypted <- fmt.Errorf("dump ended %q with %q", e.Reason, e.Core)
@@ -468,19 +444,7 @@ func TestIMX6ULEncrypted(t *testing.T) {
 		}
 		_, err := ekcd.DecryptFiles(priv, filepath.Join(e.Dir, e.Key), filepath.Join(e.Dir, e.Core), filepath.Join(e.Dir, "vmcore."+rest), false)
 		decrypted <- err
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Close()
-		if t.Failed() {
-			t.Logf("console:\n%s", m.Console())
-		}
-	})
-	if _, err := m.Expect(`encrypted \(aes256-cbc\)(?s:.*)READY`, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	}}, `encrypted \(aes256-cbc\)(?s:.*)READY`, 2*time.Minute)
 	m.Send("panic boom")
 	if err := m.WaitLog("Completed dump", 2*time.Minute); err != nil {
 		t.Fatal(err)

@@ -77,19 +77,7 @@ func (r *reporter) report(t *testing.T) string {
 func bootReported(t *testing.T, img *Image, r *reporter) (*Machine, string) {
 	t.Helper()
 	dir := t.TempDir()
-	m, err := Start(Config{QEMUArgs: img.QEMUArgs(0), NIC: "virtio-mmio", DumpDir: dir, Ended: r.w.Ended})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Close()
-		if t.Failed() {
-			t.Logf("console:\n%s", m.Console())
-		}
-	})
-	if _, err := m.Expect(`READY`, 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), NIC: "virtio-mmio", DumpDir: dir, Ended: r.w.Ended}, `READY`, 60*time.Second)
 	return m, dir
 }
 
