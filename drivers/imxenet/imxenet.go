@@ -23,9 +23,11 @@
 // the TDAR write; reception stops whenever the next RX descriptor is not
 // empty and restarts only on an RDAR write, so Poll writes RDAR after
 // giving descriptors back; received lengths include the 4-byte FCS, which
-// is also in the buffer; there is no address filtering (hardware filters
-// on PALR/PAUR and the hash registers), so Poll drops frames not for this
-// station; ECR.RESET restores PALR/PAUR from the last address written to
+// is also in the buffer; there is no address filtering at all (writes to
+// the hash registers IAUR/IALR/GAUR/GALR are ignored, RCR.PROM is stored
+// but not acted on: every frame reaches the ring, multicast included), so
+// Poll itself drops what hardware with this driver's settings would not
+// take; ECR.RESET restores PALR/PAUR from the last address written to
 // them, not from the -net nic option.
 package imxenet
 
@@ -238,7 +240,7 @@ func (n *NIC) Reset() error {
 	// Our address, no individual hash matches, every group hash bucket:
 	// unicast to us, broadcast, and all multicast (IPv6 neighbour
 	// solicitations come to a solicited-node group, which debugnet picks
-	// out). QEMU's model delivers no multicast however the hash is set.
+	// out).
 	n.write(regPALR, uint32(n.mac[0])<<24|uint32(n.mac[1])<<16|uint32(n.mac[2])<<8|uint32(n.mac[3]))
 	n.write(regPAUR, uint32(n.mac[4])<<24|uint32(n.mac[5])<<16|paurTypeField)
 	n.write(regIAUR, 0)
@@ -360,11 +362,9 @@ func (n *NIC) Poll(fn func(frame []byte)) int {
 }
 
 // forUs is the destination filter the controller applies on hardware
-// (individual address and broadcast; the hash tables are empty) and QEMU
-// does not.
+// with Reset's settings and QEMU does not: unicast to our address (the
+// individual hash is empty), and every group address, broadcast included
+// (every group hash bucket is set).
 func (n *NIC) forUs(f []byte) bool {
-	if f[0]&1 != 0 {
-		return f[0] == 0xff && f[1] == 0xff && f[2] == 0xff && f[3] == 0xff && f[4] == 0xff && f[5] == 0xff
-	}
-	return [6]byte(f[:6]) == n.mac
+	return f[0]&1 != 0 || [6]byte(f[:6]) == n.mac
 }

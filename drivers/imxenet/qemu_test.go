@@ -115,14 +115,19 @@ func (r *rig) checkRX(t *testing.T) {
 		}
 	}
 	r.frames().Inject(fs...)
-	// Broadcast passes the filter; foreign unicast and multicast do not.
+	// Broadcast and multicast pass the filter (an IPv6 neighbour
+	// solicitation for fd00:9::2 goes to its solicited-node group
+	// 33:33:ff:00:00:02); unicast to another station does not, even one
+	// whose address is one bit from ours.
 	bcast := nictest.Frame(100, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostMAC, 1)
-	for _, dst := range [][6]byte{{0x02, 9, 9, 9, 9, 9}, {0x01, 0, 0x5e, 0, 0, 1}} {
+	solicit := nictest.Frame(86, [6]byte{0x33, 0x33, 0xff, 0, 0, 2}, hostMAC, 5)
+	ours := r.nic.MAC()
+	for _, dst := range [][6]byte{{0x02, 9, 9, 9, 9, 9}, {ours[0], ours[1], ours[2], ours[3], ours[4], ours[5] ^ 1}} {
 		if err := r.link.Send(nictest.Frame(100, dst, hostMAC, 2)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.frames().Inject(bcast)
+	r.frames().Inject(bcast, solicit)
 	// A frame longer than 1514 bytes is dropped, and the next one is fine.
 	if err := r.link.Send(r.in(1600, 3)); err != nil {
 		t.Fatal(err)
