@@ -189,14 +189,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		listen = a
 		warnx("listening on IP %s", *bind)
 	}
-	dec := &decrypter{}
+	dec := &crashinfo.Decrypter{}
 	if *privKey != "" {
 		k, err := ekcd.ReadPrivateKey(*privKey)
 		if err != nil {
 			warnx("-private-key: %v", err)
 			return 1
 		}
-		dec.key = k
+		dec.Key = k
 	}
 	if *handler != "" {
 		if err := unix.Access(*handler, unix.X_OK); err != nil {
@@ -243,7 +243,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	reports := newReports(*symbols, logf)
 	defer reports.Close()
-	dec.logf, dec.next = logf, reports.Ended
+	dec.Log, dec.Next = logf, reports.Ended
 	srv, err := server.New(server.Config{
 		Dir:         *dumpDir,
 		DefaultPath: *defPath,

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tamadump/tamadump/netdump/ekcd"
+	"github.com/tamadump/tamadump/netdump/crashinfo"
 	"github.com/tamadump/tamadump/netdump/server"
 )
 
@@ -39,8 +39,8 @@ func dumpKey(t *testing.T) (*rsa.PrivateKey, string) {
 
 // TestEncryptedAndIPv6: the image dumps encrypted (dumpon -k, set on its
 // command line or at build time) and over IPv6, on each board; netdumpd
-// keeps the encrypted vmcore and its key, they decrypt (as netdumpd
-// -private-key does) to a core whose report, Delve and gdb read; an IPv6
+// keeps the encrypted vmcore and its key, netdumpd -private-key decrypts
+// them to a core whose report, Delve and gdb read; an IPv6
 // dump's info file shows the IPv6 address; e1000 takes the solicited-node
 // multicast that IPv6 needs.
 func TestEncryptedAndIPv6(t *testing.T) {
@@ -93,18 +93,13 @@ func TestEncryptedAndIPv6(t *testing.T) {
 			}
 			r := newReporter(t, img.Symbols, nil)
 			dir := t.TempDir()
-			ended := func(e server.Ended) {
-				if rest, ok := strings.CutPrefix(e.Core, "vmcore_encrypted."); ok && e.Reason == "success" {
-					plain := "vmcore." + rest
-					if _, err := ekcd.DecryptFiles(priv, filepath.Join(e.Dir, e.Key), filepath.Join(e.Dir, e.Core),
-						filepath.Join(e.Dir, plain), false); err != nil {
-						t.Errorf("decrypting: %v", err)
-					}
-					e.Core = plain
+			// netdumpd -private-key: its Decrypter ahead of the report.
+			dec := &crashinfo.Decrypter{Key: priv, Next: r.w.Ended, Log: func(l server.Level, msg string) {
+				if l == server.LevelError {
+					t.Errorf("netdumpd: %s", msg)
 				}
-				r.w.Ended(e)
-			}
-			m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), NIC: tc.nic, DumpDir: dir, Ended: ended, IPv6: tc.ipv6}, `READY`, 60*time.Second)
+			}}
+			m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), NIC: tc.nic, DumpDir: dir, Ended: dec.Ended, IPv6: tc.ipv6}, `READY`, 60*time.Second)
 			if tc.cipher != "" {
 				if _, err := m.Expect(`encrypted \(`+tc.cipher+`\)`, time.Second); err != nil {
 					t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamadump/tamadump/netdump/crashinfo"
 	"github.com/tamadump/tamadump/netdump/server"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -59,26 +60,33 @@ func hostTool(t *testing.T, name string) string {
 
 // TestIMX6ULEncryptedIPv6: the i.MX6UL image with a public key compiled
 // in (dumpon -k at boot) dumps encrypted, with AES-256-CBC over IPv4 and
-// with ChaCha20 over IPv6; netdumpd keeps vmcore_encrypted and key, with
+// with ChaCha20 over IPv6, and so does the plain image after dumpon -k
+// in its shell (ChaCha20, IPv4); netdumpd keeps vmcore_encrypted and key, with
 // no plaintext and no zero page in the encrypted core (elision is off
-// without -E); cmd/decryptcore, run by netdumpd's Ended hook as
-// netdumpd -private-key decrypts, makes the ARM core that passes
-// imxCheckDump's byte-exact checks, that core.txt reports (header, panic,
-// registers; Delve cannot read 32-bit ARM cores, which it says) and that
-// gdb-multiarch unwinds; `netdumpd crashinfo -p` reports from the
-// encrypted core directly; the info file shows the IPv6 address, and the
-// guest answers netdumpd's neighbour solicitation mid-dump.
+// without -E); netdumpd -private-key (crashinfo.Decrypter on its Ended
+// hook) decrypts it, and cmd/decryptcore by hand to the same bytes, into
+// the ARM core that passes imxCheckDump's byte-exact checks, that core.txt
+// reports (header, panic, registers; Delve cannot read 32-bit ARM cores,
+// which it says) and that gdb-multiarch unwinds; `netdumpd crashinfo -p`
+// reports from the encrypted core directly; the info file shows the IPv6
+// address, and the guest answers netdumpd's neighbour solicitation
+// mid-dump.
 func TestIMX6ULEncryptedIPv6(t *testing.T) {
 	for _, tc := range []struct {
 		cipher string
 		ipv6   bool
+		shell  bool // the key given by dumpon -k in the shell, not at build time
 	}{
-		{"aes256-cbc", false},
-		{"chacha20", true},
+		{"aes256-cbc", false, false},
+		{"chacha20", true, false},
+		{"chacha20", false, true},
 	} {
 		name := tc.cipher
 		if tc.ipv6 {
 			name += "/ipv6"
+		}
+		if tc.shell {
+			name += "/dumpon-k"
 		}
 		t.Run(name, func(t *testing.T) {
 			priv, pub := dumpKey(t)
@@ -93,24 +101,32 @@ func TestIMX6ULEncryptedIPv6(t *testing.T) {
 				set["server"], set["client"] = ServerAddr6.Addr().String(), GuestAddr6.String()
 				host, from = GuestAddr6.String(), set["server"]+" from "+set["client"]
 			}
-			img := imxVariant(t, set)
+			var img *Image
+			if tc.shell {
+				img = imxImage(t)
+			} else {
+				img = imxVariant(t, set)
+			}
 			r := newReporter(t, img.Symbols, nil)
 			dir := t.TempDir()
+			// netdumpd -private-key: its Decrypter ahead of the report.
 			decrypted := make(chan string, 1)
-			ended := func(e server.Ended) {
-				if rest, ok := strings.CutPrefix(e.Core, "vmcore_encrypted."); ok && e.Reason == "success" {
-					out, err := exec.Command(decryptcore, "-v", "-p", keyPEM, "-d", e.Dir, "-n", rest).CombinedOutput()
-					decrypted <- string(out)
-					if err != nil {
-						t.Errorf("decryptcore: %v\n%s", err, out)
-						return
-					}
-					e.Core = "vmcore." + rest
+			dec := &crashinfo.Decrypter{Key: priv, Next: r.w.Ended, Log: func(_ server.Level, msg string) {
+				if strings.HasPrefix(msg, "Decrypted ") || strings.HasPrefix(msg, "decryptcore: ") {
+					decrypted <- msg
 				}
-				r.w.Ended(e)
+			}}
+			ready := `dumpon: netdump to ` + strings.ReplaceAll(from, ".", `\.`) + ` on ffec0, encrypted \(` + tc.cipher + `\)(?s:.*)READY`
+			if tc.shell {
+				ready = `READY`
 			}
-			m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), DumpDir: dir, Ended: ended, IPv6: tc.ipv6},
-				`dumpon: netdump to `+strings.ReplaceAll(from, ".", `\.`)+` on ffec0, encrypted \(`+tc.cipher+`\)(?s:.*)READY`, 2*time.Minute)
+			m := startUntil(t, Config{QEMUArgs: img.QEMUArgs(0), DumpDir: dir, Ended: dec.Ended, IPv6: tc.ipv6}, ready, 2*time.Minute)
+			if tc.shell {
+				m.Send("dumpon -s 127.0.9.1 -c 127.0.9.2 -k " + pub + " -C " + tc.cipher + " ffec0")
+				if _, err := m.Expect(`dumpon: kernel dumps on ffec0 to 127\.0\.9\.1[^\r\n]*\r\n`, 10*time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
 			m.Send("panic boom")
 			var solicited chan [2]neighbourCounts
 			if tc.ipv6 {
@@ -133,8 +149,11 @@ func TestIMX6ULEncryptedIPv6(t *testing.T) {
 			case <-time.After(time.Minute):
 				t.Fatal("the dump was not decrypted")
 			}
+			if !strings.HasPrefix(said, "Decrypted ") {
+				t.Fatal(said)
+			}
 			vmcore, d := imxCheckDumpFrom(t, img, m, dir, host, "boom")
-			t.Logf("the image sent %d bytes (%d more declared zero) in %d ms; %s", d.bytes-d.zero, d.zero, d.ms, strings.TrimSpace(said))
+			t.Logf("the image sent %d bytes (%d more declared zero) in %d ms; netdumpd: %s", d.bytes-d.zero, d.zero, d.ms, said)
 
 			info, _ := os.ReadFile(filepath.Join(dir, "info."+host+".0"))
 			if !strings.Contains(string(info), "Dump from "+host+" ["+host+"]") {
@@ -146,6 +165,16 @@ func TestIMX6ULEncryptedIPv6(t *testing.T) {
 				t.Fatal(err)
 			}
 			plain, _ := os.ReadFile(vmcore)
+			// decryptcore, by hand, makes the same core.
+			byHand := filepath.Join(t.TempDir(), "vmcore")
+			if out, err := exec.Command(decryptcore, "-v", "-p", keyPEM, "-k", filepath.Join(dir, "key."+host+".0"), "-e", encPath, "-c", byHand).CombinedOutput(); err != nil {
+				t.Fatalf("decryptcore: %v\n%s", err, out)
+			} else {
+				t.Logf("%s", bytes.TrimSpace(out))
+			}
+			if again, _ := os.ReadFile(byHand); !bytes.Equal(again, plain) {
+				t.Fatalf("decryptcore's core (%d bytes) differs from netdumpd's (%d bytes)", len(again), len(plain))
+			}
 			if len(enc) != len(plain) || len(enc) < 32<<20 {
 				t.Fatalf("the encrypted core has %d bytes, the decrypted one %d", len(enc), len(plain))
 			}
