@@ -288,35 +288,44 @@ func (c *Conn) Send(dstPort uint16, n int) error {
 	if n < 0 || n > c.maxPayload {
 		return ErrTooBig
 	}
-	if c.v6.on {
-		return c.send6(dstPort, n)
-	}
 	f := c.frame
 	c.eth = header.EthernetFields{SrcAddr: c.macStr, DstAddr: c.peerStr, Type: header.IPv4ProtocolNumber}
-	header.Ethernet(f).Encode(&c.eth)
-	c.ip = header.IPv4Fields{
-		TotalLength: uint16(ipLen + udpLen + n),
-		Flags:       header.IPv4FlagDontFragment,
-		TTL:         ttl,
-		Protocol:    uint8(header.UDPProtocolNumber),
-		SrcAddr:     c.client,
-		DstAddr:     c.server,
+	src := c.client
+	if c.v6.on {
+		c.eth.Type, src = header.IPv6ProtocolNumber, c.v6.src
 	}
-	ip := header.IPv4(f[ethLen:])
-	ip.Encode(&c.ip)
-	ip.SetChecksum(^ip.CalculateChecksum())
+	header.Ethernet(f).Encode(&c.eth)
+	if c.v6.on {
+		c.v6.ip6 = header.IPv6Fields{PayloadLength: uint16(udpLen + n), TransportProtocol: header.UDPProtocolNumber,
+			HopLimit: ttl, SrcAddr: src, DstAddr: c.server}
+		header.IPv6(f[ethLen:]).Encode(&c.v6.ip6)
+	} else {
+		c.ip = header.IPv4Fields{
+			TotalLength: uint16(ipLen + udpLen + n),
+			Flags:       header.IPv4FlagDontFragment,
+			TTL:         ttl,
+			Protocol:    uint8(header.UDPProtocolNumber),
+			SrcAddr:     src,
+			DstAddr:     c.server,
+		}
+		ip := header.IPv4(f[ethLen:])
+		ip.Encode(&c.ip)
+		ip.SetChecksum(^ip.CalculateChecksum())
+	}
+	// The UDP header and checksum are the same on both families (IPv6
+	// makes the checksum mandatory; IPv4 gets one too).
 	c.udp = header.UDPFields{SrcPort: c.cfg.ClientPort, DstPort: dstPort, Length: uint16(udpLen + n)}
-	u := header.UDP(f[ethLen+ipLen:])
+	u := header.UDP(f[c.hdr-udpLen:])
 	u.Encode(&c.udp)
 	prev := c.ph.Enter(phases.Checksum)
-	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, c.client, c.server, uint16(udpLen+n))
-	sum = checksum.Checksum(f[hdrLen:hdrLen+n], sum)
+	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, c.server, uint16(udpLen+n))
+	sum = checksum.Checksum(f[c.hdr:c.hdr+n], sum)
 	sum = ^u.CalculateChecksum(sum)
 	if sum == 0 {
 		sum = 0xffff // 0 means "no checksum" in UDP
 	}
 	u.SetChecksum(sum)
-	end := hdrLen + n
+	end := c.hdr + n
 	if end < minLen {
 		clear(f[end:minLen])
 		end = minLen
@@ -401,7 +410,13 @@ func (c *Conn) inputIPv4(b []byte) {
 	if ip.SourceAddress() != c.server || ip.DestinationAddress() != c.client {
 		return
 	}
-	b = b[ipLen:ip.TotalLength()]
+	c.inputUDP(c.server, c.client, b[ipLen:ip.TotalLength()], false)
+}
+
+// inputUDP hands the payload of a datagram from src to dst (the server and
+// us, already checked) to the handler if it is for our port and its
+// checksum holds. IPv4 allows a datagram without one (zero); IPv6 does not.
+func (c *Conn) inputUDP(src, dst tcpip.Address, b []byte, needSum bool) {
 	if len(b) < udpLen {
 		return
 	}
@@ -410,7 +425,7 @@ func (c *Conn) inputIPv4(b []byte) {
 		return
 	}
 	payload := b[udpLen:]
-	if u.Checksum() != 0 && !u.IsChecksumValid(c.server, c.client, checksum.Checksum(payload, 0)) {
+	if u.Checksum() == 0 && needSum || u.Checksum() != 0 && !u.IsChecksumValid(src, dst, checksum.Checksum(payload, 0)) {
 		return
 	}
 	if c.handler != nil {

@@ -149,32 +149,6 @@ func (c *Conn) sendND(typ header.ICMPv6Type, dstMAC tcpip.LinkAddress, src, dst,
 	c.nic.Transmit(f) //nolint:errcheck // a lost ND frame is retried like a lost reply
 }
 
-// send6 is Send for IPv6.
-func (c *Conn) send6(dstPort uint16, n int) error {
-	f := c.frame
-	c.eth = header.EthernetFields{SrcAddr: c.macStr, DstAddr: c.peerStr, Type: header.IPv6ProtocolNumber}
-	header.Ethernet(f).Encode(&c.eth)
-	c.v6.ip6 = header.IPv6Fields{PayloadLength: uint16(udpLen + n), TransportProtocol: header.UDPProtocolNumber,
-		HopLimit: ttl, SrcAddr: c.v6.src, DstAddr: c.server}
-	header.IPv6(f[ethLen:]).Encode(&c.v6.ip6)
-	c.udp = header.UDPFields{SrcPort: c.cfg.ClientPort, DstPort: dstPort, Length: uint16(udpLen + n)}
-	u := header.UDP(f[ethLen+ip6Len:])
-	u.Encode(&c.udp)
-	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, c.v6.src, c.server, uint16(udpLen+n))
-	sum = checksum.Checksum(f[hdr6Len:hdr6Len+n], sum)
-	sum = ^u.CalculateChecksum(sum)
-	if sum == 0 {
-		sum = 0xffff
-	}
-	u.SetChecksum(sum)
-	end := hdr6Len + n
-	if end < minLen {
-		clear(f[end:minLen])
-		end = minLen
-	}
-	return c.transmit(f[:end])
-}
-
 // wanted6 reports whether an Ethernet destination is one we receive on
 // IPv6: our solicited-node groups.
 func (c *Conn) wanted6(dst []byte) bool {
@@ -206,19 +180,8 @@ func (c *Conn) inputIPv6(srcMAC []byte, b []byte) {
 		}
 	case header.UDPProtocolNumber:
 		// Extension headers are not followed: netdump servers send none.
-		if src != c.server || !c.ours(dst) || len(b) < udpLen {
-			return
-		}
-		u := header.UDP(b)
-		if int(u.Length()) != len(b) || u.DestinationPort() != c.cfg.ClientPort {
-			return
-		}
-		payload := b[udpLen:]
-		if u.Checksum() == 0 || !u.IsChecksumValid(src, dst, checksum.Checksum(payload, 0)) {
-			return
-		}
-		if c.handler != nil {
-			c.handler(u.SourcePort(), payload)
+		if src == c.server && c.ours(dst) {
+			c.inputUDP(src, dst, b, true)
 		}
 	}
 }
