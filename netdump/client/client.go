@@ -218,12 +218,9 @@ func New(nic debugnet.NIC, cfg Config) (*Client, error) {
 	c.conn = conn
 	conn.SetPhases(&c.ph)
 	c.line = conn.Line()
-	c.payload = conn.MaxPayload() - wire.HeaderSize
+	c.refit()
 	if c.payload < wire.KDHSize {
 		return nil, fmt.Errorf("netdump: MTU %d too small for the 512-byte KDH", nic.MTU())
-	}
-	if c.payload > wire.MaxPayload {
-		c.payload = wire.MaxPayload
 	}
 	n := spanFactor * cfg.MaxWindow
 	if cfg.Batch {

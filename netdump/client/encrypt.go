@@ -31,13 +31,11 @@ func (p *paddedBody) Chunk(off int64, max int) []byte {
 	return zeroPage[:min(int64(max), p.size-off, int64(len(zeroPage)))]
 }
 
-// setupEncryption makes the payload a whole number of cipher blocks and
-// the per-slot positions; New calls it.
+// setupEncryption makes the per-slot positions; New calls it.
 func (c *Client) setupEncryption() {
 	if c.cfg.Encrypt == nil {
 		return
 	}
-	c.payload -= c.payload % ekcd.BlockSize
 	c.enc.pos = make([]ekcd.Pos, len(c.slots))
 }
 

@@ -2,6 +2,7 @@ package client
 
 import (
 	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/ekcd"
 	"github.com/tamadump/tamadump/netdump/wire"
 )
 
@@ -14,12 +15,12 @@ func resolution(conn *debugnet.Conn) string {
 	return "ARP reply"
 }
 
-// refit sets the payload per datagram after the endpoint's family may have
-// changed (an IPv6 header is 20 bytes longer), keeping it a whole number
-// of cipher blocks when encrypting.
+// refit sets the payload per datagram from the endpoint's, in New and
+// after Retarget (the family may have changed: an IPv6 header is 20 bytes
+// longer), keeping it a whole number of cipher blocks when encrypting.
 func (c *Client) refit() {
 	c.payload = min(c.conn.MaxPayload()-wire.HeaderSize, wire.MaxPayload)
 	if c.cfg.Encrypt != nil {
-		c.payload -= c.payload % 16
+		c.payload -= c.payload % ekcd.BlockSize
 	}
 }
