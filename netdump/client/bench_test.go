@@ -17,21 +17,28 @@ func benchDump(b *testing.B, f linktest.Faults, mod func(*Config), size int, zer
 	b.SetBytes(core.Size())
 	b.ReportAllocs()
 	for b.Loop() {
-		b.StopTimer()
-		tb := newTestbed(b, 1500, f)
-		cfg := tb.config()
-		if mod != nil {
-			mod(&cfg)
-		}
-		c, err := New(tb.link, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		if err := c.Dump(core, newKDH("bench"), 64); err != nil {
-			b.Fatal(err)
-		}
+		benchOnce(b, core, f, mod)
 	}
+}
+
+// benchOnce times one dump of core over a fresh testbed (not timed) with
+// the configuration mod changes.
+func benchOnce(b *testing.B, core Body, f linktest.Faults, mod func(*Config)) (*Client, *testbed) {
+	b.StopTimer()
+	tb := newTestbed(b, 1500, f)
+	cfg := tb.config()
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := New(tb.link, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	if err := c.Dump(core, newKDH("bench"), 64); err != nil {
+		b.Fatal(err)
+	}
+	return c, tb
 }
 
 // BenchmarkGoodput is a whole dump into the netdumpd core over the
@@ -222,21 +229,12 @@ func benchDumpStats(b *testing.B, f linktest.Faults, mod func(*Config), size int
 	b.ReportAllocs()
 	var retx, drops, n float64
 	for b.Loop() {
-		b.StopTimer()
-		tb := newTestbed(b, 1500, f)
-		cfg := tb.config()
-		cfg.Retries = 100
-		if mod != nil {
-			mod(&cfg)
-		}
-		c, err := New(tb.link, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		if err := c.Dump(core, newKDH("bench"), 64); err != nil {
-			b.Fatal(err)
-		}
+		c, tb := benchOnce(b, core, f, func(cfg *Config) {
+			cfg.Retries = 100
+			if mod != nil {
+				mod(cfg)
+			}
+		})
 		b.StopTimer()
 		retx += float64(c.Stats().Retransmits)
 		drops += float64(tb.link.Congested())
