@@ -90,11 +90,7 @@ func (m *Machine) attach(f linktest.Faults) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.netConn = c
-	if f == (linktest.Faults{}) {
-		m.stack.AttachStream(c)
-	} else {
-		m.relay = m.stack.AttachStreamFaults(c, f)
-	}
+	m.relay = m.stack.AttachStream(c, f)
 }
 
 // Start boots the guest and the server.
