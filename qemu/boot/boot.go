@@ -61,6 +61,12 @@ type Config struct {
 	IPv6 bool
 }
 
+// Settings are an image's server and client defaults for the user-space
+// network Start puts it on, for Build and Image.With.
+func Settings() map[string]string {
+	return map[string]string{"server": ServerAddr.Addr().String(), "client": GuestAddr.String()}
+}
+
 // Machine is a running guest with its server.
 type Machine struct {
 	cmd    *exec.Cmd
