@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/tamadump/tamadump/board/goruntime"
 	"github.com/tamadump/tamadump/debugnet"
-	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/buildid"
 	"github.com/tamadump/tamadump/netdump/client"
 	"github.com/tamadump/tamadump/netdump/elfcore"
@@ -64,8 +64,13 @@ type Machine interface {
 	ConsoleInput() io.Reader
 	// MsgBuf copies the newest console output into dst, oldest first.
 	MsgBuf(dst []byte) int
-	// DMA is memory outside the Go heap for rings and buffers.
-	DMA() bus.DMA
+	// Ethernet starts the driver of the NIC the dump goes through (want:
+	// "" for the first found, or a name or kind the board knows), on
+	// memory reserved for it now.
+	Ethernet(want string) (Ethernet, error)
+	// StartNetwork runs the normal-operation network on that NIC: ARP,
+	// ping and UDP echo on port 7.
+	StartNetwork(addr netip.Prefix, gw netip.Addr) error
 	// Memory appends the memory to dump to dst[:0] without allocating
 	// (ErrPartialMemory: more than fits).
 	Memory(dst []elfcore.Segment) ([]elfcore.Segment, error)
@@ -83,6 +88,17 @@ type Machine interface {
 	Halt(code int)
 	// Reboot resets the machine.
 	Reboot()
+}
+
+// Ethernet is a board's network interface for the dump.
+type Ethernet struct {
+	NIC  NIC
+	Name string // FreeBSD's name: vtnet0, em0, ffec0
+	Desc string // what and where, for the boot log
+	// Lend, while held, keeps the normal-operation network off the NIC so
+	// the image can drive it itself (the shell's blast); nil when the NIC
+	// cannot be lent (another driver owns the controller until a crash).
+	Lend sync.Locker
 }
 
 // NIC is a network interface that can be brought back from any state.

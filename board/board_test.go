@@ -1,7 +1,9 @@
 package board
 
 import (
+	"errors"
 	"io"
+	"net/netip"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -9,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet/linktest"
-	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/dumptest"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 )
@@ -25,13 +26,16 @@ func (m *machine) Name() string            { return "test" }
 func (m *machine) Arch() *elfcore.Arch     { return &elfcore.AMD64 }
 func (m *machine) Console() io.Writer      { return m.out }
 func (m *machine) ConsoleInput() io.Reader { return strings.NewReader("") }
-func (m *machine) DMA() bus.DMA            { return bus.DMA{} }
-func (m *machine) Settings() []string      { return nil }
-func (m *machine) BootTime() time.Duration { return 0 }
-func (m *machine) OnCrash(func(*Crash))    {}
-func (m *machine) Halt(int)                {}
-func (m *machine) Reboot()                 {}
-func (m *machine) MemoryMB() uint64        { return 4 }
+func (m *machine) Ethernet(string) (Ethernet, error) {
+	return Ethernet{}, errors.New("test machine: no NIC")
+}
+func (m *machine) StartNetwork(netip.Prefix, netip.Addr) error { return nil }
+func (m *machine) Settings() []string                          { return nil }
+func (m *machine) BootTime() time.Duration                     { return 0 }
+func (m *machine) OnCrash(func(*Crash))                        {}
+func (m *machine) Halt(int)                                    {}
+func (m *machine) Reboot()                                     {}
+func (m *machine) MemoryMB() uint64                            { return 4 }
 func (m *machine) MsgBuf(dst []byte) int {
 	s := m.console
 	if len(s) > len(dst) {

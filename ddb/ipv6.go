@@ -9,8 +9,9 @@ import (
 )
 
 // parseIPv6 parses an IPv6 address in its RFC 4291 text form (hex groups,
-// one "::", no zone: the image has one link) without allocating, as
-// netip.ParseAddr would not on an error.
+// one "::", no zone: the image has one link) without allocating: the
+// shell parses after the crash, and netip.ParseAddr allocates its error
+// value for a bad address (and string(b) would copy).
 func parseIPv6(b []byte) (netip.Addr, bool) {
 	var a [16]byte
 	groups, gap := 0, -1 // gap: the group index "::" stands at

@@ -41,8 +41,9 @@ type Crash struct {
 }
 
 // Message appends a line describing an exception to b ("data abort at pc
-// 0x80012345: write to 0x4, DFSR 0x805 (translation fault, section)"); for a panic it appends nothing: the runtime printed it. It
-// does not allocate when b has room.
+// 0x80012345: write to 0x4, DFSR 0x805 (translation fault, section)");
+// for a panic it appends nothing: the runtime printed it. It does not
+// allocate when b has room.
 func (c *Crash) Message(b []byte) []byte {
 	if c.Reason != board.Fault {
 		return b

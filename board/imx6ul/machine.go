@@ -3,12 +3,13 @@
 package imx6ul
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"time"
 
 	"github.com/tamadump/tamadump/board"
-	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 )
 
@@ -34,7 +35,6 @@ func (x *Machine) ConsoleInput() io.Reader { return Console }
 func (x *Machine) MsgBuf(dst []byte) int   { return MsgBuf(dst) }
 func (x *Machine) Halt(code int)           { Halt(code) }
 func (x *Machine) Reboot()                 { Reboot() }
-func (x *Machine) DMA() bus.DMA            { return DMA() }
 
 // Memory is RAM, the DMA region and OCRAM, identity-mapped.
 func (x *Machine) Memory(dst []elfcore.Segment) ([]elfcore.Segment, error) {
@@ -51,17 +51,27 @@ func (x *Machine) OnCrash(fn func(*board.Crash)) {
 }
 
 // Ethernet is the board's Ethernet with the crash-time driver prepared on
-// rings and buffers from the DMA region: the NIC the dump goes through,
-// its name and a description.
-func (x *Machine) Ethernet() (nic board.NIC, name, desc string, err error) {
-	if x.eth, err = NewEthernet(DMA()); err != nil {
-		return nil, "", "", err
+// rings and buffers from the DMA region (want: "" or its name). It cannot
+// be lent: imx-enet owns the controller until a crash.
+func (x *Machine) Ethernet(want string) (board.Ethernet, error) {
+	eth, err := NewEthernet(DMA())
+	if err != nil {
+		return board.Ethernet{}, err
 	}
-	return x.eth.NIC, x.eth.Name, x.eth.Desc, nil
+	if want != "" && want != eth.Name {
+		return board.Ethernet{}, fmt.Errorf("imx6ul board: no interface %q; have %s", want, eth.Name)
+	}
+	x.eth = eth
+	return board.Ethernet{NIC: eth.NIC, Name: eth.Name, Desc: eth.Desc}, nil
 }
 
 // StartNetwork brings the Ethernet up under imx-enet with gVisor's stack:
 // ping, and UDP echo on port 7.
 func (x *Machine) StartNetwork(addr netip.Prefix, gw netip.Addr) error {
+	if x.eth == nil {
+		return errNoEthernet
+	}
 	return x.eth.Start(addr, gw)
 }
+
+var errNoEthernet = errors.New("imx6ul board: the Ethernet was not started")

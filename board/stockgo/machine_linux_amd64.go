@@ -2,6 +2,7 @@ package stockgo
 
 import (
 	"io"
+	"net/netip"
 	"os"
 	"syscall"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tamadump/tamadump/board"
 	"github.com/tamadump/tamadump/board/amd64"
+	"github.com/tamadump/tamadump/board/microvm"
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 )
@@ -22,6 +24,7 @@ type Machine struct {
 	crash  board.Crash
 	msgbuf []byte // the console output at the crash, where Crash.Msg points
 	msg    []byte // room for a message of the board's own
+	net    microvm.Net
 }
 
 // New describes the machine the shim booted; it fails when the program
@@ -69,8 +72,15 @@ func (s *Machine) ConsoleInput() io.Reader { return rawFD(0) }
 func (s *Machine) MsgBuf(dst []byte) int   { return MsgBuf(dst) }
 func (s *Machine) Halt(code int)           { Halt(code) }
 func (s *Machine) Reboot()                 { Reboot() }
-func (s *Machine) DMA() bus.DMA {
-	return bus.DMA{Mem: phys(s.info.DMABase, s.info.DMALen), Addr: s.info.DMABase}
+
+// Ethernet is the microvm NIC, its rings and buffers in the DMA region
+// the shim reserved.
+func (s *Machine) Ethernet(want string) (board.Ethernet, error) {
+	return s.net.Ethernet(bus.DMA{Mem: phys(s.info.DMABase, s.info.DMALen), Addr: s.info.DMABase}, want)
+}
+
+func (s *Machine) StartNetwork(addr netip.Prefix, gw netip.Addr) error {
+	return s.net.StartNetwork(addr, gw)
 }
 
 // Memory is every RAM page above the shim's, at its physical address and

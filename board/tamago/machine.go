@@ -4,9 +4,11 @@ package tamago
 
 import (
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/tamadump/tamadump/board"
+	"github.com/tamadump/tamadump/board/microvm"
 	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/elfcore"
 )
@@ -15,6 +17,7 @@ import (
 type Machine struct {
 	layout Layout
 	boot   time.Duration
+	net    microvm.Net
 }
 
 // New describes the board; the hardware was set up before package
@@ -33,8 +36,14 @@ func (t *Machine) ConsoleInput() io.Reader { return Console }
 func (t *Machine) MsgBuf(dst []byte) int   { return MsgBuf(dst) }
 func (t *Machine) Halt(code int)           { Halt(code) }
 func (t *Machine) Reboot()                 { Reboot() }
-func (t *Machine) DMA() bus.DMA {
-	return bus.DMA{Mem: t.layout.DMA, Addr: t.layout.DMAStart}
+
+// Ethernet is the microvm NIC, its rings and buffers in the DMA region.
+func (t *Machine) Ethernet(want string) (board.Ethernet, error) {
+	return t.net.Ethernet(bus.DMA{Mem: t.layout.DMA, Addr: t.layout.DMAStart}, want)
+}
+
+func (t *Machine) StartNetwork(addr netip.Prefix, gw netip.Addr) error {
+	return t.net.StartNetwork(addr, gw)
 }
 
 // Memory is the Go runtime's RAM (text, data, heap, stacks) and the DMA

@@ -16,15 +16,15 @@ func (img *image) Blast(server netip.Addr, port uint16, n int64) (debugnet.Blast
 	if img.dumper == nil {
 		return debugnet.BlastStats{}, errNoNIC
 	}
-	if _, ok := img.m.(ownNetwork); ok {
+	if img.nic.Lend == nil {
 		return debugnet.BlastStats{}, errBlastBoard
 	}
 	cfg, ok := img.dumper.Config()
 	if !ok {
 		return debugnet.BlastStats{}, errNotConfigured
 	}
-	img.mu.Lock()
-	defer img.mu.Unlock()
+	img.nic.Lend.Lock()
+	defer img.nic.Lend.Unlock()
 	conn, err := debugnet.New(img.nic.NIC, debugnet.Config{
 		Client: cfg.Client, Server: server, Gateway: cfg.Gateway, ClientPort: cfg.ClientPort,
 		Console: img.out,

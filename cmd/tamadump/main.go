@@ -28,17 +28,13 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/tamadump/tamadump/board"
-	"github.com/tamadump/tamadump/board/microvm"
-	"github.com/tamadump/tamadump/board/netstack"
 	"github.com/tamadump/tamadump/board/target"
 	"github.com/tamadump/tamadump/ddb"
 	"github.com/tamadump/tamadump/debugnet"
-	"github.com/tamadump/tamadump/drivers/bus"
 	"github.com/tamadump/tamadump/netdump/client"
 )
 
@@ -87,7 +83,7 @@ func main() {
 	fmt.Fprintf(out, "pattern at %#x, marker at %#x\r\n", uintptr(unsafe.Pointer(&Pattern[0])), uintptr(unsafe.Pointer(&Marker)))
 
 	img := &image{m: m, out: out, line: debugnet.NewLine(out)}
-	found, err := findNIC(m)
+	found, err := m.Ethernet(nicName)
 	if err != nil {
 		fmt.Fprintf(out, "no network: %v\r\n", err)
 	} else {
@@ -111,29 +107,6 @@ func main() {
 		fmt.Fprintf(out, "console: %v\r\n", err)
 	}
 	select {} // the network keeps serving
-}
-
-// ownNetwork is a board whose Ethernet is its own (the i.MX6UL's): it
-// names the NIC and runs its own network stack in normal operation.
-type ownNetwork interface {
-	Ethernet() (nic board.NIC, name, desc string, err error)
-	StartNetwork(addr netip.Prefix, gw netip.Addr) error
-}
-
-// findNIC is the board's own NIC, or the one found on QEMU's microvm.
-func findNIC(m board.Machine) (microvm.Found, error) {
-	if b, ok := m.(ownNetwork); ok {
-		nic, name, desc, err := b.Ethernet()
-		if err != nil {
-			return microvm.Found{}, err
-		}
-		mn, ok := nic.(microvm.NIC)
-		if !ok {
-			return microvm.Found{}, errNoNIC
-		}
-		return microvm.Found{NIC: mn, Name: name, Desc: desc}, nil
-	}
-	return microvm.Find(bus.Direct{}, m.DMA(), nicName)
 }
 
 // set applies one key=value word from the command line.
@@ -175,11 +148,10 @@ func macString(m [6]byte) string {
 type image struct {
 	m      board.Machine
 	out    io.Writer
-	nic    microvm.Found
+	nic    board.Ethernet
 	dumper *board.Dumper
 	shell  *ddb.Shell
 	names  []string
-	mu     sync.Mutex // the driver, between the stack's goroutines
 	line   *debugnet.Line
 }
 
@@ -204,7 +176,7 @@ func (img *image) configureDefaults() {
 	fmt.Fprintf(img.out, "dumpon: netdump to %s from %s on %s%s\r\n", server, clientAddr, img.nic.Name, enc)
 }
 
-// startNetwork runs gVisor's stack on the NIC for normal operation: it
+// startNetwork runs the board's normal-operation network on the NIC: it
 // answers ARP and ping, and echoes UDP on port 7.
 func (img *image) startNetwork() {
 	addr, err := netip.ParseAddr(clientAddr)
@@ -213,51 +185,10 @@ func (img *image) startNetwork() {
 		return
 	}
 	gw, _ := netip.ParseAddr(gateway)
-	if b, ok := img.m.(ownNetwork); ok {
-		if err := b.StartNetwork(netip.PrefixFrom(addr, 24), gw); err != nil {
-			fmt.Fprintf(img.out, "network: %v\r\n", err)
-			return
-		}
-		fmt.Fprintf(img.out, "network: %s up, %v, echo on udp/7\r\n", img.nic.Name, netip.PrefixFrom(addr, 24))
-		return
-	}
-	mac := img.nic.NIC.MAC()
-	st, err := netstack.New(netstack.Config{Addr: netip.PrefixFrom(addr, 24), MAC: mac[:], Gateway: gw})
-	if err != nil {
+	if err := img.m.StartNetwork(netip.PrefixFrom(addr, 24), gw); err != nil {
 		fmt.Fprintf(img.out, "network: %v\r\n", err)
 		return
 	}
-	nic := img.nic.NIC
-	st.Attach(func(f []byte) {
-		img.mu.Lock()
-		nic.Transmit(f) //nolint:errcheck // a full ring drops, as a wire would
-		img.mu.Unlock()
-	})
-	go func() {
-		for {
-			img.mu.Lock()
-			n := nic.Poll(st.Inject)
-			img.mu.Unlock()
-			if n == 0 {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
-	echo, err := st.ListenUDP(7)
-	if err != nil {
-		fmt.Fprintf(img.out, "network: echo: %v\r\n", err)
-		return
-	}
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			echo.WriteTo(buf[:n], from) //nolint:errcheck
-		}
-	}()
 	fmt.Fprintf(img.out, "network: %s up, %v, echo on udp/7\r\n", img.nic.Name, netip.PrefixFrom(addr, 24))
 }
 

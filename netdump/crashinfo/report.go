@@ -77,7 +77,7 @@ func report(w io.Writer, o Options) {
 			readPath = p
 		}
 	} else {
-		c, coreErr = readable(corePath)
+		coreErr = readable(corePath)
 	}
 	if coreErr == nil {
 		c, coreErr = readCore(readPath)
@@ -166,18 +166,18 @@ func Commands(m elf.Machine, exe, core string) []string {
 
 // readable refuses what is no ELF core yet: encrypted and compressed
 // vmcores, which netdumpd names vmcore_encrypted.* and *.gz / *.zst.
-func readable(path string) (*vmcore, error) {
+func readable(path string) error {
 	base := filepath.Base(path)
 	switch {
-	case strings.HasPrefix(base, "vmcore_encrypted."):
-		key := filepath.Join(filepath.Dir(path), "key."+strings.TrimPrefix(base, "vmcore_encrypted."))
-		return nil, fmt.Errorf("the core is encrypted and no key was given: give crashinfo the private key "+
+	case strings.HasPrefix(base, encryptedPrefix):
+		key := keyBeside(path)
+		return fmt.Errorf("the core is encrypted and no key was given: give crashinfo the private key "+
 			"(-p <private key> [-k %s]), or decrypt it with decryptcore -p <private key> -k %s -e %s -c <vmcore> "+
 			"and run crashinfo on that", key, key, path)
 	case strings.HasSuffix(base, ".gz"), strings.HasSuffix(base, ".zst"):
-		return nil, errors.New("the core is compressed: decompress it (gunzip, zstd -d) and run crashinfo on the result")
+		return errors.New("the core is compressed: decompress it (gunzip, zstd -d) and run crashinfo on the result")
 	}
-	return nil, nil
+	return nil
 }
 
 // image finds the image ELF: o.ELF, or the one in the symbols directory
@@ -232,7 +232,7 @@ var versionID = regexp.MustCompile(regexp.QuoteMeta(buildid.Label) + `([0-9a-f]+
 // infoBeside is the info file netdumpd writes next to a vmcore.
 func infoBeside(core string) string {
 	base := filepath.Base(core)
-	for _, p := range []string{"vmcore_encrypted.", "vmcore."} {
+	for _, p := range []string{encryptedPrefix, "vmcore."} {
 		if rest, ok := strings.CutPrefix(base, p); ok {
 			rest = strings.TrimSuffix(strings.TrimSuffix(rest, ".gz"), ".zst")
 			return filepath.Join(filepath.Dir(core), "info."+rest)

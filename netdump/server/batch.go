@@ -101,8 +101,13 @@ func (c *session) flushAcks() {
 }
 
 // sizeRecvBuffer makes the socket hold the server's window of datagrams
-// of n bytes.
+// of n bytes. It runs for every data datagram: only a larger one than
+// any before costs more than a comparison.
 func (c *session) sizeRecvBuffer(n int) {
+	if n <= c.rcvFor {
+		return
+	}
+	c.rcvFor = n
 	want := min(c.s.cfg.Window*truesize(n), 256<<20)
 	if want <= c.rcvBuf {
 		return

@@ -104,6 +104,7 @@ type session struct {
 	growRx bool   // a datagram did not fit rx
 	acks   []byte // ACKs queued, sent after each batch
 	rcvBuf int    // the receive buffer asked for
+	rcvFor int    // the largest datagram it was sized for
 	rbuf   []byte // read-back scratch
 
 	hashing bool        // the digest is advancing (it may flush)

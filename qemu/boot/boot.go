@@ -61,6 +61,12 @@ type Config struct {
 	IPv6 bool
 }
 
+// Settings are an image's server and client defaults for the user-space
+// network Start puts it on, for Build and Image.With.
+func Settings() map[string]string {
+	return map[string]string{"server": ServerAddr.Addr().String(), "client": GuestAddr.String()}
+}
+
 // Machine is a running guest with its server.
 type Machine struct {
 	cmd    *exec.Cmd
@@ -90,11 +96,7 @@ func (m *Machine) attach(f linktest.Faults) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.netConn = c
-	if f == (linktest.Faults{}) {
-		m.stack.AttachStream(c)
-	} else {
-		m.relay = m.stack.AttachStreamFaults(c, f)
-	}
+	m.relay = m.stack.AttachStream(c, f)
 }
 
 // Start boots the guest and the server.

@@ -35,7 +35,7 @@ func image(t *testing.T, board string) *Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := Build(board, dir, map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"})
+	img, err := Build(board, dir, Settings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestAllocationCount(t *testing.T) {
 	for _, board := range []string{StockGo, TamaGo} {
 		t.Run(board, func(t *testing.T) {
 			need(t, board)
-			img, err := Build(board, t.TempDir(), map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"}, "crashalloc")
+			img, err := Build(board, t.TempDir(), Settings(), "crashalloc")
 			if err != nil {
 				t.Fatal(err)
 			}

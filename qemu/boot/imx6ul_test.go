@@ -410,7 +410,7 @@ func TestIMX6ULUSBArmory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := Build(IMX6ULUSBArmory, dir, map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"})
+	img, err := Build(IMX6ULUSBArmory, dir, Settings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestIMX6ULAllocationCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := Build(IMX6UL, dir, map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"}, "crashalloc")
+	img, err := Build(IMX6UL, dir, Settings(), "crashalloc")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func image(tb testing.TB, board string, extra map[string]string) *boot.Image {
 		tb.Fatal(err)
 	}
 	dirs = append(dirs, dir)
-	set := map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"}
+	set := boot.Settings()
 	for k, v := range extra {
 		set[k] = v
 	}

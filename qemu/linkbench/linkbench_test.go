@@ -39,7 +39,7 @@ func image(b *testing.B) *boot.Image {
 	imgOnce.Do(func() {
 		imgDir, imgErr = os.MkdirTemp("", "tamadump-linkbench-")
 		if imgErr == nil {
-			img, imgErr = boot.Build(boot.StockGo, imgDir, map[string]string{"server": "127.0.9.1", "client": "127.0.9.2"})
+			img, imgErr = boot.Build(boot.StockGo, imgDir, boot.Settings())
 		}
 	})
 	if imgErr != nil {

@@ -49,19 +49,17 @@ func readDgram(conn net.PacketConn, in func([]byte)) {
 // frame is preceded by its length as a 4-byte big-endian integer. The
 // frames the stack has ready go in one write, and QEMU's are read in large
 // chunks, so a burst costs a few system calls and wakeups rather than one
-// per frame. It returns at once; frames are read until conn fails or is
-// closed.
-func (s *Stack) AttachStream(conn net.Conn) {
+// per frame. With faults f the frames go through a linktest.Path both
+// ways, QEMU's as Out and the host's as In, which it returns for the
+// caller to close after conn; with none it returns nil. It returns at
+// once; frames are read until conn fails or is closed.
+func (s *Stack) AttachStream(conn net.Conn, f linktest.Faults) *linktest.Path {
 	w := &streamWriter{conn: conn}
-	s.AttachBatched(w.frame, w.flush)
-	go readStream(conn, s.Inject)
-}
-
-// AttachStreamFaults is AttachStream over a lossy link: the frames go
-// through a linktest.Path with faults f both ways, QEMU's as Out and the
-// host's as In. The caller closes the path after conn.
-func (s *Stack) AttachStreamFaults(conn net.Conn, f linktest.Faults) *linktest.Path {
-	w := &streamWriter{conn: conn}
+	if f == (linktest.Faults{}) {
+		s.AttachBatched(w.frame, w.flush)
+		go readStream(conn, s.Inject)
+		return nil
+	}
 	p := linktest.NewPath(f, func(frame []byte, d linktest.Direction) {
 		if d == linktest.Out {
 			s.Inject(frame)

@@ -1,14 +1,14 @@
 // Package usernet is the tests' user-space network host: a board/netstack
 // host whose frames are exchanged with a QEMU `-netdev dgram` socket
-// (AttachDgram) or a QEMU `-netdev stream` connection (AttachStream), and
-// on which Network puts a netdump server, so a guest can dump to a server
+// (AttachDgram) or a QEMU `-netdev stream` connection (AttachStream,
+// optionally through a lossy linktest.Path), and on which Network puts a netdump server, so a guest can dump to a server
 // that needs no host networking. It is host-side only.
 //
 // QEMU side, for AttachDgram(conn bound at H, peer Q):
 //
 //	-netdev dgram,id=n0,local.type=unix,local.path=Q,remote.type=unix,remote.path=H
 //
-// and for AttachStream(c), c accepted on a unix socket listening at S:
+// and for AttachStream(c, f), c accepted on a unix socket listening at S:
 //
 //	-netdev stream,id=n0,server=off,addr.type=unix,addr.path=S
 package usernet

@@ -14,6 +14,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/tamadump/tamadump/debugnet/linktest"
 	"github.com/tamadump/tamadump/netdump/server"
 	"github.com/tamadump/tamadump/netdump/server/servertest"
 	"github.com/tamadump/tamadump/netdump/wire"
@@ -198,8 +199,8 @@ func TestStream(t *testing.T) {
 	defer acc.Close()
 	sv := newStack(t, serverPrefix, 0)
 	cl := newStack(t, clientPrefix, 0)
-	sv.AttachStream(acc)
-	cl.AttachStream(dialed)
+	sv.AttachStream(acc, linktest.Faults{})
+	cl.AttachStream(dialed, linktest.Faults{})
 	srv, dir := startServer(t, sv)
 	dumpOver(t, cl, srv, dir, 2<<20)
 }
