@@ -4,14 +4,19 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/tamadump/tamadump/debugnet"
 )
+
+// NIC is what Serve drives: the polled interface of the image's drivers.
+type NIC interface {
+	MAC() [6]byte
+	Transmit(frame []byte) error
+	Poll(fn func(frame []byte)) int
+}
 
 // Serve runs a host at addr on nic for the image's normal operation: it
 // answers ARP and ping and echoes UDP on port 7. Its goroutines drive the
 // NIC only while holding mu, so a holder of mu has the NIC to itself.
-func Serve(nic debugnet.NIC, mu *sync.Mutex, addr netip.Prefix, gw netip.Addr) error {
+func Serve(nic NIC, mu *sync.Mutex, addr netip.Prefix, gw netip.Addr) error {
 	mac := nic.MAC()
 	st, err := New(Config{Addr: addr, MAC: mac[:], Gateway: gw})
 	if err != nil {
