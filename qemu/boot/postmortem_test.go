@@ -133,7 +133,7 @@ func TestCoreTxt(t *testing.T) {
 				case !strings.Contains(report, "\ngoroutine "+crash[1]+" [") ||
 					!strings.Contains(report[strings.Index(report, "\ngoroutine "+crash[1]+" ["):], "\n"+ck.top+"\n"):
 					t.Errorf("the stack of goroutine %s does not show %s", crash[1], ck.top)
-				case count == nil || atoi(count[1]) < 5 || !strings.Contains(report, "\nmain.(*image).startNetwork.func2\n"):
+				case count == nil || atoi(count[1]) < 5 || !strings.Contains(report, "\ngithub.com/tamadump/tamadump/board/netstack.Serve.func2\n"):
 					t.Errorf("core.txt does not list the image's other goroutines (count %q)", count)
 				}
 				if t.Failed() {
