@@ -204,7 +204,8 @@ func Start(cfg Config) (m *Machine, err error) {
 	return m, nil
 }
 
-func deviceArgs(nic string) ([]string, error) {
+// DeviceArgs are QEMU's arguments for nic (one of NICs) on netdev n0.
+func DeviceArgs(nic string) ([]string, error) {
 	mac := ",mac=" + GuestMAC
 	switch nic {
 	case "", "virtio-mmio":

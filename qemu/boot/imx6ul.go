@@ -81,7 +81,7 @@ func machineArgs(cfg Config) (bin string, nicArgs []string, err error) {
 		return "", nil, fmt.Errorf("%s not found: install QEMU (apt-get install %s)", bin, pkg)
 	}
 	if bin != qemu.ARMBinary {
-		nicArgs, err = deviceArgs(cfg.NIC)
+		nicArgs, err = DeviceArgs(cfg.NIC)
 		return bin, nicArgs, err
 	}
 	if cfg.NIC != "" && cfg.NIC != IMXENET {

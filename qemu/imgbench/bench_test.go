@@ -1,9 +1,7 @@
 package imgbench
 
 import (
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/tamadump/tamadump/qemu/boot"
 )
@@ -46,34 +44,5 @@ func BenchmarkImage(b *testing.B) {
 				}
 			})
 		}
-	}
-}
-
-// BenchmarkScale dumps the stock-Go guest with its RAM filled with random
-// data at each size: the time per MiB of RAM (it should stay flat), and
-// the server's peak memory. The server runs in this process (qemu/boot's
-// harness), so its peak is this process's Go heap in use (HeapInuse,
-// sampled every 100 ms) above what it held before the dump, and the
-// process's VmHWM. SCALE_MIB lists the sizes (default 64 256 1024).
-func BenchmarkScale(b *testing.B) {
-	for _, mib := range scaleSizes(b) {
-		b.Run(strconv.Itoa(mib)+"MiB", func(b *testing.B) {
-			img := image(b, boot.StockGo, map[string]string{"fill": "free"})
-			var perMiB, heap, hwm, good float64
-			for range b.N {
-				m := start(b, img, "virtio-mmio", mib)
-				d := dump(b, m)
-				m.Close()
-				perMiB += float64(d.elapsed/time.Microsecond) / 1e3 / float64(mib)
-				heap += float64(d.heapPeak-min(d.heapPeak, d.heapBefore)) / (1 << 20)
-				hwm = max(hwm, float64(vmHWM())/(1<<20))
-				good += d.goodput()
-			}
-			n := float64(b.N)
-			b.ReportMetric(perMiB/n, "ms/MiB")
-			b.ReportMetric(good/n, "goodput-MB/s")
-			b.ReportMetric(heap/n, "server-heap-growth-MiB")
-			b.ReportMetric(hwm, "harness-VmHWM-MiB")
-		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -161,9 +160,6 @@ type dumpResult struct {
 	elapsed     time.Duration // the client's Dump, as the guest measured it
 	phases      [6]uint64     // µs: zero-scan copy checksum driver ack-wait other
 	phaseTotal  uint64        // µs
-	wall        time.Duration // panic typed → the server's "Completed dump"
-	heapPeak    uint64        // this process's largest HeapInuse meanwhile (the server runs in it)
-	heapBefore  uint64
 }
 
 var phaseNames = [6]string{"zero-scan", "copy", "checksum", "driver", "ack-wait", "other"}
@@ -179,47 +175,27 @@ func (r dumpResult) goodput() float64 { return float64(r.bytes) / r.elapsed.Seco
 // dump panics the guest and waits for its dump to complete.
 func dump(tb testing.TB, m *machine) dumpResult {
 	tb.Helper()
-	var r dumpResult
-	runtime.GC()
-	r.heapBefore = heapInuse()
-	var peak atomic.Uint64
-	peak.Store(r.heapBefore)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if h := heapInuse(); h > peak.Load() {
-					peak.Store(h)
-				}
-			}
-		}
-	}()
-	start := time.Now()
 	if err := m.Send("panic boom"); err != nil {
 		tb.Fatal(err)
 	}
 	if err := m.WaitLog("Completed dump", 900*time.Second); err != nil {
 		tb.Fatalf("%v\n%s", err, tail(m.Console()))
 	}
-	r.wall = time.Since(start)
-	close(stop)
-	<-done
-	r.heapPeak = peak.Load()
 	if _, err := m.Expect(`retransmissions`, 60*time.Second); err != nil {
 		tb.Fatalf("%v\n%s", err, tail(m.Console()))
 	}
-	g := statsLine.FindStringSubmatch(m.Console())
-	p := phasesLine.FindStringSubmatch(m.Console())
+	return parseDump(tb, m.Console())
+}
+
+// parseDump reads a dump's statistics and phases from the guest's console.
+func parseDump(tb testing.TB, console string) dumpResult {
+	tb.Helper()
+	g := statsLine.FindStringSubmatch(console)
+	p := phasesLine.FindStringSubmatch(console)
 	if g == nil || p == nil {
-		tb.Fatalf("no statistics or phases line:\n%s", tail(m.Console()))
+		tb.Fatalf("no statistics or phases line:\n%s", tail(console))
 	}
+	var r dumpResult
 	r.zero = atoi(g[2])
 	r.bytes = atoi(g[1]) - r.zero
 	for i := range r.phases {
@@ -228,24 +204,6 @@ func dump(tb testing.TB, m *machine) dumpResult {
 	r.phaseTotal = atoi(p[7])
 	r.elapsed = time.Duration(r.phaseTotal) * time.Microsecond
 	return r
-}
-
-func heapInuse() uint64 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
-}
-
-// vmHWM is this process's peak resident set (VmHWM), in bytes.
-func vmHWM() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	if m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b); m != nil {
-		return atoi(string(m[1])) << 10
-	}
-	return 0
 }
 
 // TestBlastAndPhases: the blast's datagrams reach the sink, and a dump's

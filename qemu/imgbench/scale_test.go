@@ -1,12 +1,15 @@
 package imgbench
 
 import (
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tamadump/tamadump/qemu/boot"
+	"github.com/tamadump/tamadump/qemu/tapnet"
 )
 
 func scaleSizes(b *testing.B) []int {
@@ -23,6 +26,95 @@ func scaleSizes(b *testing.B) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// scalePrefix is the tap network of the scale benchmark: netdumpd on .1.
+var scalePrefix = netip.MustParsePrefix("127.0.29.0/24")
+
+// BenchmarkScale dumps the stock-Go guest, its RAM filled with random
+// data, at each size through a tap device to the netdumpd binary on the
+// kernel network: the time per MiB of RAM (it should stay flat), and
+// netdumpd's peak resident set (VmHWM, from a fresh process per dump: it
+// must not grow with the dump) and CPU per MiB. SCALE_MIB lists the sizes
+// (default 64 256 1024). Needs root; hold the QEMU lock.
+func BenchmarkScale(b *testing.B) {
+	if err := tapnet.Usable(); err != nil {
+		b.Skip("SKIP: " + err.Error())
+	}
+	n, err := tapnet.New("scale0", scalePrefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Close)
+	bin, err := tapnet.BuildNetdumpd(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := image(b, boot.StockGo, map[string]string{"fill": "free", "server": n.Host.String(), "client": n.Guest.String()})
+	for _, mib := range scaleSizes(b) {
+		b.Run(strconv.Itoa(mib)+"MiB", func(b *testing.B) {
+			var perMiB, good, cpu, hwm, idle float64
+			for range b.N {
+				d, s := scaleDump(b, n, bin, img, mib)
+				perMiB += float64(d.elapsed/time.Microsecond) / 1e3 / float64(mib)
+				good += d.goodput()
+				cpu += float64(s.cpu/time.Microsecond) / 1e3 / float64(mib)
+				hwm = max(hwm, float64(s.peak)/(1<<20))
+				idle = max(idle, float64(s.idle)/(1<<20))
+			}
+			k := float64(b.N)
+			b.ReportMetric(perMiB/k, "ms/MiB")
+			b.ReportMetric(good/k, "goodput-MB/s")
+			b.ReportMetric(cpu/k, "server-cpu-ms/MiB")
+			b.ReportMetric(hwm, "server-VmHWM-MiB")
+			b.ReportMetric(idle, "server-idle-VmHWM-MiB")
+		})
+	}
+}
+
+// serverUse is what netdumpd used: its peak resident set before the dump
+// and after it, and its CPU time over the dump.
+type serverUse struct {
+	idle, peak uint64
+	cpu        time.Duration
+}
+
+// scaleDump boots img with mib MiB on the tap network, panics it and
+// waits for a fresh netdumpd to complete its dump.
+func scaleDump(b *testing.B, n *tapnet.Net, bin string, img *boot.Image, mib int) (dumpResult, serverUse) {
+	b.Helper()
+	srv, err := n.Netdumpd(bin, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	q, err := n.QEMU(img, mib, "virtio-mmio")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	if err := q.Wait("READY", 300*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	var use serverUse
+	if use.idle, err = srv.PeakRSS(); err != nil {
+		b.Fatal(err)
+	}
+	cpu := srv.CPU()
+	if err := q.Send("panic boom"); err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Wait("Completed dump", 900*time.Second); err != nil {
+		b.Fatalf("%v\nconsole:\n%s", err, tail(q.Output()))
+	}
+	use.cpu = srv.CPU() - cpu
+	if use.peak, err = srv.PeakRSS(); err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Wait("retransmissions", 60*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	return parseDump(b, q.Output()), use
 }
 
 // TestFillRAM: fill=free puts its random data in the dump: the guest
