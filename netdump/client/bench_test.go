@@ -42,8 +42,21 @@ func benchOnce(b *testing.B, core Body, f linktest.Faults, mod func(*Config)) (*
 }
 
 // BenchmarkGoodput is a whole dump into the netdumpd core over the
-// in-process link; compare with BenchmarkRawBlast.
-func BenchmarkGoodput(b *testing.B) { benchDump(b, linktest.Faults{}, nil, 16<<20, 0) }
+// in-process link. Its MB/s is of the whole dump, ARP and HERALD
+// included; vmcore-MB/s is the data over the transfer alone (Stats.Body),
+// which is what BenchmarkRawBlast's delivered-MB/s compares with.
+func BenchmarkGoodput(b *testing.B) {
+	core := newBody(b, segments(16<<20, 0, 5), "bench")
+	b.SetBytes(core.Size())
+	b.ReportAllocs()
+	var bytes, body float64
+	for b.Loop() {
+		c, _ := benchOnce(b, core, linktest.Faults{}, nil)
+		bytes += float64(c.Stats().Bytes)
+		body += float64(c.Stats().Body)
+	}
+	b.ReportMetric(bytes/body*1e3, "vmcore-MB/s")
+}
 
 // BenchmarkRawBlast sends the same bytes as datagrams of the same size
 // through the same link to a UDP socket on the same host stack, with no

@@ -143,6 +143,9 @@ type Stats struct {
 	Bytes       uint64 // VMCORE payload bytes sent
 	ZeroBytes   uint64 // VMCORE bytes declared zero instead of sent
 	Elapsed     time.Duration
+	// Body is from the first VMCORE message to the acknowledgement of the
+	// KDH: the transfer alone, without ARP, the HERALD or FINISHED.
+	Body time.Duration
 }
 
 // slot is one message in flight.
@@ -343,6 +346,7 @@ func (c *Client) exchange(h wire.Header) error {
 
 // sendBody streams the VMCORE messages and the KDH through the window.
 func (c *Client) sendBody(memMB uint64) error {
+	start := c.conn.Now()
 	size := c.body.Size()
 	c.line.S("Dumping ").U(uint64(size >> 20)).S(" out of ").U(memMB).S(" MB:").Flush()
 	const page = wire.DataSize
@@ -394,7 +398,9 @@ func (c *Client) sendBody(memMB uint64) error {
 	if err := c.push(wire.Header{Type: wire.KDH, Len: wire.KDHSize}); err != nil {
 		return err
 	}
-	return c.drain()
+	err := c.drain()
+	c.stats.Body = time.Duration(c.conn.Now() - start)
+	return err
 }
 
 // zeroPage stays in the L1 cache while pages are compared with it by the
