@@ -19,7 +19,6 @@
 package client
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -403,8 +402,7 @@ func (c *Client) sendBody(memMB uint64) error {
 	return err
 }
 
-// zeroPage stays in the L1 cache while pages are compared with it by the
-// runtime's vectorised memequal.
+// zeroPage is a page of zeros, the plaintext of an elided page.
 var zeroPage [wire.DataSize]byte
 
 // zeroPrefix counts the zero bytes from off, up to max, page by page.
@@ -418,7 +416,7 @@ func (c *Client) zeroPrefix(off, max int64) int64 {
 		}
 		for len(b) > 0 {
 			k := min(len(b), wire.DataSize)
-			if !bytes.Equal(b[:k], zeroPage[:k]) {
+			if !allZero(b[:k]) {
 				return z
 			}
 			z += int64(k)

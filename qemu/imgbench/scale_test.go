@@ -35,8 +35,10 @@ var scalePrefix = netip.MustParsePrefix("127.0.29.0/24")
 // data, at each size through a tap device to the netdumpd binary on the
 // kernel network: the time per MiB of RAM (it should stay flat), and
 // netdumpd's peak resident set (VmHWM, from a fresh process per dump: it
-// must not grow with the dump) and CPU per MiB. SCALE_MIB lists the sizes
-// (default 64 256 1024). Needs root; hold the QEMU lock.
+// must not grow with the dump) and CPU per MiB. Then the same guest
+// without the fill, its RAM mostly zero (zero-ms/MiB: the fill's time over
+// it is how much faster a mostly-zero machine dumps). SCALE_MIB lists the
+// sizes (default 64 256 1024). Needs root; hold the QEMU lock.
 func BenchmarkScale(b *testing.B) {
 	if err := tapnet.Usable(); err != nil {
 		b.Skip("SKIP: " + err.Error())
@@ -50,20 +52,27 @@ func BenchmarkScale(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	img := image(b, boot.StockGo, map[string]string{"fill": "free", "server": n.Host.String(), "client": n.Guest.String()})
+	tap := map[string]string{"server": n.Host.String(), "client": n.Guest.String()}
+	plain := image(b, boot.StockGo, tap)
+	tap["fill"] = "free"
+	filled := image(b, boot.StockGo, tap)
+	msPerMiB := func(d dumpResult, mib int) float64 { return float64(d.elapsed/time.Microsecond) / 1e3 / float64(mib) }
 	for _, mib := range scaleSizes(b) {
 		b.Run(strconv.Itoa(mib)+"MiB", func(b *testing.B) {
-			var perMiB, good, cpu, hwm, idle float64
+			var perMiB, zero, good, cpu, hwm, idle float64
 			for range b.N {
-				d, s := scaleDump(b, n, bin, img, mib)
-				perMiB += float64(d.elapsed/time.Microsecond) / 1e3 / float64(mib)
+				d, s := scaleDump(b, n, bin, filled, mib)
+				perMiB += msPerMiB(d, mib)
 				good += d.goodput()
 				cpu += float64(s.cpu/time.Microsecond) / 1e3 / float64(mib)
 				hwm = max(hwm, float64(s.peak)/(1<<20))
 				idle = max(idle, float64(s.idle)/(1<<20))
+				z, _ := scaleDump(b, n, bin, plain, mib)
+				zero += msPerMiB(z, mib)
 			}
 			k := float64(b.N)
 			b.ReportMetric(perMiB/k, "ms/MiB")
+			b.ReportMetric(zero/k, "zero-ms/MiB")
 			b.ReportMetric(good/k, "goodput-MB/s")
 			b.ReportMetric(cpu/k, "server-cpu-ms/MiB")
 			b.ReportMetric(hwm, "server-VmHWM-MiB")
