@@ -12,7 +12,10 @@
 // messages wait in a queue on the way. A loss with no such queue, or at
 // the link's usual rate, is random (a lossy link) and costs a
 // retransmission, not rate; a burst of losses with a queue is congestion
-// and halves the window. All-zero chunks are not sent but
+// and halves the window. A message is resent once one sent after it is
+// acknowledged; the last ones of a dump, with nothing after them, are
+// probed when no ACK comes for twice the smoothed RTT, instead of waiting
+// out their timeouts. All-zero chunks are not sent but
 // declared with a zero-length VMCORE whose aux2 is the run length, which
 // tamadump's server records and FreeBSD's ignores (the file has a hole
 // there either way). After New, a dump allocates nothing.
@@ -72,6 +75,12 @@ const (
 	// once one sent this long after it (or a quarter of the RTT, if
 	// longer) has been acknowledged.
 	minReorder = 20 * time.Microsecond
+	// minProbe bounds the tail-loss probe's timeout (twice the smoothed
+	// RTT) from below, above the jitter of a polled host; maxProbes is
+	// how many probes go, one such timeout apart, before the messages'
+	// own timeouts take over.
+	minProbe  = 2 * time.Millisecond
+	maxProbes = 2
 )
 
 // Config is the dumpon-style configuration.
@@ -135,16 +144,24 @@ type Stats struct {
 	Sent        uint64 // datagrams transmitted, retransmissions included
 	Retransmits uint64
 	Early       uint64 // retransmissions prompted by ACKs of later messages
-	Refused     uint64 // datagrams the NIC refused (ring full), resent at once
-	Losses      uint64 // losses taken for congestion (each halved the window)
-	Window      uint32 // the window at the end
-	MinRTT      time.Duration
-	Bytes       uint64 // VMCORE payload bytes sent
-	ZeroBytes   uint64 // VMCORE bytes declared zero instead of sent
-	Elapsed     time.Duration
+	Timeouts    uint64 // retransmissions prompted by a timeout
+	Probes      uint64 // retransmissions as tail-loss probes
+	// Spurious counts retransmitted messages acknowledged twice: the
+	// server had an earlier copy (or the link duplicated an ACK).
+	Spurious  uint64
+	Refused   uint64 // datagrams the NIC refused (ring full), resent at once
+	Losses    uint64 // losses taken for congestion (each halved the window)
+	Window    uint32 // the window at the end
+	MinRTT    time.Duration
+	Bytes     uint64 // VMCORE payload bytes sent
+	ZeroBytes uint64 // VMCORE bytes declared zero instead of sent
+	Elapsed   time.Duration
 	// Body is from the first VMCORE message to the acknowledgement of the
 	// KDH: the transfer alone, without ARP, the HERALD or FINISHED.
 	Body time.Duration
+	// Tail is the end of Body after the KDH was sent: nothing new is
+	// left to send, only the last losses to repair.
+	Tail time.Duration
 }
 
 // slot is one message in flight.
@@ -155,6 +172,7 @@ type slot struct {
 	due    bool  // presumed lost: resend at the next wait
 	tries  int
 	acked  bool
+	probe  bool // sent as a tail-loss probe
 }
 
 // Client runs dumps. It is not safe for concurrent use.
@@ -190,11 +208,14 @@ type Client struct {
 	rackSentAt, scanAt int64
 	rescan             bool
 	waiting            int
-	port               uint16 // server port, adopted from the HERALD's ACK
-	adopted            bool
+	// probes: tail-loss probes sent since something new was acknowledged.
+	probes  int
+	port    uint16 // server port, adopted from the HERALD's ACK
+	adopted bool
 	// Adaptive retransmission timeout (RFC 6298 style), in ns.
 	srtt, rttvar int64
 	progress     int64 // last time an ACK acknowledged something new
+	tailAt       int64 // when the KDH was first sent
 	kdh          [wire.KDHSize]byte
 	path         [wire.MaxHeraldPath]byte
 	body         Body
@@ -277,9 +298,9 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 		c.cwnd = uint32(len(c.slots))
 	}
 	c.roundEnd, c.roundMin, c.recent, c.baseRTT = 1, 0, 0, 0
-	c.rackSentAt, c.scanAt, c.rescan, c.waiting = 0, 0, false, 0
+	c.rackSentAt, c.scanAt, c.rescan, c.waiting, c.probes = 0, 0, false, 0, 0
 	c.roundLost, c.roundAcked, c.lossAvg, c.limited, c.slowStart = 0, 0, 0, false, true
-	c.srtt, c.rttvar = 0, 0
+	c.srtt, c.rttvar, c.tailAt = 0, 0, 0
 	defer func() {
 		c.ph.Stop()
 		c.stats.Elapsed = time.Duration(c.conn.Now() - start)
@@ -459,16 +480,30 @@ func (c *Client) push(h wire.Header) error {
 	if c.next == c.base {
 		c.progress = c.conn.Now() // the silence clock starts with the first message in flight
 	}
+	if h.Type == wire.KDH {
+		c.tailAt = c.conn.Now()
+	}
 	c.next++
 	c.stats.Messages++
 	c.inflight++
-	err := c.transmit(s)
-	if err == nil && h.Type == wire.Finished && !c.cfg.Batch && !s.due {
-		// FINISHED goes twice at once: its timeout is long, and a
-		// server takes a copy of it as a retransmission.
-		err = c.transmit(s)
-	}
+	err := c.send(s)
 	c.scanAt = min(c.scanAt, s.sentAt+s.rto)
+	return err
+}
+
+// send transmits s; a HERALD or FINISHED goes twice at once (not in batch
+// mode): their timeouts are long (no RTT is known yet; the server answers
+// once the dump is on disk), and a server takes the copy as a
+// retransmission (FreeBSD's and tamadump's answer a HERALD again until
+// data comes, tamadump's a FINISHED again once it has finished). The two
+// copies are one try: either's ACK times the round trip.
+func (c *Client) send(s *slot) error {
+	err := c.transmit(s)
+	if err != nil || s.due || c.cfg.Batch || s.h.Type != wire.Herald && s.h.Type != wire.Finished {
+		return err
+	}
+	err = c.transmit(s)
+	s.tries--
 	return err
 }
 
@@ -486,6 +521,10 @@ func (c *Client) drain() error {
 		if err := c.wait(); err != nil {
 			return err
 		}
+	}
+	if c.tailAt != 0 {
+		c.stats.Tail = time.Duration(c.conn.Now() - c.tailAt)
+		c.tailAt = 0
 	}
 	return nil
 }
@@ -512,7 +551,12 @@ func (c *Client) wait() error {
 	}
 	c.rescan, c.waiting, c.scanAt = false, 0, now+timeout
 	reorder := max(c.baseRTT/4, int64(minReorder))
+	// A message's timeout is the one it was sent with (backed off, or
+	// FINISHED's) or the current estimate, whichever is longer: the RTT
+	// may have grown since it went out.
+	rto := c.rto()
 	retransmitted := false
+	var newest *slot // the latest sent of those in flight
 	for seq := c.base; seq != c.next; seq++ {
 		s := &c.slots[seq%uint32(len(c.slots))]
 		if s.acked {
@@ -520,20 +564,24 @@ func (c *Client) wait() error {
 		}
 		if !s.due {
 			switch {
-			case now-s.sentAt >= s.rto:
+			case now-s.sentAt >= max(s.rto, rto):
 				// Timed out: lost. Its next copy waits longer only if
 				// nothing at all was acknowledged meanwhile (the server
 				// may be slow); ACKs of others mean it was merely lost.
 				if c.progress < s.sentAt {
-					s.rto = min(2*s.rto, timeout)
+					s.rto = min(2*max(s.rto, rto), timeout)
 				}
+				c.stats.Timeouts++
 			case !c.cfg.Batch && s.sentAt+reorder < c.rackSentAt:
 				// A message sent after it (by more than reordering
 				// explains) was acknowledged: lost, resent now rather
 				// than after a timeout.
 				c.stats.Early++
 			default:
-				c.scanAt = min(c.scanAt, s.sentAt+s.rto)
+				c.scanAt = min(c.scanAt, s.sentAt+max(s.rto, rto))
+				if newest == nil || s.sentAt > newest.sentAt {
+					newest = s
+				}
 				continue
 			}
 			s.due = true
@@ -554,16 +602,47 @@ func (c *Client) wait() error {
 			return err
 		}
 		now = c.conn.Now()
-		c.scanAt = min(c.scanAt, now+s.rto)
+		c.scanAt = min(c.scanAt, now+max(s.rto, rto))
 	}
-	return nil
+	if newest == nil {
+		return nil
+	}
+	return c.probe(newest, now, max(newest.rto, rto))
+}
+
+// probe is the tail-loss probe: when nothing has been acknowledged for
+// twice the smoothed RTT since the latest message in flight went out, the
+// latest is sent again (up to maxProbes times until something new is
+// acknowledged). Its ACK shows, by sending time, what else was lost,
+// where otherwise the last messages of a dump (nothing sent after them)
+// and retransmissions lost again would wait out their timeouts.
+func (c *Client) probe(s *slot, now, rto int64) error {
+	if c.probes == maxProbes || c.cfg.Batch || c.srtt == 0 || s.h.Type == wire.Finished {
+		return nil // FINISHED's answer waits for the disk, not the link
+	}
+	pto := max(2*c.srtt, int64(minProbe))
+	at := max(c.progress, s.sentAt) + pto
+	if at >= s.sentAt+rto {
+		return nil // its timeout comes first
+	}
+	if now < at {
+		c.scanAt = min(c.scanAt, at)
+		return nil
+	}
+	c.probes++
+	s.probe = true
+	c.stats.Probes++
+	c.stats.Retransmits++
+	err := c.send(s)
+	c.scanAt = min(c.scanAt, s.sentAt+pto)
+	return err
 }
 
 func (c *Client) retransmit(s *slot) error {
 	c.stats.Retransmits++
 	s.due = false
 	c.inflight++
-	return c.transmit(s)
+	return c.send(s)
 }
 
 // rto is the timeout for a new message: the configured one in batch mode
@@ -633,11 +712,16 @@ func (c *Client) transmit(s *slot) error {
 // ack is the endpoint's handler for datagrams from the server.
 func (c *Client) ack(srcPort uint16, payload []byte) {
 	seq, err := wire.ParseAck(payload)
-	if err != nil || seq-c.base >= c.next-c.base {
-		return // not an ACK, or for nothing in flight (old, future, foreign)
+	if err != nil {
+		return
 	}
 	s := &c.slots[seq%uint32(len(c.slots))]
-	if s.acked {
+	if seq-c.base >= c.next-c.base || s.acked {
+		// Old, future, foreign, or acknowledged already; a sent message's
+		// slot still holds it until a later seqno takes it.
+		if s.acked && s.h.Seqno == seq && int32(c.next-seq) > 0 && s.tries > 1 {
+			c.stats.Spurious++
+		}
 		return
 	}
 	if s.h.Type == wire.Herald && !c.adopted {
@@ -651,16 +735,20 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		c.roundLost-- // not lost after all: late, or reordered
 	}
 	now := c.conn.Now()
-	c.progress = now
+	c.progress, c.probes = now, 0
 	if s.tries == 1 { // Karn: only unambiguous samples
 		c.sample(now - s.sentAt)
 	}
 	if !c.cfg.Batch {
 		// The latest transmission known to have arrived: what went out
 		// well before it and is still missing was lost (wait resends
-		// it, not the NIC's poll). Only first transmissions: an ACK of
-		// a resent message may be the first copy's.
-		if s.tries == 1 && s.sentAt > c.rackSentAt {
+		// it, not the NIC's poll). An ACK of a resent message sooner
+		// than the path's RTT after the last copy is an earlier copy's,
+		// whose sending time is not kept, unless the last was a probe:
+		// ACKs come in sending order, so once the latest message sent
+		// is acknowledged, by any copy, what is missing from before it
+		// was lost.
+		if (s.tries == 1 || s.probe || now-s.sentAt >= c.baseRTT) && s.sentAt > c.rackSentAt {
 			c.rackSentAt, c.rescan = s.sentAt, true
 		}
 		if int32(seq-c.roundEnd) >= 0 {

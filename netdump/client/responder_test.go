@@ -256,3 +256,71 @@ func TestLossOrCongestion(t *testing.T) {
 	}
 	t.Logf("bottleneck: %d drops, fixed window 64: %d", drops, fixed)
 }
+
+// tailDropper is a server reduced to its ACKs that drops the first drop
+// copies of the KDH, the last message of the body, and counts them.
+type tailDropper struct {
+	link   *linktest.Link
+	drop   int
+	mu     sync.Mutex
+	copies int
+}
+
+func newTailDropper(drop int) *tailDropper {
+	d := &tailDropper{link: linktest.New(clientMAC, 1500, 1024, linktest.Faults{}), drop: drop}
+	d.link.Attach(d.input)
+	return d
+}
+
+func (d *tailDropper) input(f []byte) {
+	var out [128]byte
+	eth := header.Ethernet(f)
+	if eth.Type() == header.ARPProtocolNumber {
+		if header.ARP(f[header.EthernetMinimumSize:]).Op() == header.ARPRequest {
+			d.link.Deliver(dumptest.ARPFrame(out[:], header.ARPReply, dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr))
+		}
+		return
+	}
+	ip := header.IPv4(f[header.EthernetMinimumSize:])
+	h, _, err := wire.ParseMessage(header.UDP(ip.Payload()).Payload())
+	if err != nil {
+		return
+	}
+	if h.Type == wire.KDH {
+		d.mu.Lock()
+		d.copies++
+		lost := d.copies <= d.drop
+		d.mu.Unlock()
+		if lost {
+			return
+		}
+	}
+	var ack [4]byte
+	binary.BigEndian.PutUint32(ack[:], h.Seqno)
+	d.link.Deliver(dumptest.Frame(out[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 31000, wire.ClientPort, ack[:]))
+}
+
+// TestTailLossProbe: the KDH lost once, with nothing sent after it whose
+// ACK would show the loss, is resent by a tail-loss probe, not after its
+// timeout; lost with both probes too, its timeout resends it (the
+// negative control: the count sees a timeout).
+func TestTailLossProbe(t *testing.T) {
+	core := newBody(t, segments(1<<20, 0, 4), "boom")
+	for _, tc := range []struct {
+		drop             int
+		probes, timeouts uint64
+	}{{1, 1, 0}, {1 + maxProbes, maxProbes, 1}} {
+		d := newTailDropper(tc.drop)
+		c, err := New(d.link, responderConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Dump(core, newKDH("boom"), 1); err != nil {
+			t.Fatal(err)
+		}
+		st := c.Stats()
+		if st.Probes != tc.probes || st.Timeouts != tc.timeouts || d.copies != tc.drop+1 {
+			t.Errorf("KDH lost %d times: %d probes, %d timeouts, %d copies; want %d, %d, %d", tc.drop, st.Probes, st.Timeouts, d.copies, tc.probes, tc.timeouts, tc.drop+1)
+		}
+	}
+}
