@@ -216,7 +216,9 @@ func (img *image) crashed(c *board.Crash) {
 	if err == nil && st.Sent > 0 {
 		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
 			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions (").
-			U(st.Refused).S(" refused by the NIC, ").U(st.Early).S(" early)\r\n").Flush()
+			U(st.Refused).S(" refused by the NIC, ").U(st.Early).S(" early, ").U(st.Probes).S(" probes, ").U(st.Timeouts).S(" on timeout, ").
+			U(st.Spurious).S(" spurious); transfer ").U(uint64(st.Body.Milliseconds())).S(" ms, its tail ").
+			U(uint64(st.Tail.Milliseconds())).S(" ms\r\n").Flush()
 	}
 	code := 0
 	if err != nil {
