@@ -234,13 +234,14 @@ func BenchmarkCongestion(b *testing.B) {
 	}
 }
 
-// benchDumpStats is benchDump reporting retransmissions and the
-// bottleneck's drops per dump.
+// benchDumpStats is benchDump reporting retransmissions (and of them the
+// probes and timeouts), the transfer's tail and the bottleneck's drops per
+// dump.
 func benchDumpStats(b *testing.B, f linktest.Faults, mod func(*Config), size int) {
 	core := newBody(b, segments(size, 0, 5), "bench")
 	b.SetBytes(core.Size())
 	b.ReportAllocs()
-	var retx, drops, n float64
+	var retx, probes, timeouts, tail, drops, n float64
 	for b.Loop() {
 		c, tb := benchOnce(b, core, f, func(cfg *Config) {
 			cfg.Retries = 100
@@ -249,14 +250,21 @@ func benchDumpStats(b *testing.B, f linktest.Faults, mod func(*Config), size int
 			}
 		})
 		b.StopTimer()
-		retx += float64(c.Stats().Retransmits)
+		st := c.Stats()
+		retx += float64(st.Retransmits)
+		probes += float64(st.Probes)
+		timeouts += float64(st.Timeouts)
+		tail += st.Tail.Seconds() * 1e3
 		drops += float64(tb.link.Congested())
 		n++
 		if testing.Verbose() {
-			b.Logf("%+v", c.Stats())
+			b.Logf("%+v", st)
 		}
 		b.StartTimer()
 	}
 	b.ReportMetric(retx/n, "retransmits/op")
+	b.ReportMetric(probes/n, "probes/op")
+	b.ReportMetric(timeouts/n, "timeouts/op")
+	b.ReportMetric(tail/n, "tail-ms")
 	b.ReportMetric(drops/n, "drops/op")
 }
