@@ -75,12 +75,12 @@ const (
 	// once one sent this long after it (or a quarter of the RTT, if
 	// longer) has been acknowledged.
 	minReorder = 20 * time.Microsecond
-	// minProbe bounds the tail-loss probe's timeout (twice the smoothed
+	// minProbe bounds the tail-loss probe's timeout (twice the path's
 	// RTT) from below, above the jitter of a polled host; maxProbes is
 	// how many probes go, one such timeout apart, before the messages'
 	// own timeouts take over.
 	minProbe  = 2 * time.Millisecond
-	maxProbes = 2
+	maxProbes = 3
 )
 
 // Config is the dumpon-style configuration.
@@ -603,6 +603,7 @@ func (c *Client) wait() error {
 		}
 		now = c.conn.Now()
 		c.scanAt = min(c.scanAt, now+max(s.rto, rto))
+		newest = s
 	}
 	if newest == nil {
 		return nil
@@ -611,16 +612,20 @@ func (c *Client) wait() error {
 }
 
 // probe is the tail-loss probe: when nothing has been acknowledged for
-// twice the smoothed RTT since the latest message in flight went out, the
+// twice the path's RTT since the latest message in flight went out, the
 // latest is sent again (up to maxProbes times until something new is
 // acknowledged). Its ACK shows, by sending time, what else was lost,
 // where otherwise the last messages of a dump (nothing sent after them)
-// and retransmissions lost again would wait out their timeouts.
+// and retransmissions lost again would wait out their timeouts. The
+// path's RTT, not the smoothed one, which has the queue the window
+// builds in it: ACKs come in sending order and keep coming while that
+// queue drains, so a silence longer than the bare round trip means what
+// is still missing was lost.
 func (c *Client) probe(s *slot, now, rto int64) error {
-	if c.probes == maxProbes || c.cfg.Batch || c.srtt == 0 || s.h.Type == wire.Finished {
+	if c.probes == maxProbes || c.cfg.Batch || c.baseRTT == 0 || s.h.Type == wire.Finished {
 		return nil // FINISHED's answer waits for the disk, not the link
 	}
-	pto := max(2*c.srtt, int64(minProbe))
+	pto := max(2*c.baseRTT, int64(minProbe))
 	at := max(c.progress, s.sentAt) + pto
 	if at >= s.sentAt+rto {
 		return nil // its timeout comes first
@@ -742,13 +747,14 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	if !c.cfg.Batch {
 		// The latest transmission known to have arrived: what went out
 		// well before it and is still missing was lost (wait resends
-		// it, not the NIC's poll). An ACK of a resent message sooner
-		// than the path's RTT after the last copy is an earlier copy's,
-		// whose sending time is not kept, unless the last was a probe:
-		// ACKs come in sending order, so once the latest message sent
-		// is acknowledged, by any copy, what is missing from before it
-		// was lost.
-		if (s.tries == 1 || s.probe || now-s.sentAt >= c.baseRTT) && s.sentAt > c.rackSentAt {
+		// it, not the NIC's poll). Only first transmissions and probes:
+		// an ACK of a resent message may be an earlier copy's (taking
+		// it for the last copy's declares what went out meanwhile lost,
+		// and their ACKs then do the same), but ACKs come in sending
+		// order, so once the latest message sent, a probe, is
+		// acknowledged by any copy, what is missing from before it was
+		// lost.
+		if (s.tries == 1 || s.probe) && s.sentAt > c.rackSentAt {
 			c.rackSentAt, c.rescan = s.sentAt, true
 		}
 		if int32(seq-c.roundEnd) >= 0 {
