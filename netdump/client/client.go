@@ -14,7 +14,7 @@
 // retransmission, not rate; a burst of losses with a queue is congestion
 // and halves the window. A message is resent once one sent after it is
 // acknowledged; the last ones of a dump, with nothing after them, are
-// probed when no ACK comes for twice the smoothed RTT, instead of waiting
+// probed when no ACK comes for twice the path's RTT, instead of waiting
 // out their timeouts. All-zero chunks are not sent but
 // declared with a zero-length VMCORE whose aux2 is the run length, which
 // tamadump's server records and FreeBSD's ignores (the file has a hole
