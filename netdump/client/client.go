@@ -215,7 +215,7 @@ type Client struct {
 	// Adaptive retransmission timeout (RFC 6298 style), in ns.
 	srtt, rttvar int64
 	progress     int64 // last time an ACK acknowledged something new
-	tailAt       int64 // when the KDH was first sent
+	tailAt       int64 // when the KDH was first sent; zero outside the tail
 	kdh          [wire.KDHSize]byte
 	path         [wire.MaxHeraldPath]byte
 	body         Body
@@ -611,19 +611,22 @@ func (c *Client) wait() error {
 	return c.probe(newest, now, max(newest.rto, rto))
 }
 
-// probe is the tail-loss probe: when nothing has been acknowledged for
-// twice the path's RTT since the latest message in flight went out, the
-// latest is sent again (up to maxProbes times until something new is
-// acknowledged). Its ACK shows, by sending time, what else was lost,
-// where otherwise the last messages of a dump (nothing sent after them)
-// and retransmissions lost again would wait out their timeouts. The
-// path's RTT, not the smoothed one, which has the queue the window
-// builds in it: ACKs come in sending order and keep coming while that
-// queue drains, so a silence longer than the bare round trip means what
-// is still missing was lost.
+// probe is the tail-loss probe: in the tail (the KDH sent, nothing new
+// left), when nothing has been acknowledged for twice the path's RTT
+// since the latest message in flight went out, the latest is sent again
+// (up to maxProbes times until something new is acknowledged). Its ACK
+// shows, by sending time, what else was lost, where otherwise the last
+// messages of a dump (nothing sent after them) and retransmissions lost
+// again would wait out their timeouts. The path's RTT, not the smoothed
+// one, which has the queue the window builds in it: ACKs come in sending
+// order and keep coming while that queue drains, so a silence longer than
+// the bare round trip means what is still missing was lost. Not before
+// the tail: there new messages' ACKs show losses, and a silence with the
+// window full is a queue that overflowed, whose timeouts slow the sending
+// down (probing there lost three times the frames at a bottleneck).
 func (c *Client) probe(s *slot, now, rto int64) error {
-	if c.probes == maxProbes || c.cfg.Batch || c.baseRTT == 0 || s.h.Type == wire.Finished {
-		return nil // FINISHED's answer waits for the disk, not the link
+	if c.tailAt == 0 || c.probes == maxProbes || c.cfg.Batch || c.baseRTT == 0 {
+		return nil
 	}
 	pto := max(2*c.baseRTT, int64(minProbe))
 	at := max(c.progress, s.sentAt) + pto
