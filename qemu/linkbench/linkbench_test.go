@@ -143,13 +143,9 @@ func report(b *testing.B, rs []result) {
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if n := len(v); n%2 == 0 {
-			return (v[n/2-1] + v[n/2]) / 2
-		}
-		return v[len(v)/2]
+		return median(v)
 	}
-	b.ReportMetric(median(func(r result) float64 { return float64(r.sent) / r.elapsed.Seconds() / 1e6 }), "MB/s")
+	b.ReportMetric(median(result.goodput), "MB/s")
 	b.ReportMetric(median(func(r result) float64 { return r.elapsed.Seconds() * 1e3 }), "dump-ms")
 	b.ReportMetric(median(func(r result) float64 { return r.tail.Seconds() * 1e3 }), "tail-ms")
 	b.ReportMetric(median(func(r result) float64 { return float64(r.retx) }), "retransmits/op")
@@ -159,6 +155,17 @@ func report(b *testing.B, rs []result) {
 	b.ReportMetric(median(func(r result) float64 { return float64(r.spurious) }), "spurious/op")
 	b.ReportMetric(median(func(r result) float64 { return r.hostCPU.Seconds() / float64(r.datagram) * 1e6 }), "host-CPU-µs/datagram")
 }
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// goodput is the dump's payload over its time, in MB/s.
+func (r result) goodput() float64 { return float64(r.sent) / r.elapsed.Seconds() / 1e6 }
 
 // lossy is the fault matrix (as the in-process one of netdump/client).
 var lossy = []struct {
@@ -175,7 +182,10 @@ var lossy = []struct {
 
 // BenchmarkE2EUsernet dumps a 64 MiB stock-Go guest through the
 // user-space network: clean (the path behind make qemu), and through the
-// lossy relay with the fault matrix. Hold the QEMU lock.
+// lossy relay with the fault matrix. Each lossy dump comes right after a
+// clean one, and vs-clean is the median of the pairs' goodput ratios: a
+// host busy with other work for a while slows both dumps of a pair, where
+// it may slow all of one case and none of another. Hold the QEMU lock.
 func BenchmarkE2EUsernet(b *testing.B) {
 	cases := append([]struct {
 		name string
@@ -185,12 +195,24 @@ func BenchmarkE2EUsernet(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			image(b)
 			var rs []result
+			var ratios []float64
 			for range b.N {
 				f := tc.f
 				f.Seed = uint64(i*100 + len(rs) + 1)
-				rs = append(rs, overUsernet(b, f))
+				var clean result
+				if i > 0 {
+					clean = overUsernet(b, linktest.Faults{})
+				}
+				r := overUsernet(b, f)
+				if i > 0 {
+					ratios = append(ratios, r.goodput()/clean.goodput())
+				}
+				rs = append(rs, r)
 			}
 			report(b, rs)
+			if len(ratios) > 0 {
+				b.ReportMetric(median(ratios), "vs-clean")
+			}
 		})
 	}
 }
