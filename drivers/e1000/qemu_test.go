@@ -126,15 +126,30 @@ func (r *rig) checkWrap(t *testing.T) {
 func (r *rig) checkTXFull(t *testing.T) {
 	r.vm.Write32(r.regs+0x400, 0) // TCTL.EN off
 	r.frames().FillTX(e1000.RingSize, e1000.ErrTXFull, r.out)
-	r.reset(t)
+	r.reset(t, false)
 }
 
-// reset runs Reset and checks the device works again both ways.
-func (r *rig) reset(t *testing.T) {
+// rxPause separates QEMU's RCTL pause (1 s) from reception that never
+// stopped.
+const rxPause = 500 * time.Millisecond
+
+// reset runs Reset and checks the device works again both ways. rewrote
+// says whether Reset finds RCTL holding something else: then QEMU pauses
+// reception for 1 s (the control that the pause is seen); from our own
+// settings reception must go on at once.
+func (r *rig) reset(t *testing.T, rewrote bool) {
 	t.Helper()
 	r.link.Drain(20 * time.Millisecond)
 	if err := r.nic.Reset(); err != nil {
 		t.Fatal(err)
+	}
+	start := time.Now()
+	r.waitRX()
+	switch d := time.Since(start); {
+	case rewrote && d < rxPause:
+		t.Errorf("reception resumed %v after a Reset that wrote RCTL: QEMU's pause is not seen", d)
+	case !rewrote && d >= rxPause:
+		t.Errorf("reception resumed %v after a Reset from our own settings: RCTL was written again", d)
 	}
 	if ims := r.vm.Read32(r.regs + 0xd0); ims != 0 {
 		t.Errorf("IMS = %#x after Reset", ims)
@@ -146,7 +161,6 @@ func (r *rig) reset(t *testing.T) {
 	if n := r.link.Drain(20 * time.Millisecond); n != 0 {
 		t.Fatalf("%d stray frames on the link", n)
 	}
-	r.waitRX()
 	r.frames().Inject(r.in(1514, 1), r.in(60, 2), r.in(700, 3))
 }
 
@@ -190,7 +204,7 @@ func (r *rig) checkResetFromGarbage(t *testing.T, live bool) {
 		r.vm.Write32(r.regs+0x5200+4*uint64(rng.IntN(128)), rng.Uint32()) // MTA
 	}
 	r.vm.Write32(r.regs+0xd0, 0xffffffff) // IMS: every interrupt on
-	r.reset(t)
+	r.reset(t, !live)
 }
 
 // checkResetFromOtherDriver leaves the device as a different driver would
@@ -213,7 +227,7 @@ func (r *rig) checkResetFromOtherDriver(t *testing.T) {
 	w(0x0100, 1<<1|1<<3|1<<4|1<<5|3<<16|1<<25) // EN UPE MPE LPE BSIZE=4096
 	w(0x0000, r.vm.Read32(r.regs)|1<<30)       // CTRL.VME
 	w(0x00d0, 0x9d)                            // IMS
-	r.reset(t)
+	r.reset(t, true)
 	// Only our address gets through now (no UPE).
 	foreign := nictest.Frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
 	if err := r.link.Send(foreign); err != nil {

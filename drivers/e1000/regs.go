@@ -52,6 +52,9 @@ const (
 	rctlMPE   = 1 << 4 // multicast promiscuous
 	rctlBAM   = 1 << 15
 	rctlSECRC = 1 << 26
+
+	// rctl is what Reset sets (see there).
+	rctl = rctlEN | rctlMPE | rctlBAM | rctlSECRC
 )
 
 // TCTL bits and fields.
