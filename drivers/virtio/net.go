@@ -12,8 +12,14 @@ import (
 // txFullChecks bounds how often Transmit re-checks a full TX ring (one
 // status register read each: about a microsecond on hardware, one qtest
 // round trip under test) before giving up, so a stuck device cannot hang
-// a panic path.
-const txFullChecks = 2000
+// a panic path. Between two reads it looks at the used ring txFullSpins
+// times: on QEMU a register read waits for the device's lock, which the
+// device holds while it sends the ring's frames, so reading only the
+// register would hold that sending up.
+const (
+	txFullChecks = 2000
+	txFullSpins  = 256
+)
 
 // Options tune the constructors.
 type Options struct {
@@ -270,6 +276,12 @@ func (n *NIC) postRX(s int) {
 	n.rxBusy[s] = true
 }
 
+// txUsed is the TX used.idx the device last wrote.
+func (n *NIC) txUsed() uint16 {
+	_, idx := n.tx.device()
+	return idx
+}
+
 // reclaim takes back the TX slots the device has used.
 func (n *NIC) reclaim() {
 	q := &n.tx
@@ -305,6 +317,8 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 				return ErrTXFull
 			}
 			n.t.status() // paces the wait by device accesses
+			for j := 0; j < txFullSpins && n.txUsed() == n.tx.lastUsed; j++ {
+			}
 			n.reclaim()
 		}
 	}
@@ -331,20 +345,31 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 		return nil
 	}
 	n.held = false
-	// The device clears NO_NOTIFY before its last look at avail.idx, and
-	// publish (sequentially consistent) came before this load, so
-	// skipping the notify cannot strand the frame.
+	n.notifyTX()
+	return nil
+}
+
+// notifyTX notifies the TX queue unless the device said it needs no
+// notification. On QEMU a notification is an exit that waits for the
+// device's lock, which its transmit holds while it sends the ring's frames,
+// so notifying a device that is already sending costs the guest that
+// whole send. The device clears NO_NOTIFY before its last look at
+// avail.idx, and publish (sequentially consistent) came before this load,
+// so skipping the notify cannot strand a frame.
+func (n *NIC) notifyTX() {
 	if flags, _ := n.tx.device(); flags&usedNoNtfy == 0 {
 		n.t.notify(queueTX)
 	}
-	return nil
 }
 
 // Poll implements debugnet.NIC. It hands each received frame (without
 // the virtio_net_hdr) to fn, then gives the buffers back to the device
-// and notifies the RX queue: the device holds arriving frames until
-// notified of new buffers. At most one ring's worth per call. fn may call
-// Transmit.
+// and notifies the RX queue if the device asks for it: one that ran out of
+// buffers holds arriving frames until notified of new ones, and clears
+// NO_NOTIFY before its last look at avail.idx (as on TX); one that still
+// has buffers takes the new ones without (on QEMU a notification also
+// delivers every frame it holds, in the guest's exit). At most one ring's
+// worth per call. fn may call Transmit.
 func (n *NIC) Poll(fn func(frame []byte)) int {
 	q := &n.rx
 	_, end := q.device()
@@ -372,7 +397,9 @@ func (n *NIC) Poll(fn func(frame []byte)) int {
 			}
 		}
 		q.publish()
-		n.t.notify(queueRX)
+		if flags, _ := q.device(); flags&usedNoNtfy == 0 {
+			n.t.notify(queueRX)
+		}
 	}
 	return frames
 }

@@ -8,10 +8,12 @@ var _ debugnet.Queuer = (*NIC)(nil)
 // device, which under emulation is an exit to the hypervisor per frame.
 func (n *NIC) Queue(frame []byte) error { return n.transmit(frame, false) }
 
-// Flush notifies the device of the frames Queue published.
+// Flush notifies the device of the frames Queue published, unless it
+// said it needs no notification: it is working through the ring and will
+// look at avail.idx again before it asks for one (see transmit).
 func (n *NIC) Flush() {
 	if n.held {
 		n.held = false
-		n.t.notify(queueTX)
+		n.notifyTX()
 	}
 }

@@ -178,6 +178,37 @@ func TestTXStall(t *testing.T) {
 	dev.expectSent(t, f)
 }
 
+// TestNoNotify: Flush and Poll notify only a device that asks for it
+// (NO_NOTIFY clear in used.flags); the same calls with the flag clear are
+// the control.
+func TestNoNotify(t *testing.T) {
+	for _, c := range fakes {
+		t.Run(c.name, func(t *testing.T) {
+			dev := newFakeMMIO(c.v2, c.offered)
+			nic := mustFakeNIC(t, dev, Options{QueueSize: 8})
+			for _, busy := range []bool{true, false} {
+				dev.setNoNotify(queueTX, busy)
+				dev.setNoNotify(queueRX, busy)
+				before := dev.notified
+				if err := nic.Queue(nictest.Frame(100, hostMAC, nic.MAC(), 1)); err != nil {
+					t.Fatal(err)
+				}
+				nic.Flush()
+				if !dev.inject([]byte("frame")) {
+					t.Fatal("no RX buffer")
+				}
+				if n := nic.Poll(func([]byte) {}); n != 1 {
+					t.Fatalf("polled %d frames", n)
+				}
+				tx, rx := dev.notified[queueTX]-before[queueTX], dev.notified[queueRX]-before[queueRX]
+				if want := map[bool]int{true: 0, false: 1}[busy]; tx != want || rx != want {
+					t.Errorf("NO_NOTIFY %v: %d TX and %d RX notifications, want %d each", busy, tx, rx, want)
+				}
+			}
+		})
+	}
+}
+
 // TestUsedGarbage: used elements naming descriptors the device does not
 // hold (out of range, odd in split-header mode, already returned) are
 // skipped without handing a buffer to the device twice.
