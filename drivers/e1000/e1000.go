@@ -83,6 +83,9 @@ type NIC struct {
 	rxNext  int  // next RX descriptor the device completes
 	rxFrag  bool // discarding the rest of a multi-descriptor frame
 	held    bool // Queue filled slots TDT does not cover yet
+	// The checksum context the device holds (QueueGather's), if any.
+	ctx    debugnet.Offload
+	ctxSet bool
 
 	mac [6]byte
 }
@@ -250,7 +253,7 @@ func (n *NIC) Reset() error {
 	n.write(regTDT, 0)
 	n.write(regTIPG, tipg)
 	n.write(regTCTL, tctlEN|tctlPSP|tctlCT|tctlCOLD)
-	n.txNext, n.txClean = 0, 0
+	n.txNext, n.txClean, n.ctxSet = 0, 0, false
 
 	// RX ring. The head moves to 0 while the tail is still where the
 	// quiesce left it, so frames could land from descriptor 0 on: the
@@ -288,7 +291,37 @@ func (n *NIC) reclaim() {
 	}
 }
 
-func (n *NIC) txFull() bool { return (n.txNext+1)%RingSize == n.txClean }
+// txFree is how many TX descriptors can be filled: all but the one that
+// keeps a full ring from looking empty.
+func (n *NIC) txFree() int { return (n.txClean - n.txNext - 1 + RingSize) % RingSize }
+
+// room waits until k TX descriptors are free, telling the device about
+// what is queued first; after a bounded number of checks it returns
+// ErrTXFull instead of waiting for ever.
+func (n *NIC) room(k int) error {
+	n.reclaim()
+	if n.txFree() < k {
+		n.Flush() // the device sends only what TDT covers
+	}
+	for i := 0; n.txFree() < k; i++ {
+		if i == txFullChecks {
+			return ErrTXFull
+		}
+		n.read(regTDH) // lets the device progress; bounds the wait in time
+		n.reclaim()
+	}
+	return nil
+}
+
+// tell moves TDT over what was filled, now or (Queue) at the next Flush.
+func (n *NIC) tell(now bool) {
+	if !now {
+		n.held = true
+		return
+	}
+	n.held = false
+	n.write(regTDT, uint32(n.txNext))
+}
 
 // Transmit implements debugnet.NIC: it copies frame into the next slot's
 // buffer (zero-padded to 60 bytes) and hands the descriptor to the device.
@@ -300,16 +333,8 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 	if len(frame) == 0 || len(frame) > maxFrame {
 		return ErrFrameSize
 	}
-	n.reclaim()
-	if n.txFull() {
-		n.Flush() // the device sends only what TDT covers
-	}
-	for i := 0; n.txFull(); i++ {
-		if i == txFullChecks {
-			return ErrTXFull
-		}
-		n.read(regTDH) // lets the device progress; bounds the wait in time
-		n.reclaim()
+	if err := n.room(1); err != nil {
+		return err
 	}
 	s := n.txNext
 	b := n.txBuf[s].Data
@@ -322,12 +347,7 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 	binary.LittleEndian.PutUint64(d[0:], n.txBuf[s].Addr)
 	binary.LittleEndian.PutUint64(d[8:], uint64(l)|uint64(txCmdEOP|txCmdIFCS|txCmdRS)<<24)
 	n.txNext = (s + 1) % RingSize
-	if !tell {
-		n.held = true
-		return nil
-	}
-	n.held = false
-	n.write(regTDT, uint32(n.txNext))
+	n.tell(tell)
 	return nil
 }
 

@@ -1,12 +1,18 @@
 package e1000_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/drivers/e1000"
 	"github.com/tamadump/tamadump/drivers/nictest"
 	"github.com/tamadump/tamadump/drivers/pci"
@@ -80,6 +86,7 @@ func TestQEMU(t *testing.T) {
 				t.Fatal("link down")
 			}
 			r.checkTX(t)
+			r.checkGather(t)
 			r.waitRX()
 			r.checkRX(t)
 			r.checkWrap(t)
@@ -93,6 +100,66 @@ func TestQEMU(t *testing.T) {
 
 func (r *rig) checkTX(t *testing.T) {
 	r.frames().SendSizes(r.out)
+}
+
+// checkGather sends UDP datagrams whose payload ends in guest RAM the
+// device reads in place, their checksum left to it: they arrive whole with
+// a valid checksum, also after the checksum's place changes (a new context
+// descriptor). The same head sent by Transmit keeps the pseudo-header's
+// sum, which is no valid checksum: the control that the device computed it.
+func (r *rig) checkGather(t *testing.T) {
+	tailAddr := uint64(qemu.DMABase + 12<<20)
+	ram := r.vm.RAM()
+	for i, c := range []struct{ headPay, tail int }{{24, 1000}, {24, 1448}, {7, 0}, {24, 1}, {2, 300}} {
+		tail := nictest.Pattern(c.tail, byte(i))
+		copy(ram[tailAddr:], tail)
+		head, want := udpFrame(r.nic.MAC(), c.headPay, tail)
+		if err := r.nic.QueueGather(head, tailAddr, len(tail), debugnet.Offload{Start: 34, Offset: 6}); err != nil {
+			t.Fatal(err)
+		}
+		r.nic.Flush()
+		got, err := r.link.Recv(5 * time.Second)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		// All but the checksum (bytes 40-41) as sent.
+		if len(got) != max(len(want), 60) || !bytes.Equal(got[:40], want[:40]) || !bytes.Equal(got[42:len(want)], want[42:]) {
+			t.Fatalf("datagram %d: got %d bytes %x, want %x", i, len(got), got, want)
+		}
+		if !udpValid(got) {
+			t.Fatalf("datagram %d: UDP checksum %#x is not valid", i, binary.BigEndian.Uint16(got[40:]))
+		}
+	}
+	head, want := udpFrame(r.nic.MAC(), 100, nil)
+	r.frames().SendAndCheck(head, want)
+	if udpValid(want) {
+		t.Fatal("the pseudo-header's sum alone passes for a valid checksum: the check above proves nothing")
+	}
+}
+
+// udpFrame is an IPv4 UDP datagram to the host whose payload is headPay
+// bytes of pattern then tail, as head (without tail) and whole, its UDP
+// checksum field holding the pseudo-header's sum.
+func udpFrame(src [6]byte, headPay int, tail []byte) (head, whole []byte) {
+	n := header.UDPMinimumSize + headPay + len(tail)
+	f := make([]byte, 14+20+n)
+	header.Ethernet(f).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(src[:]), DstAddr: tcpip.LinkAddress(hostMAC[:]), Type: header.IPv4ProtocolNumber})
+	srcIP, dstIP := tcpip.AddrFrom4([4]byte{10, 0, 0, 2}), tcpip.AddrFrom4([4]byte{10, 0, 0, 1})
+	ip := header.IPv4(f[14:])
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(20 + n), TTL: 64, Protocol: uint8(header.UDPProtocolNumber), SrcAddr: srcIP, DstAddr: dstIP})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	u := header.UDP(f[34:])
+	u.Encode(&header.UDPFields{SrcPort: 20024, DstPort: 20023, Length: uint16(n)})
+	u.SetChecksum(header.PseudoHeaderChecksum(header.UDPProtocolNumber, srcIP, dstIP, uint16(n)))
+	copy(f[42:], nictest.Pattern(headPay, 0x77))
+	copy(f[42+headPay:], tail)
+	return f[:42+headPay], f
+}
+
+func udpValid(f []byte) bool {
+	ip := header.IPv4(f[14:])
+	u := header.UDP(f[34 : 14+ip.TotalLength()])
+	return u.IsChecksumValid(ip.SourceAddress(), ip.DestinationAddress(), checksum.Checksum(u.Payload(), 0))
 }
 
 func (r *rig) checkRX(t *testing.T) {
