@@ -34,6 +34,7 @@ type fakeMMIO struct {
 	notified           [2]int // notifications per queue
 	lastLen            int
 	last               [2048]byte
+	lastHdr            [modernHdrLen]byte // the last frame's virtio_net_hdr
 }
 
 type fakeQueue struct {
@@ -263,6 +264,7 @@ func (f *fakeMMIO) transmit() {
 			f.lastLen += copy(f.last[f.lastLen:], f.at(addr, int(n)))
 		})
 		f.lastLen -= f.hdrLen()
+		copy(f.lastHdr[:], f.last[:f.hdrLen()])
 		copy(f.last[:], f.last[f.hdrLen():f.hdrLen()+f.lastLen])
 		f.sent++
 		f.use(q, h, 0)
