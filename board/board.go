@@ -170,6 +170,10 @@ func (d *Dumper) Configure(cfg client.Config) error {
 	if cfg.Console == nil {
 		cfg.Console = d.console
 	}
+	// The core's segments are the machine's physical memory, whose
+	// addresses are bus addresses on these boards (no IOMMU): a NIC that
+	// gathers reads the dump's pages in place.
+	cfg.BusAddr = d.core.Phys
 	cl, err := client.New(d.nic, cfg)
 	if err != nil {
 		return err

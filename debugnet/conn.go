@@ -106,7 +106,8 @@ type Conn struct {
 	claimed         bool // another host's ARP claimed our address; said once
 	start           time.Time
 	ph              *phases.Counters
-	q               Queuer // the NIC, when it batches doorbells
+	q               Queuer   // the NIC, when it batches doorbells
+	g               Gatherer // the NIC, when it sends in place and offloads checksums
 }
 
 // New prepares an endpoint on nic. handler receives each valid UDP
@@ -145,6 +146,9 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 	c.peerStr = tcpip.LinkAddress(unsafe.String(&c.peerMAC[0], 6))
 	c.onFrame = c.input
 	c.q, _ = nic.(Queuer)
+	if g, ok := nic.(Gatherer); ok && g.Gathers() {
+		c.g = g
+	}
 	if c.cfg.Clock == nil {
 		c.cfg.Clock = c.sinceStart
 	}
@@ -281,14 +285,24 @@ func (c *Conn) sendARP(op header.ARPOp, dst tcpip.LinkAddress, targetMAC [6]byte
 
 // Send transmits the n payload bytes written to Payload as one datagram
 // from ClientPort to the server's dstPort.
-func (c *Conn) Send(dstPort uint16, n int) error {
+func (c *Conn) Send(dstPort uint16, n int) error { return c.send(dstPort, n, nil, 0) }
+
+// send transmits the n bytes of Payload followed by tail (at bus address
+// addr: see SendFrom) as one datagram.
+func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 	if !c.resolved {
 		return ErrNotResolved
 	}
-	if n < 0 || n > c.maxPayload {
+	if n < 0 || n+len(tail) > c.maxPayload {
 		return ErrTooBig
 	}
 	f := c.frame
+	if len(tail) > 0 && c.hdr+n+len(tail) < minLen {
+		// Too short for the NIC to pad after the tail: copied.
+		n += copy(f[c.hdr+n:], tail)
+		tail = nil
+	}
+	total := n + len(tail)
 	c.eth = header.EthernetFields{SrcAddr: c.macStr, DstAddr: c.peerStr, Type: header.IPv4ProtocolNumber}
 	src := c.client
 	if c.v6.on {
@@ -296,12 +310,12 @@ func (c *Conn) Send(dstPort uint16, n int) error {
 	}
 	header.Ethernet(f).Encode(&c.eth)
 	if c.v6.on {
-		c.v6.ip6 = header.IPv6Fields{PayloadLength: uint16(udpLen + n), TransportProtocol: header.UDPProtocolNumber,
+		c.v6.ip6 = header.IPv6Fields{PayloadLength: uint16(udpLen + total), TransportProtocol: header.UDPProtocolNumber,
 			HopLimit: ttl, SrcAddr: src, DstAddr: c.server}
 		header.IPv6(f[ethLen:]).Encode(&c.v6.ip6)
 	} else {
 		c.ip = header.IPv4Fields{
-			TotalLength: uint16(ipLen + udpLen + n),
+			TotalLength: uint16(ipLen + udpLen + total),
 			Flags:       header.IPv4FlagDontFragment,
 			TTL:         ttl,
 			Protocol:    uint8(header.UDPProtocolNumber),
@@ -314,24 +328,35 @@ func (c *Conn) Send(dstPort uint16, n int) error {
 	}
 	// The UDP header and checksum are the same on both families (IPv6
 	// makes the checksum mandatory; IPv4 gets one too).
-	c.udp = header.UDPFields{SrcPort: c.cfg.ClientPort, DstPort: dstPort, Length: uint16(udpLen + n)}
+	c.udp = header.UDPFields{SrcPort: c.cfg.ClientPort, DstPort: dstPort, Length: uint16(udpLen + total)}
 	u := header.UDP(f[c.hdr-udpLen:])
 	u.Encode(&c.udp)
 	prev := c.ph.Enter(phases.Checksum)
-	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, c.server, uint16(udpLen+n))
-	sum = checksum.Checksum(f[c.hdr:c.hdr+n], sum)
-	sum = ^u.CalculateChecksum(sum)
-	if sum == 0 {
-		sum = 0xffff // 0 means "no checksum" in UDP
+	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, c.server, uint16(udpLen+total))
+	if c.g != nil {
+		// The NIC adds the UDP header and payload to the pseudo-header's
+		// sum (and never leaves 0, which means "no checksum").
+		u.SetChecksum(sum)
+	} else {
+		sum = checksum.Checksum(f[c.hdr:c.hdr+n], sum)
+		sum = ^u.CalculateChecksum(sum)
+		if sum == 0 {
+			sum = 0xffff // 0 means "no checksum" in UDP
+		}
+		u.SetChecksum(sum)
 	}
-	u.SetChecksum(sum)
 	end := c.hdr + n
 	if end < minLen {
 		clear(f[end:minLen])
 		end = minLen
 	}
 	c.ph.Enter(phases.Driver)
-	err := c.transmit(f[:end])
+	var err error
+	if c.g != nil {
+		err = c.g.QueueGather(f[:end], addr, len(tail), Offload{Start: uint16(c.hdr - udpLen), Offset: 6})
+	} else {
+		err = c.transmit(f[:end])
+	}
 	c.ph.Enter(prev)
 	return err
 }

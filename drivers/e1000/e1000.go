@@ -9,8 +9,8 @@
 //
 // QEMU quirks the driver is built around (see shared/spec/qemu-devices.md):
 // CTRL.RST resets nothing, so Reset programs every register it relies on;
-// each RCTL write stops reception for 1 s, so RCTL is written once per
-// Reset and never elsewhere; ring lengths are multiples of 128 bytes; the
+// each RCTL write stops reception for 1 s, so RCTL is written only by a
+// Reset that finds it holding something else; ring lengths are multiples of 128 bytes; the
 // device leaves stale RX status bits, so the driver zeroes them before
 // handing a descriptor back.
 package e1000
@@ -38,8 +38,11 @@ const BAR0Size = 128 << 10
 
 const (
 	// RingSize is the number of descriptors in each ring (a multiple of 8:
-	// ring lengths must be multiples of 128 bytes).
-	RingSize = 32
+	// ring lengths must be multiples of 128 bytes). A dump's window of
+	// up to 256 messages brings as many ACKs at once: through 32
+	// descriptors the image's dumps lost thousands of them (10,000-17,000
+	// retransmissions of 19,400 messages), through 256 tens.
+	RingSize = 256
 	// RingBytes is how much of the rings region New uses (plus alignment).
 	RingBytes = 2 * RingSize * descSize
 	// BuffersNeeded is how many pool buffers New takes: one per descriptor.
@@ -83,6 +86,9 @@ type NIC struct {
 	rxNext  int  // next RX descriptor the device completes
 	rxFrag  bool // discarding the rest of a multi-descriptor frame
 	held    bool // Queue filled slots TDT does not cover yet
+	// The checksum context the device holds (QueueGather's), if any.
+	ctx    debugnet.Offload
+	ctxSet bool
 
 	mac [6]byte
 }
@@ -92,7 +98,8 @@ var _ debugnet.NIC = (*NIC)(nil)
 // New takes the rings from the rings region (RingBytes, 128-byte aligned)
 // and BuffersNeeded buffers of at least BufSize bytes from pool, reads the
 // MAC address and resets the device (see Reset). regs is BAR0's address.
-// Reception starts 1 s after New returns on QEMU (the RCTL pause).
+// On QEMU reception starts 1 s after New returns if RCTL had to be written
+// (the RCTL pause).
 func New(mmio bus.MMIO, regs uint64, rings bus.DMA, pool *mbufpool.Pool) (*NIC, error) {
 	if pool.BufSize() < BufSize {
 		return nil, fmt.Errorf("e1000: pool buffers are %d bytes, need %d", pool.BufSize(), BufSize)
@@ -172,8 +179,10 @@ func (n *NIC) LinkUp() bool { return n.read(regSTATUS)&statusLU != 0 }
 
 // Reset brings the device from any state (rings half updated, garbage
 // head/tail or ring registers, RX/TX off, interrupts on, another driver's
-// settings) to the state New leaves it in, without allocating. On QEMU
-// reception resumes 1 s after Reset returns (its RCTL pause).
+// settings) to the state New leaves it in, without allocating. It writes
+// RCTL only if it holds something else (after a real reset, or another
+// driver's settings): on QEMU, whose reset keeps RCTL, each write stops
+// reception for 1 s, so a Reset after our own driver's resumes at once.
 //
 // One thing it cannot undo on QEMU: a frame half assembled from TX
 // descriptors without EOP stays in the emulator (only a device reset
@@ -221,15 +230,18 @@ func (n *NIC) Reset() error {
 		n.write(regMTA+4*e, 0)
 	}
 
-	// RCTL, once (every write pauses QEMU's reception for 1 s), while the
-	// RX ring is still quiesced: QEMU sizes buffers from RCTL when it is
-	// written, so a previous owner's larger BSIZE or LPE must be gone
-	// before any of our 2048-byte buffers is exposed. Broadcast and all
-	// multicast (IPv6 neighbour solicitations come to a solicited-node
-	// group, which debugnet picks out), CRC stripped, no long frames,
-	// BSIZE 00 = 2048. On real hardware the reset left head == tail == 0,
-	// so no descriptor is fetched early.
-	n.write(regRCTL, rctlEN|rctlMPE|rctlBAM|rctlSECRC)
+	// RCTL, at most once (every write pauses QEMU's reception for 1 s),
+	// while the RX ring is still quiesced: QEMU sizes buffers from RCTL
+	// when it is written, so a previous owner's larger BSIZE or LPE must
+	// be gone before any of our 2048-byte buffers is exposed; when it
+	// already holds our value, its last write sized them for it.
+	// Broadcast and all multicast (IPv6 neighbour solicitations come to a
+	// solicited-node group, which debugnet picks out), CRC stripped, no
+	// long frames, BSIZE 00 = 2048. On real hardware the reset left head
+	// == tail == 0 and RCTL 0, so no descriptor is fetched early.
+	if n.read(regRCTL) != rctl {
+		n.write(regRCTL, rctl)
+	}
 
 	// TX ring: every slot owns its buffer; nothing pending.
 	for s := 0; s < RingSize; s++ {
@@ -244,12 +256,13 @@ func (n *NIC) Reset() error {
 	n.write(regTDT, 0)
 	n.write(regTIPG, tipg)
 	n.write(regTCTL, tctlEN|tctlPSP|tctlCT|tctlCOLD)
-	n.txNext, n.txClean = 0, 0
+	n.txNext, n.txClean, n.ctxSet = 0, 0, false
 
 	// RX ring. The head moves to 0 while the tail is still where the
-	// quiesce left it, so frames could land from descriptor 0 on: all
-	// ours, and (RCTL being written already) QEMU holds them during its
-	// pause anyway. Then all descriptors but one go to the device.
+	// quiesce left it, so frames could land from descriptor 0 on: the
+	// ring is ours by then, every descriptor with one of our buffers and
+	// a clear status, and Poll starts there. Then all descriptors but one
+	// go to the device.
 	for s := 0; s < RingSize; s++ {
 		d := n.rxRing.Mem[s*descSize : (s+1)*descSize]
 		binary.LittleEndian.PutUint64(d[0:], n.rxBuf[s].Addr)
@@ -281,7 +294,37 @@ func (n *NIC) reclaim() {
 	}
 }
 
-func (n *NIC) txFull() bool { return (n.txNext+1)%RingSize == n.txClean }
+// txFree is how many TX descriptors can be filled: all but the one that
+// keeps a full ring from looking empty.
+func (n *NIC) txFree() int { return (n.txClean - n.txNext - 1 + RingSize) % RingSize }
+
+// room waits until k TX descriptors are free, telling the device about
+// what is queued first; after a bounded number of checks it returns
+// ErrTXFull instead of waiting for ever.
+func (n *NIC) room(k int) error {
+	n.reclaim()
+	if n.txFree() < k {
+		n.Flush() // the device sends only what TDT covers
+	}
+	for i := 0; n.txFree() < k; i++ {
+		if i == txFullChecks {
+			return ErrTXFull
+		}
+		n.read(regTDH) // lets the device progress; bounds the wait in time
+		n.reclaim()
+	}
+	return nil
+}
+
+// tell moves TDT over what was filled, now or (Queue) at the next Flush.
+func (n *NIC) tell(now bool) {
+	if !now {
+		n.held = true
+		return
+	}
+	n.held = false
+	n.write(regTDT, uint32(n.txNext))
+}
 
 // Transmit implements debugnet.NIC: it copies frame into the next slot's
 // buffer (zero-padded to 60 bytes) and hands the descriptor to the device.
@@ -293,16 +336,8 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 	if len(frame) == 0 || len(frame) > maxFrame {
 		return ErrFrameSize
 	}
-	n.reclaim()
-	if n.txFull() {
-		n.Flush() // the device sends only what TDT covers
-	}
-	for i := 0; n.txFull(); i++ {
-		if i == txFullChecks {
-			return ErrTXFull
-		}
-		n.read(regTDH) // lets the device progress; bounds the wait in time
-		n.reclaim()
+	if err := n.room(1); err != nil {
+		return err
 	}
 	s := n.txNext
 	b := n.txBuf[s].Data
@@ -315,12 +350,7 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 	binary.LittleEndian.PutUint64(d[0:], n.txBuf[s].Addr)
 	binary.LittleEndian.PutUint64(d[8:], uint64(l)|uint64(txCmdEOP|txCmdIFCS|txCmdRS)<<24)
 	n.txNext = (s + 1) % RingSize
-	if !tell {
-		n.held = true
-		return nil
-	}
-	n.held = false
-	n.write(regTDT, uint32(n.txNext))
+	n.tell(tell)
 	return nil
 }
 

@@ -28,7 +28,7 @@ type fakeDev struct {
 const fakeRegs = 0xfebc0000
 
 func newFakeDev(mac [6]byte) *fakeDev {
-	f := &fakeDev{mem: make([]byte, 1<<20), base: 0x100000}
+	f := &fakeDev{mem: make([]byte, 4<<20), base: 0x100000}
 	for i := 0; i < 3; i++ {
 		f.eeprom[i] = binary.LittleEndian.Uint16(mac[2*i:])
 	}

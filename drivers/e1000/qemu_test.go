@@ -1,12 +1,18 @@
 package e1000_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/tamadump/tamadump/debugnet"
 	"github.com/tamadump/tamadump/drivers/e1000"
 	"github.com/tamadump/tamadump/drivers/nictest"
 	"github.com/tamadump/tamadump/drivers/pci"
@@ -80,6 +86,7 @@ func TestQEMU(t *testing.T) {
 				t.Fatal("link down")
 			}
 			r.checkTX(t)
+			r.checkGather(t)
 			r.waitRX()
 			r.checkRX(t)
 			r.checkWrap(t)
@@ -93,6 +100,66 @@ func TestQEMU(t *testing.T) {
 
 func (r *rig) checkTX(t *testing.T) {
 	r.frames().SendSizes(r.out)
+}
+
+// checkGather sends UDP datagrams whose payload ends in guest RAM the
+// device reads in place, their checksum left to it: they arrive whole with
+// a valid checksum, also after the checksum's place changes (a new context
+// descriptor). The same head sent by Transmit keeps the pseudo-header's
+// sum, which is no valid checksum: the control that the device computed it.
+func (r *rig) checkGather(t *testing.T) {
+	tailAddr := uint64(qemu.DMABase + 12<<20)
+	ram := r.vm.RAM()
+	for i, c := range []struct{ headPay, tail int }{{24, 1000}, {24, 1448}, {7, 0}, {24, 1}, {2, 300}} {
+		tail := nictest.Pattern(c.tail, byte(i))
+		copy(ram[tailAddr:], tail)
+		head, want := udpFrame(r.nic.MAC(), c.headPay, tail)
+		if err := r.nic.QueueGather(head, tailAddr, len(tail), debugnet.Offload{Start: 34, Offset: 6}); err != nil {
+			t.Fatal(err)
+		}
+		r.nic.Flush()
+		got, err := r.link.Recv(5 * time.Second)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		// All but the checksum (bytes 40-41) as sent.
+		if len(got) != max(len(want), 60) || !bytes.Equal(got[:40], want[:40]) || !bytes.Equal(got[42:len(want)], want[42:]) {
+			t.Fatalf("datagram %d: got %d bytes %x, want %x", i, len(got), got, want)
+		}
+		if !udpValid(got) {
+			t.Fatalf("datagram %d: UDP checksum %#x is not valid", i, binary.BigEndian.Uint16(got[40:]))
+		}
+	}
+	head, want := udpFrame(r.nic.MAC(), 100, nil)
+	r.frames().SendAndCheck(head, want)
+	if udpValid(want) {
+		t.Fatal("the pseudo-header's sum alone passes for a valid checksum: the check above proves nothing")
+	}
+}
+
+// udpFrame is an IPv4 UDP datagram to the host whose payload is headPay
+// bytes of pattern then tail, as head (without tail) and whole, its UDP
+// checksum field holding the pseudo-header's sum.
+func udpFrame(src [6]byte, headPay int, tail []byte) (head, whole []byte) {
+	n := header.UDPMinimumSize + headPay + len(tail)
+	f := make([]byte, 14+20+n)
+	header.Ethernet(f).Encode(&header.EthernetFields{SrcAddr: tcpip.LinkAddress(src[:]), DstAddr: tcpip.LinkAddress(hostMAC[:]), Type: header.IPv4ProtocolNumber})
+	srcIP, dstIP := tcpip.AddrFrom4([4]byte{10, 0, 0, 2}), tcpip.AddrFrom4([4]byte{10, 0, 0, 1})
+	ip := header.IPv4(f[14:])
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(20 + n), TTL: 64, Protocol: uint8(header.UDPProtocolNumber), SrcAddr: srcIP, DstAddr: dstIP})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	u := header.UDP(f[34:])
+	u.Encode(&header.UDPFields{SrcPort: 20024, DstPort: 20023, Length: uint16(n)})
+	u.SetChecksum(header.PseudoHeaderChecksum(header.UDPProtocolNumber, srcIP, dstIP, uint16(n)))
+	copy(f[42:], nictest.Pattern(headPay, 0x77))
+	copy(f[42+headPay:], tail)
+	return f[:42+headPay], f
+}
+
+func udpValid(f []byte) bool {
+	ip := header.IPv4(f[14:])
+	u := header.UDP(f[34 : 14+ip.TotalLength()])
+	return u.IsChecksumValid(ip.SourceAddress(), ip.DestinationAddress(), checksum.Checksum(u.Payload(), 0))
 }
 
 func (r *rig) checkRX(t *testing.T) {
@@ -116,9 +183,10 @@ func (r *rig) checkRX(t *testing.T) {
 	r.frames().Inject(bcast, mcast)
 }
 
-// checkWrap runs both rings round three times, with full rings on RX.
+// checkWrap runs both rings round three times, with full rings on RX,
+// in frames from 60 bytes up to at most 1514.
 func (r *rig) checkWrap(t *testing.T) {
-	r.frames().Wrap(e1000.RingSize, e1000.RingSize-1, 40, r.out, r.in)
+	r.frames().Wrap(e1000.RingSize, e1000.RingSize-1, (1514-60)/(e1000.RingSize-1), r.out, r.in)
 }
 
 // checkTXFull stops the transmitter behind the driver's back: Transmit
@@ -126,15 +194,30 @@ func (r *rig) checkWrap(t *testing.T) {
 func (r *rig) checkTXFull(t *testing.T) {
 	r.vm.Write32(r.regs+0x400, 0) // TCTL.EN off
 	r.frames().FillTX(e1000.RingSize, e1000.ErrTXFull, r.out)
-	r.reset(t)
+	r.reset(t, false)
 }
 
-// reset runs Reset and checks the device works again both ways.
-func (r *rig) reset(t *testing.T) {
+// rxPause separates QEMU's RCTL pause (1 s) from reception that never
+// stopped.
+const rxPause = 500 * time.Millisecond
+
+// reset runs Reset and checks the device works again both ways. rewrote
+// says whether Reset finds RCTL holding something else: then QEMU pauses
+// reception for 1 s (the control that the pause is seen); from our own
+// settings reception must go on at once.
+func (r *rig) reset(t *testing.T, rewrote bool) {
 	t.Helper()
 	r.link.Drain(20 * time.Millisecond)
 	if err := r.nic.Reset(); err != nil {
 		t.Fatal(err)
+	}
+	start := time.Now()
+	r.waitRX()
+	switch d := time.Since(start); {
+	case rewrote && d < rxPause:
+		t.Errorf("reception resumed %v after a Reset that wrote RCTL: QEMU's pause is not seen", d)
+	case !rewrote && d >= rxPause:
+		t.Errorf("reception resumed %v after a Reset from our own settings: RCTL was written again", d)
 	}
 	if ims := r.vm.Read32(r.regs + 0xd0); ims != 0 {
 		t.Errorf("IMS = %#x after Reset", ims)
@@ -146,7 +229,6 @@ func (r *rig) reset(t *testing.T) {
 	if n := r.link.Drain(20 * time.Millisecond); n != 0 {
 		t.Fatalf("%d stray frames on the link", n)
 	}
-	r.waitRX()
 	r.frames().Inject(r.in(1514, 1), r.in(60, 2), r.in(700, 3))
 }
 
@@ -190,7 +272,7 @@ func (r *rig) checkResetFromGarbage(t *testing.T, live bool) {
 		r.vm.Write32(r.regs+0x5200+4*uint64(rng.IntN(128)), rng.Uint32()) // MTA
 	}
 	r.vm.Write32(r.regs+0xd0, 0xffffffff) // IMS: every interrupt on
-	r.reset(t)
+	r.reset(t, !live)
 }
 
 // checkResetFromOtherDriver leaves the device as a different driver would
@@ -213,7 +295,7 @@ func (r *rig) checkResetFromOtherDriver(t *testing.T) {
 	w(0x0100, 1<<1|1<<3|1<<4|1<<5|3<<16|1<<25) // EN UPE MPE LPE BSIZE=4096
 	w(0x0000, r.vm.Read32(r.regs)|1<<30)       // CTRL.VME
 	w(0x00d0, 0x9d)                            // IMS
-	r.reset(t)
+	r.reset(t, true)
 	// Only our address gets through now (no UPE).
 	foreign := nictest.Frame(100, [6]byte{0x02, 9, 9, 9, 9, 9}, hostMAC, 2)
 	if err := r.link.Send(foreign); err != nil {

@@ -52,6 +52,9 @@ const (
 	rctlMPE   = 1 << 4 // multicast promiscuous
 	rctlBAM   = 1 << 15
 	rctlSECRC = 1 << 26
+
+	// rctl is what Reset sets (see there).
+	rctl = rctlEN | rctlMPE | rctlBAM | rctlSECRC
 )
 
 // TCTL bits and fields.
@@ -76,7 +79,15 @@ const (
 	txCmdEOP  = 0x01
 	txCmdIFCS = 0x02
 	txCmdRS   = 0x08
+	txCmdDEXT = 0x20 // extended: context or data descriptor
 	txStatDD  = 0x01
+
+	// Extended descriptors: DTYP in bits 23:20 of the second quadword
+	// (0 context, 1 data), POPTS in bits 47:40 of a data descriptor's.
+	// A context descriptor's first quadword holds IPCSS 7:0, IPCSO
+	// 15:8, IPCSE 31:16, TUCSS 39:32, TUCSO 47:40, TUCSE 63:48.
+	txDtypData  = 1 << 20
+	txPoptsTXSM = 0x02 // insert the TCP/UDP checksum
 
 	rxStatDD  = 0x01
 	rxStatEOP = 0x02

@@ -165,7 +165,7 @@ func (r Rig) Inject(frames ...[]byte) {
 func (r Rig) Wrap(ring, perRound, step int, out, in func(n int, seed byte) []byte) {
 	r.T.Helper()
 	for i := 0; i < 3*ring; i++ {
-		f := out(60+i*15, byte(i))
+		f := out(60+i*15%1455, byte(i)) // 60 to 1514 bytes
 		r.SendAndCheck(f, f)
 	}
 	for round := 0; round < 4; round++ {

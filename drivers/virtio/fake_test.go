@@ -31,8 +31,10 @@ type fakeMMIO struct {
 	// that many resets.
 	stuckAfter, resets int
 	sent               int
+	notified           [2]int // notifications per queue
 	lastLen            int
 	last               [2048]byte
+	lastHdr            [modernHdrLen]byte // the last frame's virtio_net_hdr
 }
 
 type fakeQueue struct {
@@ -57,6 +59,17 @@ func (f *fakeMMIO) dma() bus.DMA { return bus.DMA{Mem: f.mem, Addr: f.base} }
 func (f *fakeMMIO) at(addr uint64, n int) []byte {
 	off := addr - f.base
 	return f.mem[off : off+uint64(n)]
+}
+
+// setNoNotify sets or clears NO_NOTIFY in queue q's used.flags, as a
+// device does while it works through the ring (TX) or has buffers (RX).
+func (f *fakeMMIO) setNoNotify(q int, on bool) {
+	fq, _ := f.rings(q)
+	var v uint16
+	if on {
+		v = usedNoNtfy
+	}
+	binary.LittleEndian.PutUint16(f.at(fq.used, 2), v)
 }
 
 func (f *fakeMMIO) hdrLen() int {
@@ -194,6 +207,9 @@ func (f *fakeMMIO) Write32(addr uint64, v uint32) {
 		}
 		f.stat = v
 	case mmioQueueNotify:
+		if v < 2 {
+			f.notified[v]++
+		}
 		if v == queueTX {
 			f.transmit()
 		}
@@ -248,6 +264,7 @@ func (f *fakeMMIO) transmit() {
 			f.lastLen += copy(f.last[f.lastLen:], f.at(addr, int(n)))
 		})
 		f.lastLen -= f.hdrLen()
+		copy(f.lastHdr[:], f.last[:f.hdrLen()])
 		copy(f.last[:], f.last[f.hdrLen():f.hdrLen()+f.lastLen])
 		f.sent++
 		f.use(q, h, 0)

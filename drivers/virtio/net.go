@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/binary"
 	"fmt"
 	"unsafe"
 
@@ -12,8 +13,14 @@ import (
 // txFullChecks bounds how often Transmit re-checks a full TX ring (one
 // status register read each: about a microsecond on hardware, one qtest
 // round trip under test) before giving up, so a stuck device cannot hang
-// a panic path.
-const txFullChecks = 2000
+// a panic path. Between two reads it looks at the used ring txFullSpins
+// times: on QEMU a register read waits for the device's lock, which the
+// device holds while it sends the ring's frames, so reading only the
+// register would hold that sending up.
+const (
+	txFullChecks = 2000
+	txFullSpins  = 256
+)
 
 // Options tune the constructors.
 type Options struct {
@@ -67,7 +74,7 @@ func newNIC(t transport, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC,
 	if offered&featMAC == 0 || t.modern() && offered&featVersion1 == 0 {
 		return nil, fmt.Errorf("%w: offered %#x", ErrFeatures, offered)
 	}
-	n.features = offered & (featMAC | featStatus)
+	n.features = offered & (featMAC | featStatus | featCSUM)
 	if t.modern() {
 		n.features |= featVersion1
 		n.hdrLen = modernHdrLen
@@ -131,31 +138,31 @@ func newNIC(t transport, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC,
 	return n, nil
 }
 
+// per is how many descriptors a slot of queue q takes: one for the
+// header when it has its own (legacy without ANY_LAYOUT), one for the
+// frame, and on TX with checksum offload one for a gathered tail.
+func (n *NIC) per(q *queue) int {
+	d := 1
+	if n.chain {
+		d++
+	}
+	if q == &n.tx && n.Gathers() {
+		d++
+	}
+	return d
+}
+
 // slots is how many buffers a queue holds at once.
-func (n *NIC) slots(q *queue) int {
-	if n.chain {
-		return int(q.size) / 2
-	}
-	return int(q.size)
-}
+func (n *NIC) slots(q *queue) int { return int(q.size) / n.per(q) }
 
-func (n *NIC) head(s int) uint16 {
-	if n.chain {
-		return uint16(2 * s)
-	}
-	return uint16(s)
-}
+// head is the first descriptor of slot s of q.
+func (n *NIC) head(q *queue, s int) uint16 { return uint16(n.per(q) * s) }
 
-// slotOf maps a used element's id back to a slot; ids a device (or
+// slotOf maps a used element's id back to a slot of q; ids a device (or
 // garbage in the ring) makes up are rejected.
-func (n *NIC) slotOf(id uint32, slots int) (int, bool) {
-	if n.chain {
-		if id&1 != 0 {
-			return 0, false
-		}
-		id /= 2
-	}
-	return int(id), id < uint32(slots)
+func (n *NIC) slotOf(q *queue, id uint32, slots int) (int, bool) {
+	per := uint32(n.per(q))
+	return int(id / per), id%per == 0 && id/per < uint32(slots)
 }
 
 // readMAC reads the address from device config, again if the config
@@ -259,7 +266,7 @@ func (n *NIC) Reset() error {
 
 // postRX gives RX slot s to the device (published by the caller).
 func (n *NIC) postRX(s int) {
-	b, h := n.rxBuf[s], n.head(s)
+	b, h := n.rxBuf[s], n.head(&n.rx, s)
 	if n.chain {
 		n.rx.setDesc(int(h), b.Addr, uint32(n.hdrLen), descWrite|descNext, h+1)
 		n.rx.setDesc(int(h)+1, b.Addr+uint64(n.hdrLen), uint32(len(b.Data)-n.hdrLen), descWrite, 0)
@@ -270,6 +277,12 @@ func (n *NIC) postRX(s int) {
 	n.rxBusy[s] = true
 }
 
+// txUsed is the TX used.idx the device last wrote.
+func (n *NIC) txUsed() uint16 {
+	_, idx := n.tx.device()
+	return idx
+}
+
 // reclaim takes back the TX slots the device has used.
 func (n *NIC) reclaim() {
 	q := &n.tx
@@ -277,7 +290,7 @@ func (n *NIC) reclaim() {
 	for i := 0; q.lastUsed != end && i < int(q.size); i++ {
 		id, _ := q.usedElem(q.lastUsed)
 		q.lastUsed++
-		if s, ok := n.slotOf(id, len(n.txBuf)); ok && n.txBusy[s] {
+		if s, ok := n.slotOf(q, id, len(n.txBuf)); ok && n.txBusy[s] {
 			n.txBusy[s] = false
 			n.txFree = append(n.txFree, uint16(s)) // within capacity
 		}
@@ -289,10 +302,13 @@ func (n *NIC) reclaim() {
 // hands it to the device. The device sends asynchronously; used slots are
 // reclaimed here. If the ring stays full for a bounded number of checks,
 // Transmit returns ErrTXFull instead of waiting for ever.
-func (n *NIC) Transmit(frame []byte) error { return n.transmit(frame, true) }
+func (n *NIC) Transmit(frame []byte) error { return n.transmit(frame, 0, 0, nil, true) }
 
-func (n *NIC) transmit(frame []byte, tell bool) error {
-	if len(frame) == 0 || len(frame) > maxFrame {
+// transmit sends frame followed by the k bytes at bus address tail (none
+// if k is 0), with the checksum sum asks for (nil: none), notifying the
+// device if tell.
+func (n *NIC) transmit(frame []byte, tail uint64, k int, sum *debugnet.Offload, tell bool) error {
+	if len(frame) == 0 || k < 0 || len(frame)+k > maxFrame || k > 0 && len(frame)+k < minFrame {
 		return ErrFrameSize
 	}
 	n.reclaim()
@@ -305,23 +321,39 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 				return ErrTXFull
 			}
 			n.t.status() // paces the wait by device accesses
+			for j := 0; j < txFullSpins && n.txUsed() == n.tx.lastUsed; j++ {
+			}
 			n.reclaim()
 		}
 	}
 	s := int(n.txFree[len(n.txFree)-1])
 	n.txFree = n.txFree[:len(n.txFree)-1]
-	b, h, hl := n.txBuf[s], n.head(s), n.hdrLen
+	b, h, hl := n.txBuf[s], n.head(&n.tx, s), n.hdrLen
 	clear(b.Data[:hl])
+	if sum != nil {
+		b.Data[0] = hdrNeedsCsum
+		binary.LittleEndian.PutUint16(b.Data[6:], sum.Start)
+		binary.LittleEndian.PutUint16(b.Data[8:], sum.Offset)
+	}
 	l := copy(b.Data[hl:], frame)
-	if l < minFrame {
+	if l < minFrame && k == 0 {
 		clear(b.Data[hl+l : hl+minFrame])
 		l = minFrame
 	}
+	var more uint16
+	if k > 0 {
+		more = descNext
+	}
+	d := h // the frame's descriptor
 	if n.chain {
 		n.tx.setDesc(int(h), b.Addr, uint32(hl), descNext, h+1)
-		n.tx.setDesc(int(h)+1, b.Addr+uint64(hl), uint32(l), 0, 0)
+		d++
+		n.tx.setDesc(int(d), b.Addr+uint64(hl), uint32(l), more, d+1)
 	} else {
-		n.tx.setDesc(int(h), b.Addr, uint32(hl+l), 0, 0)
+		n.tx.setDesc(int(h), b.Addr, uint32(hl+l), more, h+1)
+	}
+	if k > 0 {
+		n.tx.setDesc(int(d)+1, tail, uint32(k), 0, 0)
 	}
 	n.tx.push(h)
 	n.txBusy[s] = true
@@ -331,20 +363,31 @@ func (n *NIC) transmit(frame []byte, tell bool) error {
 		return nil
 	}
 	n.held = false
-	// The device clears NO_NOTIFY before its last look at avail.idx, and
-	// publish (sequentially consistent) came before this load, so
-	// skipping the notify cannot strand the frame.
+	n.notifyTX()
+	return nil
+}
+
+// notifyTX notifies the TX queue unless the device said it needs no
+// notification. On QEMU a notification is an exit that waits for the
+// device's lock, which its transmit holds while it sends the ring's frames,
+// so notifying a device that is already sending costs the guest that
+// whole send. The device clears NO_NOTIFY before its last look at
+// avail.idx, and publish (sequentially consistent) came before this load,
+// so skipping the notify cannot strand a frame.
+func (n *NIC) notifyTX() {
 	if flags, _ := n.tx.device(); flags&usedNoNtfy == 0 {
 		n.t.notify(queueTX)
 	}
-	return nil
 }
 
 // Poll implements debugnet.NIC. It hands each received frame (without
 // the virtio_net_hdr) to fn, then gives the buffers back to the device
-// and notifies the RX queue: the device holds arriving frames until
-// notified of new buffers. At most one ring's worth per call. fn may call
-// Transmit.
+// and notifies the RX queue if the device asks for it: one that ran out of
+// buffers holds arriving frames until notified of new ones, and clears
+// NO_NOTIFY before its last look at avail.idx (as on TX); one that still
+// has buffers takes the new ones without (on QEMU a notification also
+// delivers every frame it holds, in the guest's exit). At most one ring's
+// worth per call. fn may call Transmit.
 func (n *NIC) Poll(fn func(frame []byte)) int {
 	q := &n.rx
 	_, end := q.device()
@@ -352,7 +395,7 @@ func (n *NIC) Poll(fn func(frame []byte)) int {
 	for i := 0; q.lastUsed != end && i < int(q.size); i++ {
 		id, l := q.usedElem(q.lastUsed)
 		q.lastUsed++
-		s, ok := n.slotOf(id, len(n.rxBuf))
+		s, ok := n.slotOf(q, id, len(n.rxBuf))
 		if !ok || !n.rxBusy[s] {
 			continue // not a buffer the device holds: ring garbage
 		}
@@ -372,7 +415,9 @@ func (n *NIC) Poll(fn func(frame []byte)) int {
 			}
 		}
 		q.publish()
-		n.t.notify(queueRX)
+		if flags, _ := q.device(); flags&usedNoNtfy == 0 {
+			n.t.notify(queueRX)
+		}
 	}
 	return frames
 }

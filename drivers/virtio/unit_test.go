@@ -2,7 +2,9 @@ package virtio
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"github.com/tamadump/tamadump/debugnet"
 	"testing"
 
 	"github.com/tamadump/tamadump/drivers/nictest"
@@ -176,6 +178,72 @@ func TestTXStall(t *testing.T) {
 		t.Fatalf("device sent %d frames, want 9", dev.sent)
 	}
 	dev.expectSent(t, f)
+}
+
+// TestNoNotify: Flush and Poll notify only a device that asks for it
+// (NO_NOTIFY clear in used.flags); the same calls with the flag clear are
+// the control.
+func TestNoNotify(t *testing.T) {
+	for _, c := range fakes {
+		t.Run(c.name, func(t *testing.T) {
+			dev := newFakeMMIO(c.v2, c.offered)
+			nic := mustFakeNIC(t, dev, Options{QueueSize: 8})
+			for _, busy := range []bool{true, false} {
+				dev.setNoNotify(queueTX, busy)
+				dev.setNoNotify(queueRX, busy)
+				before := dev.notified
+				if err := nic.Queue(nictest.Frame(100, hostMAC, nic.MAC(), 1)); err != nil {
+					t.Fatal(err)
+				}
+				nic.Flush()
+				if !dev.inject([]byte("frame")) {
+					t.Fatal("no RX buffer")
+				}
+				if n := nic.Poll(func([]byte) {}); n != 1 {
+					t.Fatalf("polled %d frames", n)
+				}
+				tx, rx := dev.notified[queueTX]-before[queueTX], dev.notified[queueRX]-before[queueRX]
+				if want := map[bool]int{true: 0, false: 1}[busy]; tx != want || rx != want {
+					t.Errorf("NO_NOTIFY %v: %d TX and %d RX notifications, want %d each", busy, tx, rx, want)
+				}
+			}
+		})
+	}
+}
+
+// TestGather: with checksum offload offered, QueueGather sends head and
+// the tail it points at as one frame whose header asks for the checksum
+// where Offload says, ring after ring; without it, no gathering (the
+// control: the same call is refused).
+func TestGather(t *testing.T) {
+	for _, c := range fakes {
+		t.Run(c.name, func(t *testing.T) {
+			dev := newFakeMMIO(c.v2, c.offered|featCSUM)
+			nic := mustFakeNIC(t, dev, Options{QueueSize: 8})
+			if !nic.Gathers() {
+				t.Fatal("checksum offload offered, Gathers false")
+			}
+			tailAddr := dev.base + 3<<20
+			for i := range 20 {
+				head := nictest.Frame(60, hostMAC, nic.MAC(), byte(i))
+				tail := nictest.Pattern(100+i, byte(i))
+				copy(dev.at(tailAddr, len(tail)), tail)
+				if err := nic.QueueGather(head, tailAddr, len(tail), debugnet.Offload{Start: 34, Offset: 6}); err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				nic.Flush()
+				dev.expectSent(t, append(head, tail...))
+				if h := dev.lastHdr; h[0] != hdrNeedsCsum || binary.LittleEndian.Uint16(h[6:]) != 34 || binary.LittleEndian.Uint16(h[8:]) != 6 {
+					t.Fatalf("frame %d: virtio_net_hdr %x", i, h[:c.hdrLen])
+				}
+			}
+			plain := newFakeMMIO(c.v2, c.offered)
+			nic = mustFakeNIC(t, plain, Options{QueueSize: 8})
+			if nic.Gathers() || nic.QueueGather(make([]byte, 60), tailAddr, 10, debugnet.Offload{}) == nil {
+				t.Fatal("gathers without checksum offload")
+			}
+		})
+	}
 }
 
 // TestUsedGarbage: used elements naming descriptors the device does not

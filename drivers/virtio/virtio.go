@@ -49,6 +49,7 @@ const (
 	queueRX, queueTX   = 0, 1
 	legacyHdrLen       = 10 // virtio_net_hdr without num_buffers
 	modernHdrLen       = 12 // with num_buffers: always there with VERSION_1
+	hdrNeedsCsum       = 1  // virtio_net_hdr.flags: complete the checksum
 	mtu                = 1500
 	maxFrame           = mtu + 14 // no FCS, no VLAN tag
 	minFrame           = 60       // short frames are zero-padded: QEMU does not pad
@@ -57,6 +58,7 @@ const (
 
 // Feature bits.
 const (
+	featCSUM      = 1 << 0 // the device completes checksums (NEEDS_CSUM)
 	featMAC       = 1 << 5
 	featStatus    = 1 << 16
 	featAnyLayout = 1 << 27

@@ -116,6 +116,12 @@ type Config struct {
 	// ElideEncrypted, which declares them in clear.
 	Encrypt        *ekcd.Encryptor
 	ElideEncrypted bool
+	// BusAddr, if set, is where a NIC can read the dump body's byte at
+	// off in place, for the whole Chunk there (false where it cannot).
+	// Through a NIC that gathers (debugnet.Gatherer) the client then
+	// sends that data without copying or checksumming it. Not with
+	// Encrypt.
+	BusAddr func(off int64) (uint64, bool)
 	// Clock, Idle and Console: see debugnet.Config.
 	Clock   func() int64
 	Idle    func()
@@ -674,12 +680,22 @@ func (c *Client) transmit(s *slot) error {
 		return err
 	}
 	d := p[wire.HeaderSize : wire.HeaderSize+int(s.h.Len)]
+	var tail []byte // the payload, sent in place from tailAddr
+	var tailAddr uint64
 	switch s.h.Type {
 	case wire.Herald:
 		copy(d, c.path[:])
 	case wire.KDH:
 		copy(d, c.kdh[:])
 	case wire.VMCore:
+		// In place when the data is one chunk with a bus address.
+		if c.cfg.BusAddr != nil && c.cfg.Encrypt == nil && c.conn.Gathers() {
+			b := c.body.Chunk(int64(s.h.Offset), len(d))
+			if addr, ok := c.cfg.BusAddr(int64(s.h.Offset)); ok && len(b) == len(d) {
+				tail, tailAddr = b, addr
+				break
+			}
+		}
 		prev := c.ph.Enter(phases.Copy)
 		for off := 0; off < len(d); {
 			b := c.body.Chunk(int64(s.h.Offset)+int64(off), len(d)-off)
@@ -707,7 +723,13 @@ func (c *Client) transmit(s *slot) error {
 		// window that opens at once.
 		c.paceAt = max(c.paceAt, now-2*c.pace) + c.pace
 	}
-	if err := c.conn.Send(port, wire.HeaderSize+len(d)); err != nil {
+	var err error
+	if tail != nil {
+		err = c.conn.SendFrom(port, wire.HeaderSize, tail, tailAddr)
+	} else {
+		err = c.conn.Send(port, wire.HeaderSize+len(d))
+	}
+	if err != nil {
 		// The NIC refused the frame (its ring stayed full): resend at
 		// the next wait, after polling, rather than after a timeout.
 		c.stats.Refused++

@@ -336,6 +336,17 @@ func (c *Core) Chunk(off int64, max int) []byte {
 	if off < c.hdrLen {
 		return clip(c.hdr[off:c.hdrLen], max)
 	}
+	i, rel := c.segment(off)
+	if d := c.segs[i].Data; rel < int64(len(d)) {
+		return clip(d[rel:], max)
+	}
+	pad := Page - int(rel%Page)
+	return clip(zeroPage[:pad], max)
+}
+
+// segment finds the segment whose data (or padding after it) holds file
+// offset off, past the headers: its index and off's offset in it.
+func (c *Core) segment(off int64) (int, int64) {
 	// Segments are few and sorted by file offset; find the last one that
 	// starts at or before off.
 	lo, hi := 0, len(c.segs)
@@ -348,12 +359,22 @@ func (c *Core) Chunk(off int64, max int) []byte {
 		}
 	}
 	i := lo - 1 // >= 0: the first segment starts at hdrLen
-	rel := off - c.offs[i]
-	if d := c.segs[i].Data; rel < int64(len(d)) {
-		return clip(d[rel:], max)
+	return i, off - c.offs[i]
+}
+
+// Phys is the physical address (the segment's Phys) of the core file's
+// byte at off, and false where off is not in a segment's data (the
+// headers, padding, beyond Size): where the bytes Chunk views at off are
+// in physical memory.
+func (c *Core) Phys(off int64) (uint64, bool) {
+	if off < c.hdrLen || off >= c.size {
+		return 0, false
 	}
-	pad := Page - int(rel%Page)
-	return clip(zeroPage[:pad], max)
+	i, rel := c.segment(off)
+	if rel >= int64(len(c.segs[i].Data)) {
+		return 0, false
+	}
+	return c.segs[i].Phys + uint64(rel), true
 }
 
 func clip(b []byte, max int) []byte {

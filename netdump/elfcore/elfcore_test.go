@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // segments is a machine's memory: for AMD64 one part mapped high, as the
@@ -180,6 +181,44 @@ func TestChunksCoverFile(t *testing.T) {
 	}
 	if _, err := c.ReadAt(make([]byte, 2), c.Size()-1); err != io.EOF {
 		t.Fatalf("read past end: %v", err)
+	}
+}
+
+// TestPhys: every byte of segment data has its segment's address plus
+// its place in it (the same bytes Chunk views there); the headers, the
+// padding after a ragged segment and the end have none.
+func TestPhys(t *testing.T) {
+	c := New(4)
+	segs := segments(&ARM)
+	if err := c.Build(segs, &Info{Arch: &ARM}); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for off := int64(0); off < c.Size()+2; off++ {
+		addr, ok := c.Phys(off)
+		in, rel := -1, uintptr(0)
+		if b := c.Chunk(off, 1); len(b) == 1 {
+			p := uintptr(unsafe.Pointer(&b[0]))
+			for i, s := range segs {
+				if d := uintptr(unsafe.Pointer(&s.Data[0])); p >= d && p < d+uintptr(len(s.Data)) {
+					in, rel = i, p-d
+				}
+			}
+		}
+		if in < 0 {
+			if ok {
+				t.Fatalf("offset %d (no segment data) has address %#x", off, addr)
+			}
+			continue
+		}
+		found++
+		want := segs[in].Phys + uint64(rel)
+		if !ok || addr != want {
+			t.Fatalf("offset %d: address %#x %v, want %#x", off, addr, ok, want)
+		}
+	}
+	if want := 3*Page + Page + 100 + 2*Page + 7; found != want {
+		t.Fatalf("%d bytes with an address, want %d", found, want)
 	}
 }
 

@@ -158,6 +158,7 @@ func blast(tb testing.TB, m *machine, mib int) blastResult {
 type dumpResult struct {
 	bytes, zero uint64        // VMCORE bytes sent, declared zero
 	elapsed     time.Duration // the client's Dump, as the guest measured it
+	transfer    time.Duration // its first VMCORE to the KDH's ACK
 	phases      [6]uint64     // µs: zero-scan copy checksum driver ack-wait other
 	phaseTotal  uint64        // µs
 }
@@ -165,12 +166,20 @@ type dumpResult struct {
 var phaseNames = [6]string{"zero-scan", "copy", "checksum", "driver", "ack-wait", "other"}
 
 var (
-	statsLine  = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
-	phasesLine = regexp.MustCompile(`netdump phases \(us\): zero-scan (\d+) copy (\d+) checksum (\d+) driver (\d+) ack-wait (\d+) other (\d+) of (\d+) \(`)
+	statsLine    = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
+	transferLine = regexp.MustCompile(`the transfer \(first VMCORE to the KDH's ACK\) took (\d+) us`)
+	phasesLine   = regexp.MustCompile(`netdump phases \(us\): zero-scan (\d+) copy (\d+) checksum (\d+) driver (\d+) ack-wait (\d+) other (\d+) of (\d+) \(`)
 )
 
 // goodput is the MB/s of non-zero data over the guest's dump time.
 func (r dumpResult) goodput() float64 { return float64(r.bytes) / r.elapsed.Seconds() / 1e6 }
+
+// transferGoodput is the MB/s of non-zero data over the transfer alone:
+// like a blast's, without ARP, the HERALD and FINISHED (which a server
+// answers once the dump is on disk).
+func (r dumpResult) transferGoodput() float64 {
+	return float64(r.bytes) / r.transfer.Seconds() / 1e6
+}
 
 // dump panics the guest and waits for its dump to complete.
 func dump(tb testing.TB, m *machine) dumpResult {
@@ -192,8 +201,9 @@ func parseDump(tb testing.TB, console string) dumpResult {
 	tb.Helper()
 	g := statsLine.FindStringSubmatch(console)
 	p := phasesLine.FindStringSubmatch(console)
-	if g == nil || p == nil {
-		tb.Fatalf("no statistics or phases line:\n%s", tail(console))
+	x := transferLine.FindStringSubmatch(console)
+	if g == nil || p == nil || x == nil {
+		tb.Fatalf("no statistics, phases or transfer line:\n%s", tail(console))
 	}
 	var r dumpResult
 	r.zero = atoi(g[2])
@@ -203,6 +213,7 @@ func parseDump(tb testing.TB, console string) dumpResult {
 	}
 	r.phaseTotal = atoi(p[7])
 	r.elapsed = time.Duration(r.phaseTotal) * time.Microsecond
+	r.transfer = time.Duration(atoi(x[1])) * time.Microsecond
 	return r
 }
 
