@@ -3,8 +3,10 @@ package transport
 import (
 	"errors"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -17,7 +19,8 @@ type BatchConn interface {
 	ClientConn
 	// ReadBatch waits for a datagram and reads up to len(ms) of those
 	// queued (recvmmsg): ms[i].N is the i-th one's length, and
-	// ms[i].Flags has MSG_TRUNC when it did not fit its buffer.
+	// ms[i].Flags has MSG_TRUNC when it did not fit its buffer. The
+	// socket is connected, so ms[i].Addr is left alone.
 	ReadBatch(ms []ipv4.Message) (int, error)
 	// WriteTrain sends b as consecutive datagrams of size bytes each
 	// (the last may be shorter): one system call, and with UDP
@@ -45,6 +48,7 @@ type osClient struct {
 	noGSO atomic.Bool // UDP_SEGMENT was refused: sendmmsg instead
 	oob   []byte
 	out   []ipv4.Message
+	in    recvmmsg
 }
 
 func newOSClient(c *net.UDPConn) *osClient {
@@ -54,10 +58,89 @@ func newOSClient(c *net.UDPConn) *osClient {
 	} else {
 		o.batch = ipv4.NewPacketConn(c)
 	}
+	o.in.call = o.in.recv
+	o.in.rc, o.in.rcErr = c.SyscallConn()
 	return o
 }
 
-func (o *osClient) ReadBatch(ms []ipv4.Message) (int, error) { return o.batch.ReadBatch(ms, 0) }
+// recvmmsg is ReadBatch's system call, made without allocating: x/net's
+// ReadBatch parses a source address into a new net.UDPAddr for every
+// datagram, which a connected socket does not need.
+type recvmmsg struct {
+	hs    []mmsghdr
+	vs    []unix.Iovec
+	rc    syscall.RawConn
+	rcErr error
+	call  func(fd uintptr) bool // recv, bound once
+	n     int
+	err   syscall.Errno
+}
+
+// mmsghdr is struct mmsghdr.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+func (r *recvmmsg) recv(fd uintptr) bool {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hs[0])), uintptr(len(r.hs)), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false // wait for the poller
+	}
+	r.n, r.err = int(n), e
+	return true
+}
+
+func (o *osClient) ReadBatch(ms []ipv4.Message) (int, error) {
+	r := &o.in
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	nb := 0
+	for i := range ms {
+		nb += len(ms[i].Buffers)
+	}
+	if cap(r.hs) < len(ms) {
+		r.hs = make([]mmsghdr, len(ms))
+	}
+	if cap(r.vs) < nb {
+		r.vs = make([]unix.Iovec, nb)
+	}
+	r.hs, r.vs = r.hs[:len(ms)], r.vs[:nb]
+	vs := r.vs
+	for i := range ms {
+		h := &r.hs[i]
+		*h = mmsghdr{}
+		k := len(ms[i].Buffers)
+		for j, b := range ms[i].Buffers {
+			vs[j] = unix.Iovec{}
+			if len(b) > 0 {
+				vs[j].Base = &b[0]
+				vs[j].SetLen(len(b))
+			}
+		}
+		if k > 0 {
+			h.hdr.Iov = &vs[0]
+			h.hdr.SetIovlen(k)
+		}
+		vs = vs[k:]
+	}
+	if r.rcErr != nil {
+		return 0, r.rcErr
+	}
+	if err := r.rc.Read(r.call); err != nil {
+		return 0, err
+	}
+	if r.err != 0 {
+		return 0, os.NewSyscallError("recvmmsg", r.err)
+	}
+	for i := range r.n {
+		ms[i].N = int(r.hs[i].len)
+		ms[i].NN = 0
+		ms[i].Flags = int(r.hs[i].hdr.Flags)
+	}
+	return r.n, nil
+}
 
 func (o *osClient) WriteTrain(b []byte, size int) error {
 	for len(b) > 0 {
