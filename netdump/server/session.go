@@ -23,10 +23,11 @@ import (
 )
 
 const (
-	// writeBack is VMCORE_BUFSZ: contiguous payloads are gathered into one
-	// pwrite of up to this many bytes. (Larger buffers save nothing
-	// measurable: a pwrite's cost is its copy into the page cache.)
-	writeBack = 128 << 10
+	// writeBack: contiguous payloads are gathered into one pwrite of up
+	// to this many bytes (netdumpd's VMCORE_BUFSZ is 128 KiB). Each
+	// buffer costs the writer and the hasher a wake-up; at 256 KiB
+	// those are a small part of their work.
+	writeBack = 256 << 10
 	// dotEvery: netdumpd logs "." at seqnos divisible by this ("about
 	// every 16 MB at MTU 1500").
 	dotEvery = 16 << 20 / 1456
@@ -107,10 +108,10 @@ type session struct {
 	rcvFor int    // the largest datagram it was sized for
 	rbuf   []byte // read-back scratch
 
-	hashing bool        // the digest is advancing (it may flush)
-	pieces  [][2]uint64 // scratch: new parts of a message
+	pieces [][2]uint64 // scratch: new parts of a message
 
 	wb      []byte // write-back buffer holding [wbOff, wbOff+len(wb))
+	wbuf    *wbuf  // the pipeline's buffer wb is
 	wbOff   uint64
 	wbSince time.Time
 	size    int64 // vmcore file size
@@ -250,10 +251,8 @@ func (c *session) serve() bool {
 				return ok
 			}
 		}
-		// The ACKs first: the client's window moves on while the batch
-		// is hashed.
 		c.flushAcks()
-		if c.dig != nil && !c.advance() {
+		if c.dig != nil && !c.writeOK() {
 			return false
 		}
 		if c.growRx {
@@ -409,7 +408,10 @@ func (c *session) begin() bool {
 		c.core = s.cfg.wrapCore(c.core)
 	}
 	c.name0 = c.files.coreBase()
-	c.cov, c.conflicts, c.dig = newSpans(), newSpans(), newDigest(s.metrics.zeroHash)
+	c.cov, c.conflicts = newSpans(), newSpans()
+	// The write-back buffers come with the first data, so that idle
+	// sessions (a HERALD flood) stay small.
+	c.dig = newDigest(c.core, &c.dirty, s.metrics.zeroHash, s.metrics.readBack, c.stopping)
 	s.logf(LevelInfo, "New dump from client %s [%s] (to %s)", c.host, c.ip, c.corePath())
 	return true
 }
@@ -461,8 +463,7 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 	}
 	// Like netdumpd, ACK once buffered; the buffer is written within
 	// FlushAfter. A later write error ends the dump and the client never
-	// gets its FINISHED acknowledged. The digest advances after the
-	// batch.
+	// gets its FINISHED acknowledged.
 	c.ackOwn(h.Seqno)
 	if !zero {
 		c.sizeRecvBuffer(wire.HeaderSize + len(payload))
@@ -559,9 +560,8 @@ func (c *session) store(off uint64, p []byte) bool {
 		}
 	}
 	if c.wb == nil {
-		// Allocated with the first data, so that idle sessions (a
-		// HERALD flood) stay small.
-		c.wb = make([]byte, 0, writeBack)
+		c.wbuf = c.dig.buffer()
+		c.wb = c.wbuf.b
 	}
 	if len(c.wb) == 0 {
 		c.wbOff, c.wbSince = off, time.Now()
@@ -585,6 +585,8 @@ func (c *session) stored(off uint64, n int) ([]byte, error) {
 	if len(c.wb) > 0 && off < wbEnd && end > c.wbOff && !c.flush() {
 		return nil, errors.New("write error")
 	}
+	// The writer may not have written it yet.
+	c.dig.drainWrites()
 	if len(c.rbuf) < n {
 		c.rbuf = make([]byte, max(n, 64<<10))
 	}
@@ -600,42 +602,32 @@ func (c *session) stored(off uint64, n int) ([]byte, error) {
 	return nil, err
 }
 
-// advance hashes what became contiguous; false means the dump failed
-// (a write error while it read back).
-func (c *session) advance() bool {
-	c.hashing = true
-	c.dig.advance(c.cov, c, false, 0)
-	c.hashing = false
-	return c.cov != nil // end forgets it
-}
-
-// flush writes the write-back buffer; false means the dump failed. Its
-// bytes are hashed first, while they are at hand.
+// flush hands the write-back buffer to the writer, which writes it at
+// once, and to the hasher, which hashes what became contiguous (the
+// buffer's own bytes straight from it); false means the dump failed (a
+// write failed).
 func (c *session) flush() bool {
+	if !c.writeOK() {
+		return false
+	}
 	if len(c.wb) == 0 {
 		return true
 	}
-	if !c.hashing && c.dig != nil {
-		c.hashing = true
-		c.dig.advance(c.cov, c, false, 0)
-		c.hashing = false
-	}
-	data, off := c.wb, c.wbOff
-	for len(data) > 0 {
-		n, err := c.core.WriteAt(data, int64(off))
-		if n > 0 {
-			c.size = max(c.size, int64(off)+int64(n))
-			c.dirty.Store(true)
-		}
-		if err != nil {
-			c.wb = c.wb[:0]
-			c.writeError(off+uint64(n), err)
-			return false
-		}
-		data, off = data[n:], off+uint64(n)
-	}
-	c.wb = c.wb[:0]
+	c.size = max(c.size, int64(c.wbOff)+int64(len(c.wb)))
+	c.wbuf.b = c.wb
+	c.dig.hand(c.wbuf, c.wbOff, c.cov)
+	c.wb, c.wbuf = nil, nil
 	return true
+}
+
+// writeOK reports whether every write so far succeeded; a failed one
+// ends the dump.
+func (c *session) writeOK() bool {
+	off, err, failed := c.dig.writeErr()
+	if failed {
+		c.writeError(off, err)
+	}
+	return !failed
 }
 
 // syncCore fdatasyncs the vmcore; the syncer calls it.
@@ -730,6 +722,8 @@ func (c *session) truncate(size int64) {
 	if size == c.size {
 		return
 	}
+	// The hasher may be reading what is cut.
+	c.dig.drain()
 	if err := c.core.Truncate(size); err != nil {
 		c.s.logf(LevelError, "ftruncate(): %s", strerror(err))
 		return
@@ -771,6 +765,10 @@ func (c *session) finish(h wire.Header) bool {
 	if !c.flush() {
 		return false
 	}
+	c.dig.drainWrites()
+	if !c.writeOK() {
+		return false
+	}
 	// The file gets its full length even when it ends in a zero run;
 	// a compressed one loses its block padding.
 	want := c.cov.end()
@@ -785,7 +783,8 @@ func (c *session) finish(h wire.Header) bool {
 	if err := c.core.Sync(); err != nil {
 		c.s.logf(LevelError, "fsync(): %s", strerror(err))
 	}
-	c.dig.advance(c.cov, c, true, want)
+	c.dig.advance(c.cov, nil, true, want)
+	c.dig.drain()
 	c.finSeq = h.Seqno
 	if !c.writeInfo(statusComplete, true) {
 		return false
@@ -921,6 +920,7 @@ func (c *session) end(why reason, status string) {
 		c.buf = nil
 		return
 	}
+	c.dig.stop()
 	if c.dirty.Load() {
 		c.syncCore()
 	}
