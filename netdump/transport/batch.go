@@ -20,8 +20,14 @@ type BatchConn interface {
 	// ReadBatch waits for a datagram and reads up to len(ms) of those
 	// queued (recvmmsg): ms[i].N is the i-th one's length, and
 	// ms[i].Flags has MSG_TRUNC when it did not fit its buffer. The
-	// socket is connected, so ms[i].Addr is left alone.
+	// socket is connected, so ms[i].Addr is left alone. Control
+	// messages go to ms[i].OOB (ms[i].NN bytes): with GRO, GROSize
+	// finds there whether ms[i] holds several datagrams.
 	ReadBatch(ms []ipv4.Message) (int, error)
+	// GRO asks the kernel to coalesce consecutive datagrams of one size
+	// from the peer into one read (UDP_GRO), as it does for a GSO train
+	// sent on loopback or a NIC's GRO; false means it does not.
+	GRO() bool
 	// WriteTrain sends b as consecutive datagrams of size bytes each
 	// (the last may be shorter): one system call, and with UDP
 	// segmentation offload one trip through the stack, yet separate
@@ -111,6 +117,10 @@ func (o *osClient) ReadBatch(ms []ipv4.Message) (int, error) {
 	for i := range ms {
 		h := &r.hs[i]
 		*h = mmsghdr{}
+		if oob := ms[i].OOB; len(oob) > 0 {
+			h.hdr.Control = &oob[0]
+			h.hdr.SetControllen(len(oob))
+		}
 		k := len(ms[i].Buffers)
 		for j, b := range ms[i].Buffers {
 			vs[j] = unix.Iovec{}
@@ -136,7 +146,7 @@ func (o *osClient) ReadBatch(ms []ipv4.Message) (int, error) {
 	}
 	for i := range r.n {
 		ms[i].N = int(r.hs[i].len)
-		ms[i].NN = 0
+		ms[i].NN = int(r.hs[i].hdr.Controllen)
 		ms[i].Flags = int(r.hs[i].hdr.Flags)
 	}
 	return r.n, nil
@@ -186,6 +196,17 @@ func (o *osClient) writeSegments(b []byte, size int) error {
 
 func gsoRefused(err error) bool {
 	return errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOPROTOOPT) || errors.Is(err, syscall.EOPNOTSUPP)
+}
+
+func (o *osClient) GRO() bool {
+	if o.in.rcErr != nil {
+		return false
+	}
+	var err error
+	if cerr := o.in.rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) }); cerr != nil {
+		return false
+	}
+	return err == nil
 }
 
 func (o *osClient) SizeReadBuffer(bytes int) (int, bool, error) {
