@@ -400,3 +400,19 @@ func TestSparse(t *testing.T) {
 		}
 	}
 }
+
+// noGRONetwork's client sockets read one datagram at a time, as where
+// the kernel has no UDP_GRO.
+type noGRONetwork struct{ OSNetwork }
+
+func (n noGRONetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
+	c, err := n.OSNetwork.DialClient(local, remote)
+	if err != nil {
+		return nil, err
+	}
+	return noGROConn{c.(transport.BatchConn)}, nil
+}
+
+type noGROConn struct{ transport.BatchConn }
+
+func (noGROConn) GRO() bool { return false }

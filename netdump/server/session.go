@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
@@ -99,8 +100,10 @@ type session struct {
 	limiter  *rate.Limiter
 	deadline time.Time
 
-	buf    []byte // the read buffer until the first data; then rx
-	single int    // the length of the datagram read into buf
+	buf    []byte          // the read buffer until the first data; then rx
+	single int             // the length of the datagram read into buf
+	gro    bool            // reads may hold several datagrams (UDP_GRO)
+	first  [1]ipv4.Message // reads into buf with GRO
 	rx     rx
 	growRx bool   // a datagram did not fit rx
 	acks   []byte // ACKs queued, sent after each batch
@@ -147,10 +150,14 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		name:      s.names.start(ip),
 		started:   time.Now(),
 		stopCh:    make(chan struct{}),
-		buf:       make([]byte, wire.HeaderSize+wire.MaxPayload),
+		buf:       make([]byte, groSlot),
 		acks:      make([]byte, 0, batchMax*wire.AckSize),
 	}
 	c.bconn, _ = conn.(transport.BatchConn)
+	if c.bconn != nil && c.bconn.GRO() {
+		c.gro = true
+		c.first[0] = ipv4.Message{Buffers: [][]byte{c.buf}, OOB: transport.GROOOB()}
+	}
 	// The first window arrives before any datagram is read: sized for
 	// datagrams of a 9000-byte MTU until one says more. (A limit the
 	// kernel charges only for datagrams queued.)
@@ -241,14 +248,23 @@ func (c *session) serve() bool {
 			return false
 		}
 		for i := range n {
-			b, whole := c.datagram(i)
+			b, seg, whole := c.datagram(i)
 			if !whole {
 				c.s.metrics.dropped.WithLabelValues(dropCut).Inc()
 				continue
 			}
-			if done, ok := c.message(b, now); done {
-				c.flushAcks()
-				return ok
+			if seg == 0 {
+				seg = len(b)
+			}
+			for {
+				k := min(seg, len(b))
+				if done, ok := c.message(b[:k], now); done {
+					c.flushAcks()
+					return ok
+				}
+				if b = b[k:]; len(b) == 0 {
+					break
+				}
 			}
 		}
 		c.flushAcks()
