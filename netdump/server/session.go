@@ -24,11 +24,9 @@ import (
 )
 
 const (
-	// writeBack: contiguous payloads are gathered into one pwrite of up
-	// to this many bytes (netdumpd's VMCORE_BUFSZ is 128 KiB). Each
-	// buffer costs the writer and the hasher a wake-up; at 256 KiB
-	// those are a small part of their work.
-	writeBack = 256 << 10
+	// writeBack is VMCORE_BUFSZ: contiguous payloads are gathered into one
+	// pwrite of up to this many bytes.
+	writeBack = 128 << 10
 	// dotEvery: netdumpd logs "." at seqnos divisible by this ("about
 	// every 16 MB at MTU 1500").
 	dotEvery = 16 << 20 / 1456
