@@ -957,7 +957,7 @@ func (c *session) end(why reason, status string) {
 	c.core.Close()
 	c.files.dir.Close()
 	s.ended(ev)
-	c.wb, c.buf, c.rbuf, c.cov, c.conflicts = nil, nil, nil, nil, nil
+	c.wb, c.wbuf, c.buf, c.rbuf, c.cov, c.conflicts, c.dig = nil, nil, nil, nil, nil, nil, nil
 }
 
 // linger keeps a completed session's socket open for a while so that a
