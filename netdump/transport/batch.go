@@ -138,18 +138,24 @@ func (o *osClient) ReadBatch(ms []ipv4.Message) (int, error) {
 	if r.rcErr != nil {
 		return 0, r.rcErr
 	}
-	if err := r.rc.Read(r.call); err != nil {
-		return 0, err
+	r.n, r.err = 0, 0
+	err := r.rc.Read(r.call)
+	if err == nil && r.err != 0 {
+		err = os.NewSyscallError("recvmmsg", r.err)
 	}
-	if r.err != 0 {
-		return 0, os.NewSyscallError("recvmmsg", r.err)
+	if err != nil {
+		r.n = 0
 	}
 	for i := range r.n {
 		ms[i].N = int(r.hs[i].len)
 		ms[i].NN = int(r.hs[i].hdr.Controllen)
 		ms[i].Flags = int(r.hs[i].hdr.Flags)
 	}
-	return r.n, nil
+	// The caller's buffers must not stay reachable from here (a session
+	// that lingers keeps its socket, not its read buffers).
+	clear(r.hs)
+	clear(r.vs)
+	return r.n, err
 }
 
 func (o *osClient) WriteTrain(b []byte, size int) error {
