@@ -21,6 +21,9 @@ const (
 	batchBytes  = batchMax * slotSize
 	slotSize    = 9216
 	maxDatagram = wire.HeaderSize + wire.MaxPayload
+	// groSlot holds the datagrams the kernel coalesces into one read
+	// (UDP_GRO): at most 64 KiB.
+	groSlot = 64 << 10
 )
 
 // truesize estimates what the kernel charges a receive buffer for a
@@ -40,41 +43,63 @@ type rx struct {
 	size int
 }
 
-// setRx gives the session batch buffers of size bytes each.
+// setRx gives the session batch buffers of size bytes each; with GRO,
+// of groSlot bytes.
 func (c *session) setRx(size int) {
+	if c.gro {
+		size = groSlot
+	}
 	n := max(1, min(batchMax, batchBytes/size))
 	c.rx.size = size
 	c.rx.ms = make([]ipv4.Message, n)
 	for i := range c.rx.ms {
 		c.rx.ms[i].Buffers = [][]byte{make([]byte, size)}
+		if c.gro {
+			c.rx.ms[i].OOB = transport.GROOOB()
+		}
 	}
 }
 
-// read waits for datagrams and returns how many are ready (datagram i
-// is c.datagram(i)).
+// read waits for datagrams and returns how many reads are ready (read i
+// is c.datagram(i)). Until the first data there is one buffer, buf.
 func (c *session) read() (int, error) {
-	if c.bconn == nil || c.rx.ms == nil {
-		n, err := c.conn.Read(c.buf)
-		c.single = n
-		return 1, err
+	switch {
+	case c.rx.ms != nil:
+		return c.bconn.ReadBatch(c.rx.ms)
+	case c.gro:
+		// A read may hold several datagrams: only ReadBatch tells.
+		c.first[0].Buffers[0] = c.buf
+		return c.bconn.ReadBatch(c.first[:])
 	}
-	return c.bconn.ReadBatch(c.rx.ms)
+	n, err := c.conn.Read(c.buf)
+	c.single = n
+	return 1, err
 }
 
-// datagram is the i-th datagram of the last read; false means it was cut
-// short (the buffers then grow, and the client sends it again).
-func (c *session) datagram(i int) ([]byte, bool) {
-	if c.bconn == nil || c.rx.ms == nil {
-		return c.buf[:c.single], true
+// datagram is the i-th read of the last batch: one datagram, or with
+// seg > 0 several of seg bytes each (the last may be shorter). false
+// means it was cut short (the buffers then grow, and the client sends
+// it again).
+func (c *session) datagram(i int) (b []byte, seg int, whole bool) {
+	var m *ipv4.Message
+	switch {
+	case c.rx.ms != nil:
+		m = &c.rx.ms[i]
+	case c.gro:
+		m = &c.first[0]
+	default:
+		return c.buf[:c.single], 0, true
 	}
-	m := &c.rx.ms[i]
 	if m.Flags&unix.MSG_TRUNC != 0 {
 		if c.rx.size < maxDatagram {
 			c.growRx = true
 		}
-		return nil, false
+		return nil, 0, false
 	}
-	return m.Buffers[0][:m.N], true
+	if c.gro {
+		seg = transport.GROSize(m.OOB[:m.NN])
+	}
+	return m.Buffers[0][:m.N], seg, true
 }
 
 // ackOwn queues the ACK of seqno; flushAcks sends what is queued.

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
@@ -24,8 +25,7 @@ import (
 
 const (
 	// writeBack is VMCORE_BUFSZ: contiguous payloads are gathered into one
-	// pwrite of up to this many bytes. (Larger buffers save nothing
-	// measurable: a pwrite's cost is its copy into the page cache.)
+	// pwrite of up to this many bytes.
 	writeBack = 128 << 10
 	// dotEvery: netdumpd logs "." at seqnos divisible by this ("about
 	// every 16 MB at MTU 1500").
@@ -98,8 +98,10 @@ type session struct {
 	limiter  *rate.Limiter
 	deadline time.Time
 
-	buf    []byte // the read buffer until the first data; then rx
-	single int    // the length of the datagram read into buf
+	buf    []byte          // the read buffer until the first data; then rx
+	single int             // the length of the datagram read into buf
+	gro    bool            // reads may hold several datagrams (UDP_GRO)
+	first  [1]ipv4.Message // reads into buf with GRO
 	rx     rx
 	growRx bool   // a datagram did not fit rx
 	acks   []byte // ACKs queued, sent after each batch
@@ -107,10 +109,10 @@ type session struct {
 	rcvFor int    // the largest datagram it was sized for
 	rbuf   []byte // read-back scratch
 
-	hashing bool        // the digest is advancing (it may flush)
-	pieces  [][2]uint64 // scratch: new parts of a message
+	pieces [][2]uint64 // scratch: new parts of a message
 
 	wb      []byte // write-back buffer holding [wbOff, wbOff+len(wb))
+	wbuf    *wbuf  // the pipeline's buffer wb is
 	wbOff   uint64
 	wbSince time.Time
 	size    int64 // vmcore file size
@@ -146,10 +148,14 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		name:      s.names.start(ip),
 		started:   time.Now(),
 		stopCh:    make(chan struct{}),
-		buf:       make([]byte, wire.HeaderSize+wire.MaxPayload),
+		buf:       make([]byte, groSlot),
 		acks:      make([]byte, 0, batchMax*wire.AckSize),
 	}
 	c.bconn, _ = conn.(transport.BatchConn)
+	if c.bconn != nil && c.bconn.GRO() {
+		c.gro = true
+		c.first[0] = ipv4.Message{Buffers: [][]byte{c.buf}, OOB: transport.GROOOB()}
+	}
 	// The first window arrives before any datagram is read: sized for
 	// datagrams of a 9000-byte MTU until one says more. (A limit the
 	// kernel charges only for datagrams queued.)
@@ -240,20 +246,27 @@ func (c *session) serve() bool {
 			return false
 		}
 		for i := range n {
-			b, whole := c.datagram(i)
+			b, seg, whole := c.datagram(i)
 			if !whole {
 				c.s.metrics.dropped.WithLabelValues(dropCut).Inc()
 				continue
 			}
-			if done, ok := c.message(b, now); done {
-				c.flushAcks()
-				return ok
+			if seg == 0 {
+				seg = len(b)
+			}
+			for {
+				k := min(seg, len(b))
+				if done, ok := c.message(b[:k], now); done {
+					c.flushAcks()
+					return ok
+				}
+				if b = b[k:]; len(b) == 0 {
+					break
+				}
 			}
 		}
-		// The ACKs first: the client's window moves on while the batch
-		// is hashed.
 		c.flushAcks()
-		if c.dig != nil && !c.advance() {
+		if c.dig != nil && !c.writeOK() {
 			return false
 		}
 		if c.growRx {
@@ -409,7 +422,10 @@ func (c *session) begin() bool {
 		c.core = s.cfg.wrapCore(c.core)
 	}
 	c.name0 = c.files.coreBase()
-	c.cov, c.conflicts, c.dig = newSpans(), newSpans(), newDigest(s.metrics.zeroHash)
+	c.cov, c.conflicts = newSpans(), newSpans()
+	// The write-back buffers come with the first data, so that idle
+	// sessions (a HERALD flood) stay small.
+	c.dig = newDigest(c.core, &c.dirty, s.metrics.zeroHash, s.metrics.readBack, c.stopping)
 	s.logf(LevelInfo, "New dump from client %s [%s] (to %s)", c.host, c.ip, c.corePath())
 	return true
 }
@@ -461,8 +477,7 @@ func (c *session) vmcore(h wire.Header, payload []byte) bool {
 	}
 	// Like netdumpd, ACK once buffered; the buffer is written within
 	// FlushAfter. A later write error ends the dump and the client never
-	// gets its FINISHED acknowledged. The digest advances after the
-	// batch.
+	// gets its FINISHED acknowledged.
 	c.ackOwn(h.Seqno)
 	if !zero {
 		c.sizeRecvBuffer(wire.HeaderSize + len(payload))
@@ -559,9 +574,8 @@ func (c *session) store(off uint64, p []byte) bool {
 		}
 	}
 	if c.wb == nil {
-		// Allocated with the first data, so that idle sessions (a
-		// HERALD flood) stay small.
-		c.wb = make([]byte, 0, writeBack)
+		c.wbuf = c.dig.buffer()
+		c.wb = c.wbuf.b
 	}
 	if len(c.wb) == 0 {
 		c.wbOff, c.wbSince = off, time.Now()
@@ -585,6 +599,8 @@ func (c *session) stored(off uint64, n int) ([]byte, error) {
 	if len(c.wb) > 0 && off < wbEnd && end > c.wbOff && !c.flush() {
 		return nil, errors.New("write error")
 	}
+	// The writer may not have written it yet.
+	c.dig.drainWrites()
 	if len(c.rbuf) < n {
 		c.rbuf = make([]byte, max(n, 64<<10))
 	}
@@ -600,42 +616,32 @@ func (c *session) stored(off uint64, n int) ([]byte, error) {
 	return nil, err
 }
 
-// advance hashes what became contiguous; false means the dump failed
-// (a write error while it read back).
-func (c *session) advance() bool {
-	c.hashing = true
-	c.dig.advance(c.cov, c, false, 0)
-	c.hashing = false
-	return c.cov != nil // end forgets it
-}
-
-// flush writes the write-back buffer; false means the dump failed. Its
-// bytes are hashed first, while they are at hand.
+// flush hands the write-back buffer to the writer, which writes it at
+// once, and to the hasher, which hashes what became contiguous (the
+// buffer's own bytes straight from it); false means the dump failed (a
+// write failed).
 func (c *session) flush() bool {
+	if !c.writeOK() {
+		return false
+	}
 	if len(c.wb) == 0 {
 		return true
 	}
-	if !c.hashing && c.dig != nil {
-		c.hashing = true
-		c.dig.advance(c.cov, c, false, 0)
-		c.hashing = false
-	}
-	data, off := c.wb, c.wbOff
-	for len(data) > 0 {
-		n, err := c.core.WriteAt(data, int64(off))
-		if n > 0 {
-			c.size = max(c.size, int64(off)+int64(n))
-			c.dirty.Store(true)
-		}
-		if err != nil {
-			c.wb = c.wb[:0]
-			c.writeError(off+uint64(n), err)
-			return false
-		}
-		data, off = data[n:], off+uint64(n)
-	}
-	c.wb = c.wb[:0]
+	c.size = max(c.size, int64(c.wbOff)+int64(len(c.wb)))
+	c.wbuf.b = c.wb
+	c.dig.hand(c.wbuf, c.wbOff, c.cov)
+	c.wb, c.wbuf = nil, nil
 	return true
+}
+
+// writeOK reports whether every write so far succeeded; a failed one
+// ends the dump.
+func (c *session) writeOK() bool {
+	off, err, failed := c.dig.writeErr()
+	if failed {
+		c.writeError(off, err)
+	}
+	return !failed
 }
 
 // syncCore fdatasyncs the vmcore; the syncer calls it.
@@ -730,6 +736,8 @@ func (c *session) truncate(size int64) {
 	if size == c.size {
 		return
 	}
+	// The hasher may be reading what is cut.
+	c.dig.drain()
 	if err := c.core.Truncate(size); err != nil {
 		c.s.logf(LevelError, "ftruncate(): %s", strerror(err))
 		return
@@ -771,6 +779,10 @@ func (c *session) finish(h wire.Header) bool {
 	if !c.flush() {
 		return false
 	}
+	c.dig.drainWrites()
+	if !c.writeOK() {
+		return false
+	}
 	// The file gets its full length even when it ends in a zero run;
 	// a compressed one loses its block padding.
 	want := c.cov.end()
@@ -785,7 +797,8 @@ func (c *session) finish(h wire.Header) bool {
 	if err := c.core.Sync(); err != nil {
 		c.s.logf(LevelError, "fsync(): %s", strerror(err))
 	}
-	c.dig.advance(c.cov, c, true, want)
+	c.dig.advance(c.cov, nil, true, want)
+	c.dig.drain()
 	c.finSeq = h.Seqno
 	if !c.writeInfo(statusComplete, true) {
 		return false
@@ -921,6 +934,7 @@ func (c *session) end(why reason, status string) {
 		c.buf = nil
 		return
 	}
+	c.dig.stop()
 	if c.dirty.Load() {
 		c.syncCore()
 	}
@@ -943,7 +957,7 @@ func (c *session) end(why reason, status string) {
 	c.core.Close()
 	c.files.dir.Close()
 	s.ended(ev)
-	c.wb, c.buf, c.rbuf, c.cov, c.conflicts = nil, nil, nil, nil, nil
+	c.wb, c.wbuf, c.buf, c.rbuf, c.cov, c.conflicts, c.dig = nil, nil, nil, nil, nil, nil, nil
 }
 
 // linger keeps a completed session's socket open for a while so that a

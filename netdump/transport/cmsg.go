@@ -30,3 +30,24 @@ func segmentCmsg() []byte {
 func putSegmentSize(oob []byte, size uint16) {
 	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], size)
 }
+
+// GROOOB is room for the UDP_GRO control message of a read.
+func GROOOB() []byte { return make([]byte, unix.CmsgSpace(4)) }
+
+// GROSize is the size of each datagram coalesced into a read whose
+// control messages are oob (the last may be shorter), or 0 when it holds
+// one datagram.
+func GROSize(oob []byte) int {
+	for len(oob) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < unix.CmsgLen(0) || n > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && n >= unix.CmsgLen(4) {
+			return int(binary.NativeEndian.Uint32(oob[unix.CmsgLen(0):]))
+		}
+		oob = oob[min(len(oob), unix.CmsgSpace(n-unix.CmsgLen(0))):]
+	}
+	return 0
+}
