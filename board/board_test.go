@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -129,19 +128,17 @@ func TestNoAllocation(t *testing.T) {
 	if err := d.Dump(); err != nil { // first use
 		t.Fatal(err)
 	}
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	d.Crashed(crash)
-	cfg.Path = "again"
-	if err := d.Configure(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Dump(); err != nil {
-		t.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	if n := after.Mallocs - before.Mallocs; n != 0 {
+	n := dumptest.HeapAllocs(func() {
+		d.Crashed(crash)
+		cfg.Path = "again"
+		if err := d.Configure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Dump(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n != 0 {
 		t.Fatalf("%d allocations from the crash to FINISHED", n)
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"runtime"
+
 	"testing"
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet"
+	"github.com/tamadump/tamadump/netdump/dumptest"
 	"github.com/tamadump/tamadump/qemu"
 )
 
@@ -38,26 +39,18 @@ func Frame(n int, dst, src [6]byte, seed byte) []byte {
 }
 
 // NoAllocs fails t if f allocates, judged both by testing.AllocsPerRun
-// and by runtime.MemStats over 1000 calls. MemStats counts the whole
-// process, so it takes the best of a few rounds: a stray runtime
-// allocation elsewhere must not count against the driver.
+// and by the allocations made with f on the stack over 1000 calls.
 func NoAllocs(t *testing.T, name string, f func()) {
 	t.Helper()
 	if a := testing.AllocsPerRun(100, f); a != 0 {
 		t.Errorf("%s: %v allocations per call", name, a)
 	}
-	best := ^uint64(0)
-	for round := 0; round < 3 && best != 0; round++ {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
+	if n := dumptest.HeapAllocs(func() {
 		for range 1000 {
 			f()
 		}
-		runtime.ReadMemStats(&after)
-		best = min(best, after.Mallocs-before.Mallocs)
-	}
-	if best != 0 {
-		t.Errorf("%s: %d mallocs in 1000 calls", name, best)
+	}); n != 0 {
+		t.Errorf("%s: %d allocations in 1000 calls", name, n)
 	}
 }
 

@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -202,16 +200,13 @@ func TestEncryptedNoAllocation(t *testing.T) {
 		if err := c.Dump(body, kdh, 1); err != nil { // first-use paths
 			t.Fatal(err)
 		}
-		defer debug.SetGCPercent(debug.SetGCPercent(-1))
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for range 3 {
-			if err := c.Dump(body, kdh, 1); err != nil {
-				t.Fatal(err)
+		return dumptest.HeapAllocs(func() {
+			for range 3 {
+				if err := c.Dump(body, kdh, 1); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		runtime.ReadMemStats(&after)
-		return after.Mallocs - before.Mallocs
+		})
 	}
 	for _, alg := range []ekcd.Algorithm{ekcd.AES256CBC, ekcd.ChaCha20} {
 		for _, elide := range []bool{false, true} {

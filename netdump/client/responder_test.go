@@ -3,8 +3,6 @@ package client
 import (
 	"encoding/binary"
 	"net/netip"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -32,8 +30,8 @@ func (b allocBody) Chunk(off int64, max int) []byte {
 	return b.Body.Chunk(off, max)
 }
 
-// mallocs runs 3 whole dumps of body over link (after one to warm up) with
-// the garbage collector off and counts the process's heap allocations.
+// mallocs runs 3 whole dumps of body over link (after one to warm up)
+// and counts the heap allocations made on their way.
 func mallocs(t *testing.T, link *linktest.Link, body Body) uint64 {
 	t.Helper()
 	c, err := New(link, responderConfig())
@@ -44,16 +42,13 @@ func mallocs(t *testing.T, link *linktest.Link, body Body) uint64 {
 	if err := c.Dump(body, kdh, 2); err != nil { // warm up: first-use paths
 		t.Fatal(err)
 	}
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range 3 {
-		if err := c.Dump(body, kdh, 2); err != nil {
-			t.Fatal(err)
+	return dumptest.HeapAllocs(func() {
+		for range 3 {
+			if err := c.Dump(body, kdh, 2); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs
+	})
 }
 
 // TestNoAllocation counts the heap allocations of whole dumps, on a clean
