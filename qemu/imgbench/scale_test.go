@@ -92,34 +92,16 @@ type serverUse struct {
 // waits for a fresh netdumpd to complete its dump.
 func scaleDump(b *testing.B, n *tapnet.Net, bin string, img *boot.Image, mib int) (dumpResult, serverUse) {
 	b.Helper()
-	srv, err := n.Netdumpd(bin, b.TempDir())
+	c, err := n.Crash(bin, b.TempDir(), img, mib, "virtio-mmio")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.Close()
-	q, err := n.QEMU(img, mib, "virtio-mmio")
-	if err != nil {
+	defer c.Close()
+	use := serverUse{idle: c.IdleRSS, cpu: c.CPU}
+	if use.peak, err = c.Server.PeakRSS(); err != nil {
 		b.Fatal(err)
 	}
-	defer q.Close()
-	if err := q.Wait("READY", 300*time.Second); err != nil {
-		b.Fatal(err)
-	}
-	var use serverUse
-	if use.idle, err = srv.PeakRSS(); err != nil {
-		b.Fatal(err)
-	}
-	cpu := srv.CPU()
-	if err := q.Send("panic boom"); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Wait("Completed dump", 900*time.Second); err != nil {
-		b.Fatalf("%v\nconsole:\n%s", err, tail(q.Output()))
-	}
-	use.cpu = srv.CPU() - cpu
-	if use.peak, err = srv.PeakRSS(); err != nil {
-		b.Fatal(err)
-	}
+	q := c.Guest
 	if err := q.Wait("retransmissions", 60*time.Second); err != nil {
 		b.Fatal(err)
 	}

@@ -228,30 +228,13 @@ func overTap(b *testing.B, n *tapnet.Net, bin string) result {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := n.Netdumpd(bin, b.TempDir())
+	c, err := n.Crash(bin, b.TempDir(), guest, ramMiB, "virtio-mmio")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.Close()
-	q, err := n.QEMU(guest, ramMiB, "virtio-mmio")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.Close()
-	if err := q.Wait("READY", 60*time.Second); err != nil {
-		b.Fatal(err)
-	}
-	var r result
-	cpu := srv.CPU()
-	start := time.Now()
-	if err := q.Send("panic boom"); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Wait("Completed dump", 600*time.Second); err != nil {
-		b.Fatalf("%v\nconsole:\n%s", err, tail(q.Output()))
-	}
-	r.elapsed = time.Since(start)
-	r.hostCPU = srv.CPU() - cpu
+	defer c.Close()
+	r := result{elapsed: c.Elapsed, hostCPU: c.CPU}
+	q := c.Guest
 	if err := q.Wait("its tail", 30*time.Second); err != nil {
 		b.Fatal(err)
 	}

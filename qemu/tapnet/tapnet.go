@@ -123,6 +123,62 @@ func (n *Net) QEMU(img *boot.Image, ramMiB int, nic string) (*Proc, error) {
 	return start(append(args, dev...), false)
 }
 
+// Crash is one dump through the tap: the guest and the netdumpd that
+// saved it (both still running: the caller closes them), the server's
+// peak resident set before the panic, its CPU time and the wall time from
+// the panic to its "Completed dump".
+type Crash struct {
+	Guest, Server *Proc
+	IdleRSS       uint64
+	CPU, Elapsed  time.Duration
+}
+
+// Crash starts a fresh netdumpd (bin, saving into dir), boots img with
+// ramMiB on nic, panics it once it is READY and waits for the dump to
+// complete.
+func (n *Net) Crash(bin, dir string, img *boot.Image, ramMiB int, nic string) (*Crash, error) {
+	srv, err := n.Netdumpd(bin, dir)
+	if err != nil {
+		return nil, err
+	}
+	q, err := n.QEMU(img, ramMiB, nic)
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	c := &Crash{Guest: q, Server: srv}
+	if err := c.run(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Crash) run() error {
+	if err := c.Guest.Wait("READY", 300*time.Second); err != nil {
+		return err
+	}
+	var err error
+	if c.IdleRSS, err = c.Server.PeakRSS(); err != nil {
+		return err
+	}
+	cpu, start := c.Server.CPU(), time.Now()
+	if err := c.Guest.Send("panic boom"); err != nil {
+		return err
+	}
+	if err := c.Server.Wait("Completed dump", 900*time.Second); err != nil {
+		return fmt.Errorf("%v\nconsole:\n%s", err, lastLines(c.Guest.Output(), 40))
+	}
+	c.Elapsed, c.CPU = time.Since(start), c.Server.CPU()-cpu
+	return nil
+}
+
+// Close stops the guest and the server.
+func (c *Crash) Close() {
+	c.Guest.Close()
+	c.Server.Close()
+}
+
 // Proc is a process in the namespace whose output is kept.
 type Proc struct {
 	cmd   *exec.Cmd
