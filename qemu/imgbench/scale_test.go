@@ -40,18 +40,7 @@ var scalePrefix = netip.MustParsePrefix("127.0.29.0/24")
 // it is how much faster a mostly-zero machine dumps). SCALE_MIB lists the
 // sizes (default 64 256 1024). Needs root; hold the QEMU lock.
 func BenchmarkScale(b *testing.B) {
-	if err := tapnet.Usable(); err != nil {
-		b.Skip("SKIP: " + err.Error())
-	}
-	n, err := tapnet.New("scale0", scalePrefix)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Close)
-	bin, err := tapnet.BuildNetdumpd(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	n, bin := tapnet.ForTest(b, "scale0", scalePrefix)
 	tap := map[string]string{"server": n.Host.String(), "client": n.Guest.String()}
 	plain := image(b, boot.StockGo, tap)
 	tap["fill"] = "free"

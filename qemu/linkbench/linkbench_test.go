@@ -247,18 +247,7 @@ func overTap(b *testing.B, n *tapnet.Net, bin string) result {
 // reference the user-space network is compared with.
 func BenchmarkE2ETap(b *testing.B) {
 	image(b)
-	if err := tapnet.Usable(); err != nil {
-		b.Skip("SKIP: " + err.Error())
-	}
-	n, err := tapnet.New("lossy0", tapPrefix)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Close)
-	bin, err := tapnet.BuildNetdumpd(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	n, bin := tapnet.ForTest(b, "lossy0", tapPrefix)
 	var rs []result
 	for range b.N {
 		rs = append(rs, overTap(b, n, bin))

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/tamadump/tamadump/qemu/boot"
@@ -93,6 +94,24 @@ func BuildNetdumpd(dir string) (string, error) {
 		return "", fmt.Errorf("building netdumpd: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// ForTest is New for a test or benchmark, removed when it ends, with
+// the netdumpd binary built for it; it skips tb where Usable says no.
+func ForTest(tb testing.TB, name string, prefix netip.Prefix) (n *Net, netdumpd string) {
+	tb.Helper()
+	if err := Usable(); err != nil {
+		tb.Skip("SKIP: " + err.Error())
+	}
+	n, err := New(name, prefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(n.Close)
+	if netdumpd, err = BuildNetdumpd(tb.TempDir()); err != nil {
+		tb.Fatal(err)
+	}
+	return n, netdumpd
 }
 
 // Netdumpd starts netdumpd (the binary bin) on the host address, saving
