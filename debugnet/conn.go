@@ -19,7 +19,6 @@ import (
 
 	"github.com/tamadump/tamadump/phases"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -338,7 +337,7 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 		// sum (and never leaves 0, which means "no checksum").
 		u.SetChecksum(sum)
 	} else {
-		sum = checksum.Checksum(f[c.hdr:c.hdr+n], sum)
+		sum = onesSum(f[c.hdr:c.hdr+n], sum)
 		sum = ^u.CalculateChecksum(sum)
 		if sum == 0 {
 			sum = 0xffff // 0 means "no checksum" in UDP
@@ -450,7 +449,7 @@ func (c *Conn) inputUDP(src, dst tcpip.Address, b []byte, needSum bool) {
 		return
 	}
 	payload := b[udpLen:]
-	if u.Checksum() == 0 && needSum || u.Checksum() != 0 && !u.IsChecksumValid(src, dst, checksum.Checksum(payload, 0)) {
+	if u.Checksum() == 0 && needSum || u.Checksum() != 0 && !u.IsChecksumValid(src, dst, onesSum(payload, 0)) {
 		return
 	}
 	if c.handler != nil {

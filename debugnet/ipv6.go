@@ -5,7 +5,6 @@ import (
 	"unsafe"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -195,7 +194,7 @@ func (c *Conn) inputND(srcMAC []byte, src, dst tcpip.Address, b []byte) {
 	icmp := header.ICMPv6(b)
 	if icmp.Code() != 0 || header.ICMPv6Checksum(header.ICMPv6ChecksumParams{
 		Header: icmp[:header.ICMPv6HeaderSize+header.NDPNSMinimumSize], Src: src, Dst: dst,
-		PayloadCsum: checksum.Checksum(icmp[header.ICMPv6HeaderSize+header.NDPNSMinimumSize:], 0),
+		PayloadCsum: onesSum(icmp[header.ICMPv6HeaderSize+header.NDPNSMinimumSize:], 0),
 		PayloadLen:  len(icmp) - header.ICMPv6HeaderSize - header.NDPNSMinimumSize,
 	}) != icmp.Checksum() {
 		return
