@@ -189,7 +189,11 @@ func setWallClock() {
 		return // no RTC: time stays relative to boot
 	}
 	secs := daysFromCivil(year, month, day)*86400 + hour*3600 + min*60 + sec
-	AMD64.SetTime(secs*1e9 + AMD64.GetTime())
+	// SetTime sets the absolute time. The clock before it counts TSC
+	// ticks at the rate the CPU reported before calibration, from no
+	// meaningful origin: no offset to keep (adding it put the dump time
+	// 11 hours ahead under TCG).
+	AMD64.SetTime(secs * 1e9)
 }
 
 // daysFromCivil is the number of days from 1970-01-01 to y-m-d
