@@ -31,13 +31,16 @@ func TestHashLag(t *testing.T) {
 	cov.add(0, zero, zeroKind)
 	d.earn(zero / zeroRatio)
 	d.advance(cov, nil, false, 0)
+	pattern := make([]byte, writeBack)
+	for j := range pattern {
+		pattern[j] = byte(j * 13)
+	}
 	var data []byte
 	off := uint64(zero)
 	for i := range 4 * hashBufs {
 		w := d.buffer()
-		for j := range writeBack {
-			w.b = append(w.b, byte(i*7+j*13))
-		}
+		w.b = append(w.b, pattern...)
+		w.b[0] = byte(i) // each buffer its own bytes
 		data = append(data, w.b...)
 		cov.add(off, off+writeBack, dataKind)
 		d.hand(w, off, cov)
