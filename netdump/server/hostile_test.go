@@ -96,7 +96,7 @@ func TestLargePayload(t *testing.T) {
 func largePayload(t *testing.T, gro bool) {
 	h := newHarness(t, func(c *Config) {
 		if !gro {
-			c.Network = noGRONetwork{}
+			c.Network = noGRONetwork
 		}
 	})
 	c := h.client(1)

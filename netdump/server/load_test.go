@@ -308,7 +308,7 @@ func TestIngestAllocs(t *testing.T) {
 		name     string
 		network  Network
 		min, max float64
-	}{{"os", OSNetwork{}, 0, 0.01}, {"allocating-read", allocNetwork{}, 0.99, 1.1}} {
+	}{{"os", OSNetwork{}, 0, 0.01}, {"allocating-read", allocNetwork, 0.99, 1.1}} {
 		g := newIngester(t, newHarness(t, func(c *Config) { c.Network = tc.network }), 1448, 46)
 		for range 20 {
 			g.send(t) // the dump's files, buffers and hasher
@@ -326,17 +326,23 @@ func TestIngestAllocs(t *testing.T) {
 	}
 }
 
-// allocNetwork's client sockets allocate a source address for every
-// datagram they read.
-type allocNetwork struct{ OSNetwork }
+// wrapNetwork's client sockets are the OS's, wrapped.
+type wrapNetwork struct {
+	OSNetwork
+	wrap func(transport.BatchConn) ClientConn
+}
 
-func (n allocNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
+func (n wrapNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
 	c, err := n.OSNetwork.DialClient(local, remote)
 	if err != nil {
 		return nil, err
 	}
-	return allocConn{c.(transport.BatchConn)}, nil
+	return n.wrap(c.(transport.BatchConn)), nil
 }
+
+// allocNetwork's client sockets allocate a source address for every
+// datagram they read.
+var allocNetwork = wrapNetwork{wrap: func(c transport.BatchConn) ClientConn { return allocConn{c} }}
 
 type allocConn struct{ transport.BatchConn }
 
@@ -403,15 +409,7 @@ func TestSparse(t *testing.T) {
 
 // noGRONetwork's client sockets read one datagram at a time, as where
 // the kernel has no UDP_GRO.
-type noGRONetwork struct{ OSNetwork }
-
-func (n noGRONetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
-	c, err := n.OSNetwork.DialClient(local, remote)
-	if err != nil {
-		return nil, err
-	}
-	return noGROConn{c.(transport.BatchConn)}, nil
-}
+var noGRONetwork = wrapNetwork{wrap: func(c transport.BatchConn) ClientConn { return noGROConn{c} }}
 
 type noGROConn struct{ transport.BatchConn }
 
