@@ -134,28 +134,27 @@ func TestHostileFrames(t *testing.T) {
 	}
 }
 
-// slowFinisher is a server reduced to its ACKs that answers FINISHED only
-// after delay, as a netdumpd does once the dump is on disk, and counts the
-// FINISHED datagrams it receives.
-type slowFinisher struct {
-	link     *linktest.Link
-	delay    time.Duration
-	mu       sync.Mutex
-	finished int
+// acker is a server reduced to its ACKs: it answers ARP, and each
+// message with its seqno when answer (called under mu) says so; answer
+// may keep the ACK frame to deliver it later.
+type acker struct {
+	link   *linktest.Link
+	mu     sync.Mutex
+	answer func(h wire.Header, ack []byte) bool
 }
 
-func newSlowFinisher(delay time.Duration) *slowFinisher {
-	s := &slowFinisher{link: linktest.New(clientMAC, 1500, 1024, linktest.Faults{}), delay: delay}
-	s.link.Attach(s.input)
-	return s
+func newAcker(answer func(h wire.Header, ack []byte) bool) *acker {
+	a := &acker{link: linktest.New(clientMAC, 1500, 1024, linktest.Faults{}), answer: answer}
+	a.link.Attach(a.input)
+	return a
 }
 
-func (s *slowFinisher) input(f []byte) {
+func (a *acker) input(f []byte) {
 	var out [128]byte
 	eth := header.Ethernet(f)
 	if eth.Type() == header.ARPProtocolNumber {
 		if header.ARP(f[header.EthernetMinimumSize:]).Op() == header.ARPRequest {
-			s.link.Deliver(dumptest.ARPFrame(out[:], header.ARPReply, dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr))
+			a.link.Deliver(dumptest.ARPFrame(out[:], header.ARPReply, dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr))
 		}
 		return
 	}
@@ -164,20 +163,36 @@ func (s *slowFinisher) input(f []byte) {
 	if err != nil {
 		return
 	}
-	var ack [4]byte
-	binary.BigEndian.PutUint32(ack[:], h.Seqno)
-	frame := append([]byte(nil), dumptest.Frame(out[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 31000, wire.ClientPort, ack[:])...)
-	if h.Type != wire.Finished {
-		s.link.Deliver(frame)
-		return
+	var seq [4]byte
+	binary.BigEndian.PutUint32(seq[:], h.Seqno)
+	ack := append([]byte(nil), dumptest.Frame(out[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 31000, wire.ClientPort, seq[:])...)
+	a.mu.Lock()
+	now := a.answer(h, ack)
+	a.mu.Unlock()
+	if now {
+		a.link.Deliver(ack)
 	}
-	s.mu.Lock()
-	s.finished++
-	first := s.finished == 1
-	s.mu.Unlock()
-	if first {
-		time.AfterFunc(s.delay, func() { s.link.Deliver(frame) })
-	}
+}
+
+// slowFinisher answers FINISHED only after delay, as a netdumpd does once
+// the dump is on disk, and counts the FINISHED datagrams it receives.
+type slowFinisher struct {
+	*acker
+	finished int
+}
+
+func newSlowFinisher(delay time.Duration) *slowFinisher {
+	s := &slowFinisher{}
+	s.acker = newAcker(func(h wire.Header, ack []byte) bool {
+		if h.Type != wire.Finished {
+			return true
+		}
+		if s.finished++; s.finished == 1 {
+			time.AfterFunc(delay, func() { s.link.Deliver(ack) })
+		}
+		return false
+	})
+	return s
 }
 
 // TestFinishedWaitsForDurability: a server that takes 200 ms to answer
@@ -252,47 +267,23 @@ func TestLossOrCongestion(t *testing.T) {
 	t.Logf("bottleneck: %d drops, fixed window 64: %d", drops, fixed)
 }
 
-// tailDropper is a server reduced to its ACKs that drops the first drop
-// copies of the KDH, the last message of the body, and counts them.
+// tailDropper drops the first drop copies of the KDH, the last message
+// of the body, and counts them.
 type tailDropper struct {
-	link   *linktest.Link
-	drop   int
-	mu     sync.Mutex
+	*acker
 	copies int
 }
 
 func newTailDropper(drop int) *tailDropper {
-	d := &tailDropper{link: linktest.New(clientMAC, 1500, 1024, linktest.Faults{}), drop: drop}
-	d.link.Attach(d.input)
-	return d
-}
-
-func (d *tailDropper) input(f []byte) {
-	var out [128]byte
-	eth := header.Ethernet(f)
-	if eth.Type() == header.ARPProtocolNumber {
-		if header.ARP(f[header.EthernetMinimumSize:]).Op() == header.ARPRequest {
-			d.link.Deliver(dumptest.ARPFrame(out[:], header.ARPReply, dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr))
+	d := &tailDropper{}
+	d.acker = newAcker(func(h wire.Header, _ []byte) bool {
+		if h.Type != wire.KDH {
+			return true
 		}
-		return
-	}
-	ip := header.IPv4(f[header.EthernetMinimumSize:])
-	h, _, err := wire.ParseMessage(header.UDP(ip.Payload()).Payload())
-	if err != nil {
-		return
-	}
-	if h.Type == wire.KDH {
-		d.mu.Lock()
 		d.copies++
-		lost := d.copies <= d.drop
-		d.mu.Unlock()
-		if lost {
-			return
-		}
-	}
-	var ack [4]byte
-	binary.BigEndian.PutUint32(ack[:], h.Seqno)
-	d.link.Deliver(dumptest.Frame(out[:], dumptest.ServerMAC, clientMAC, serverPrefix.Addr(), clientAddr, 31000, wire.ClientPort, ack[:]))
+		return d.copies > drop
+	})
+	return d
 }
 
 // TestTailLossProbe: the KDH lost once, with nothing sent after it whose
