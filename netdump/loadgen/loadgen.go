@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
 
 	"github.com/tamadump/tamadump/netdump/transport"
 	"github.com/tamadump/tamadump/netdump/wire"
@@ -178,7 +177,8 @@ func Run(cfg Session) (Result, error) {
 	// socket buffer per ACK in the server's context (on a wire that is
 	// the client machine's work, not the server's).
 	ackBuf := 64
-	if c.gro = enableGRO(conn); c.gro {
+	if rc, err := conn.SyscallConn(); err == nil && transport.EnableGRO(rc) {
+		c.gro = true
 		ackBuf = 64 << 10
 	}
 	c.in = make([]ipv4.Message, batch)
@@ -381,19 +381,6 @@ func (c *client) window(first uint32) (uint32, error) {
 		}
 	}
 	return first + uint32(total), nil
-}
-
-// enableGRO turns on UDP_GRO on c; false means the kernel has none.
-func enableGRO(c *net.UDPConn) bool {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) }); err != nil {
-		return false
-	}
-	return serr == nil
 }
 
 func isTimeout(err error) bool {

@@ -204,16 +204,7 @@ func gsoRefused(err error) bool {
 	return errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOPROTOOPT) || errors.Is(err, syscall.EOPNOTSUPP)
 }
 
-func (o *osClient) GRO() bool {
-	if o.in.rcErr != nil {
-		return false
-	}
-	var err error
-	if cerr := o.in.rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) }); cerr != nil {
-		return false
-	}
-	return err == nil
-}
+func (o *osClient) GRO() bool { return o.in.rcErr == nil && EnableGRO(o.in.rc) }
 
 func (o *osClient) SizeReadBuffer(bytes int) (int, bool, error) {
 	rc, err := o.SyscallConn()

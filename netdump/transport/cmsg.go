@@ -2,6 +2,7 @@ package transport
 
 import (
 	"encoding/binary"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,4 +51,14 @@ func GROSize(oob []byte) int {
 		oob = oob[min(len(oob), unix.CmsgSpace(n-unix.CmsgLen(0))):]
 	}
 	return 0
+}
+
+// EnableGRO turns UDP_GRO on for the socket rc controls; false means the
+// kernel has none.
+func EnableGRO(rc syscall.RawConn) bool {
+	var err error
+	if cerr := rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) }); cerr != nil {
+		return false
+	}
+	return err == nil
 }
