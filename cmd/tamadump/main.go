@@ -214,12 +214,11 @@ func (img *image) crashed(c *board.Crash) {
 	st := img.dumper.Stats()
 	img.reportAllocs()
 	if err == nil && st.Sent > 0 {
-		img.line.S("tamadump: the transfer (first VMCORE to the KDH's ACK) took ").U(uint64(st.Body.Microseconds())).S(" us\r\n").Flush()
 		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
 			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions (").
 			U(st.Refused).S(" refused by the NIC, ").U(st.Early).S(" early, ").U(st.Probes).S(" probes, ").U(st.Timeouts).S(" on timeout, ").
-			U(st.Spurious).S(" spurious); transfer ").U(uint64(st.Body.Milliseconds())).S(" ms, its tail ").
-			U(uint64(st.Tail.Milliseconds())).S(" ms\r\n").Flush()
+			U(st.Spurious).S(" spurious); transfer ").U(uint64(st.Body.Microseconds())).S(" us, its tail ").
+			U(uint64(st.Tail.Microseconds())).S(" us\r\n").Flush()
 	}
 	code := 0
 	if err != nil {

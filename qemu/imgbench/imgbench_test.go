@@ -167,7 +167,7 @@ var phaseNames = [6]string{"zero-scan", "copy", "checksum", "driver", "ack-wait"
 
 var (
 	statsLine    = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
-	transferLine = regexp.MustCompile(`the transfer \(first VMCORE to the KDH's ACK\) took (\d+) us`)
+	transferLine = regexp.MustCompile(`; transfer (\d+) us, its tail`)
 	phasesLine   = regexp.MustCompile(`netdump phases \(us\): zero-scan (\d+) copy (\d+) checksum (\d+) driver (\d+) ack-wait (\d+) other (\d+) of (\d+) \(`)
 )
 

@@ -70,7 +70,7 @@ type result struct {
 
 // stats reads the guest's closing line.
 var stats = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in \d+ ms, (\d+) retransmissions ` +
-	`\(\d+ refused by the NIC, (\d+) early, (\d+) probes, (\d+) on timeout, (\d+) spurious\); transfer \d+ ms, its tail (\d+) ms`)
+	`\(\d+ refused by the NIC, (\d+) early, (\d+) probes, (\d+) on timeout, (\d+) spurious\); transfer \d+ us, its tail (\d+) us`)
 
 func (r *result) parse(b *testing.B, console string) {
 	m := stats.FindStringSubmatch(console)
@@ -83,7 +83,7 @@ func (r *result) parse(b *testing.B, console string) {
 	}
 	r.sent = n[0] - n[1]
 	r.retx, r.early, r.probes, r.timeouts, r.spurious = n[2], n[3], n[4], n[5], n[6]
-	r.tail = time.Duration(n[7]) * time.Millisecond
+	r.tail = time.Duration(n[7]) * time.Microsecond
 	r.datagram = (r.sent+1447)/1448 + r.retx
 }
 
