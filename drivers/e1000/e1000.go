@@ -10,9 +10,9 @@
 // QEMU quirks the driver is built around (see shared/spec/qemu-devices.md):
 // CTRL.RST resets nothing, so Reset programs every register it relies on;
 // each RCTL write stops reception for 1 s, so RCTL is written only by a
-// Reset that finds it holding something else; ring lengths are multiples of 128 bytes; the
-// device leaves stale RX status bits, so the driver zeroes them before
-// handing a descriptor back.
+// Reset that finds it holding something else; ring lengths are multiples
+// of 128 bytes; the device leaves stale RX status bits, so the driver
+// zeroes them before handing a descriptor back.
 package e1000
 
 import (
