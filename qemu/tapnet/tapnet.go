@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamadump/tamadump/netdump/loadgen"
 	"github.com/tamadump/tamadump/qemu/boot"
 )
 
@@ -285,14 +286,8 @@ func (p *Proc) Close() {
 
 // CPU is the process's user and system time so far.
 func (p *Proc) CPU() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * time.Second / 100 // USER_HZ
+	t, _ := loadgen.CPUTime(p.cmd.Process.Pid) // 0 once it is gone
+	return t
 }
 
 var hwm = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
