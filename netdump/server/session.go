@@ -148,13 +148,15 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		name:      s.names.start(ip),
 		started:   time.Now(),
 		stopCh:    make(chan struct{}),
-		buf:       make([]byte, groSlot),
 		acks:      make([]byte, 0, batchMax*wire.AckSize),
 	}
 	c.bconn, _ = conn.(transport.BatchConn)
 	if c.bconn != nil && c.bconn.GRO() {
-		c.gro = true
+		// A read may hold a run of datagrams from the first window on.
+		c.gro, c.buf = true, make([]byte, groSlot)
 		c.first[0] = ipv4.Message{Buffers: [][]byte{c.buf}, OOB: transport.GROOOB()}
+	} else {
+		c.buf = make([]byte, maxDatagram)
 	}
 	// The first window arrives before any datagram is read: sized for
 	// datagrams of a 9000-byte MTU until one says more. (A limit the
