@@ -39,6 +39,11 @@ var (
 	GuestAddr6  = netip.MustParseAddr("fd00:9::2")
 )
 
+// DumpReported matches the end of the image's closing line, which it
+// prints once a dump is over: a wait for only part of that line can
+// return before the rest of it (the transfer's figures) is on the console.
+const DumpReported = `its tail \d+ us\r?\n`
+
 // NICs the image supports, as QEMU devices.
 var NICs = []string{"virtio-mmio", "virtio-mmio-legacy", "virtio-pci", "e1000"}
 

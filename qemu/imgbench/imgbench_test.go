@@ -190,7 +190,7 @@ func dump(tb testing.TB, m *machine) dumpResult {
 	if err := m.WaitLog("Completed dump", 900*time.Second); err != nil {
 		tb.Fatalf("%v\n%s", err, tail(m.Console()))
 	}
-	if _, err := m.Expect(`retransmissions`, 60*time.Second); err != nil {
+	if _, err := m.Expect(boot.DumpReported, 60*time.Second); err != nil {
 		tb.Fatalf("%v\n%s", err, tail(m.Console()))
 	}
 	return parseDump(tb, m.Console())

@@ -146,7 +146,8 @@ func (n *Net) QEMU(img *boot.Image, ramMiB int, nic string) (*Proc, error) {
 // Crash is one dump through the tap: the guest and the netdumpd that
 // saved it (both still running: the caller closes them), the server's
 // peak resident set before the panic, its CPU time and the wall time from
-// the panic to its "Completed dump".
+// the panic to its "Completed dump". The guest's closing line is on its
+// console.
 type Crash struct {
 	Guest, Server *Proc
 	IdleRSS       uint64
@@ -190,7 +191,7 @@ func (c *Crash) run() error {
 		return fmt.Errorf("%v\nconsole:\n%s", err, lastLines(c.Guest.Output(), 40))
 	}
 	c.Elapsed, c.CPU = time.Since(start), c.Server.CPU()-cpu
-	return nil
+	return c.Guest.Wait(boot.DumpReported, 60*time.Second)
 }
 
 // Close stops the guest and the server.
@@ -245,17 +246,21 @@ func start(args []string, both bool) (*Proc, error) {
 	return p, nil
 }
 
-// Wait waits for a line containing s, failing when the process's output
-// ends or after timeout.
-func (p *Proc) Wait(s string, timeout time.Duration) error {
+// Wait waits until the output matches the regular expression re,
+// failing when the process's output ends or after timeout.
+func (p *Proc) Wait(re string, timeout time.Duration) error {
+	rx, err := regexp.Compile(re)
+	if err != nil {
+		return err
+	}
 	expired := false
 	t := time.AfterFunc(timeout, func() { p.mu.Lock(); expired = true; p.cond.Broadcast(); p.mu.Unlock() })
 	defer t.Stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for !strings.Contains(p.text.String(), s) {
+	for !rx.MatchString(p.text.String()) {
 		if p.ended || expired {
-			return fmt.Errorf("%q did not appear within %v:\n%s", s, timeout, lastLines(p.text.String(), 40))
+			return fmt.Errorf("%q did not appear within %v:\n%s", re, timeout, lastLines(p.text.String(), 40))
 		}
 		p.cond.Wait()
 	}
