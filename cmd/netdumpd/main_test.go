@@ -142,6 +142,18 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
+// has reports whether want reaches the buffer within a few seconds: the
+// process's standard error arrives through a pipe that exec copies on its
+// own, so it may trail what the log on standard output already says.
+func (s *syncBuf) has(want string) bool {
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 // startDaemon runs netdumpd on ip with dump directory dir; extra flags
 // are appended.
 func startDaemon(t *testing.T, ip net.IP, dir string, ackPort int, extra ...string) *daemon {
@@ -256,7 +268,7 @@ func TestRun(t *testing.T) {
 	os.Mkdir(dumps, 0755)
 	ip := net.IPv4(127, 0, 21, 200)
 	d := startDaemon(t, ip, dumps, freePort(t, ip), "-tpass", "100ms", "-n")
-	if !strings.Contains(d.stderr.String(), "listening on IP 127.0.21.200") {
+	if !d.stderr.has("listening on IP 127.0.21.200") {
 		t.Errorf("stderr:\n%s", d.stderr.String())
 	}
 	pid := d.pid
