@@ -7,8 +7,9 @@
 // messages in flight, paced, and retransmits only what is missing (the
 // batch mode stays selectable, for comparison). The window follows the
 // queue the client sees building, not loss: FreeBSD's servers acknowledge
-// every message by its seqno, so each acknowledgement is an RTT sample, and
-// the RTT of a round against the smallest of the dump tells how long
+// every message by its seqno, tamadump's in a list per batch it reads (the
+// HERALD asks for that; each seqno goes in two lists), so each fresh
+// acknowledgement is an RTT sample, and the RTT of a round against the smallest of the dump tells how long
 // messages wait in a queue on the way. A loss with no such queue, or at
 // the link's usual rate, is random (a lossy link) and costs a
 // retransmission, not rate; a burst of losses with a queue is congestion
@@ -111,6 +112,11 @@ type Config struct {
 	Batch bool
 	// SendZeros turns zero-chunk elision off.
 	SendZeros bool
+	// SingleAcks asks for one ACK per message, as FreeBSD's client does.
+	// By default the HERALD asks for ACK lists (wire.AckLists), which
+	// tamadump's netdumpd sends, one per batch it reads, and FreeBSD's
+	// ignores.
+	SingleAcks bool
 	// Encrypt, prepared before the crash, encrypts the dump as FreeBSD's
 	// EKCD does; zero pages are then sent (encrypted) unless
 	// ElideEncrypted, which declares them in clear.
@@ -154,14 +160,17 @@ type Stats struct {
 	Probes      uint64 // retransmissions as tail-loss probes
 	// Spurious counts retransmitted messages acknowledged twice: the
 	// server had an earlier copy (or the link duplicated an ACK).
-	Spurious  uint64
-	Refused   uint64 // datagrams the NIC refused (ring full), resent at once
-	Losses    uint64 // losses taken for congestion (each halved the window)
-	Window    uint32 // the window at the end
-	MinRTT    time.Duration
-	Bytes     uint64 // VMCORE payload bytes sent
-	ZeroBytes uint64 // VMCORE bytes declared zero instead of sent
-	Elapsed   time.Duration
+	Spurious uint64
+	Refused  uint64 // datagrams the NIC refused (ring full), resent at once
+	// AckDatagrams counts the ACKs and ACK lists received, Repeated the
+	// messages a list's repeat acknowledged after their own ACK was lost.
+	AckDatagrams, Repeated uint64
+	Losses                 uint64 // losses taken for congestion (each halved the window)
+	Window                 uint32 // the window at the end
+	MinRTT                 time.Duration
+	Bytes                  uint64 // VMCORE payload bytes sent
+	ZeroBytes              uint64 // VMCORE bytes declared zero instead of sent
+	Elapsed                time.Duration
 	// Body is from the first VMCORE message to the acknowledgement of the
 	// KDH: the transfer alone, without ARP, the HERALD or FINISHED.
 	Body time.Duration
@@ -332,7 +341,11 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 		return ErrNoServer
 	}
 	// The HERALD goes alone: later messages go to the port its ACK comes from.
-	if err := c.exchange(wire.Header{Type: wire.Herald, Len: uint32(c.heraldLen())}); err != nil {
+	h := wire.Header{Type: wire.Herald, Len: uint32(c.heraldLen()), Aux2: wire.AckLists}
+	if c.cfg.SingleAcks {
+		h.Aux2 = 0
+	}
+	if err := c.exchange(h); err != nil {
 		c.line.S("netdump: failed to contact netdump server (HERALD to ").IP(c.cfg.Server).
 			S(" not acknowledged)\r\n").Flush()
 		return ErrNoServer
@@ -739,20 +752,39 @@ func (c *Client) transmit(s *slot) error {
 	return nil
 }
 
-// ack is the endpoint's handler for datagrams from the server.
+// ack is the endpoint's handler for datagrams from the server: an ACK,
+// or an ACK list.
 func (c *Client) ack(srcPort uint16, payload []byte) {
-	seq, err := wire.ParseAck(payload)
+	if seq, err := wire.ParseAck(payload); err == nil {
+		c.stats.AckDatagrams++
+		c.acked(srcPort, seq, true)
+		return
+	}
+	l, err := wire.ParseAckList(payload)
 	if err != nil {
 		return
 	}
+	c.stats.AckDatagrams++
+	for i := range l.Len() {
+		c.acked(srcPort, l.Seqno(i), i < l.Fresh())
+	}
+}
+
+// acked takes the ACK of seq. A repeated one (not fresh) was sent some
+// time after the message arrived: it is no RTT sample, and a copy of an
+// ACK already taken.
+func (c *Client) acked(srcPort uint16, seq uint32, fresh bool) {
 	s := &c.slots[seq%uint32(len(c.slots))]
 	if seq-c.base >= c.next-c.base || s.acked {
 		// Old, future, foreign, or acknowledged already; a sent message's
 		// slot still holds it until a later seqno takes it.
-		if s.acked && s.h.Seqno == seq && int32(c.next-seq) > 0 && s.tries > 1 {
+		if fresh && s.acked && s.h.Seqno == seq && int32(c.next-seq) > 0 && s.tries > 1 {
 			c.stats.Spurious++
 		}
 		return
+	}
+	if !fresh {
+		c.stats.Repeated++
 	}
 	if s.h.Type == wire.Herald && !c.adopted {
 		c.port, c.adopted = srcPort, true
@@ -766,7 +798,7 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 	}
 	now := c.conn.Now()
 	c.progress, c.probes = now, 0
-	if s.tries == 1 { // Karn: only unambiguous samples
+	if s.tries == 1 && fresh { // Karn: only unambiguous samples
 		c.sample(now - s.sentAt)
 	}
 	if !c.cfg.Batch {

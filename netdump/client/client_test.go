@@ -43,6 +43,30 @@ func TestDumpEndToEnd(t *testing.T) {
 	t.Logf("%+v", st)
 }
 
+// TestAckLists: by default the client asks for ACK lists and netdumpd
+// acknowledges a window in fewer datagrams than messages; SingleAcks is
+// FreeBSD's one ACK per message, the control that the count sees each.
+// Over a lossy link both dumps arrive whole.
+func TestAckLists(t *testing.T) {
+	for _, f := range []linktest.Faults{{}, {Loss: 0.1, Seed: 5}} {
+		for _, single := range []bool{false, true} {
+			b := newTestbed(t, 1500, f)
+			cfg := b.config()
+			cfg.SingleAcks = single
+			st := dumpOnce(t, b, cfg, 1<<20, 0).Stats()
+			t.Logf("loss %v, single ACKs %v: %d messages, %d sent, %d ACK datagrams, %d taken from a repeat, %d spurious",
+				f.Loss, single, st.Messages, st.Sent, st.AckDatagrams, st.Repeated, st.Spurious)
+			switch {
+			case f.Loss > 0:
+			case single && (st.AckDatagrams < st.Messages || st.Repeated != 0):
+				t.Errorf("single ACKs: %d messages acknowledged in %d datagrams, %d from repeats", st.Messages, st.AckDatagrams, st.Repeated)
+			case !single && st.AckDatagrams >= st.Messages:
+				t.Errorf("ACK lists: %d messages acknowledged in %d datagrams", st.Messages, st.AckDatagrams)
+			}
+		}
+	}
+}
+
 func TestDumpModes(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -69,6 +69,11 @@ func TestNoAllocation(t *testing.T) {
 	if d := mallocs(t, lossy, core); d != 0 {
 		t.Errorf("%d heap allocations during 3 dumps over a lossy link", d)
 	}
+	lists, lr := dumptest.NewResponder(1500)
+	lr.Lists = true
+	if d := mallocs(t, lists, core); d != 0 {
+		t.Errorf("%d heap allocations during 3 dumps acknowledged with ACK lists", d)
+	}
 	control, _ := dumptest.NewResponder(1500)
 	if d := mallocs(t, control, allocBody{core}); d == 0 {
 		t.Error("negative control: a body that allocates, and no allocation counted")

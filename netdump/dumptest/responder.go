@@ -56,6 +56,12 @@ type Responder struct {
 	port  uint16
 	Bytes uint64 // payload bytes received
 	Msgs  uint64 // messages received
+	// Lists answers each message after a HERALD's with an ACK list: its
+	// seqno fresh, the one before it repeated (tamadump's netdumpd when
+	// each read holds one datagram).
+	Lists bool
+	prev  [4]byte
+	list  [12]byte
 }
 
 // NewResponder makes a test link whose far end is a Responder.
@@ -84,6 +90,12 @@ func (r *Responder) input(f []byte) {
 		r.Msgs++
 		r.Bytes += uint64(len(payload))
 		binary.BigEndian.PutUint32(r.ack[:], h.Seqno)
-		r.link.Deliver(Frame(r.out[:], ServerMAC, ClientMAC, ServerPrefix.Addr(), ClientAddr, r.port, wire.ClientPort, r.ack[:]))
+		ack := r.ack[:]
+		if r.Lists && h.Type != wire.Herald {
+			n, _ := wire.PutAckList(r.list[:], r.ack[:], r.prev[:])
+			ack = r.list[:n]
+		}
+		r.prev = r.ack
+		r.link.Deliver(Frame(r.out[:], ServerMAC, ClientMAC, ServerPrefix.Addr(), ClientAddr, r.port, wire.ClientPort, ack))
 	}
 }

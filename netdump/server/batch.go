@@ -113,7 +113,9 @@ func (c *session) flushAcks() {
 	if len(c.acks) == 0 {
 		return
 	}
-	if c.bconn != nil {
+	if c.lists != nil {
+		c.sendLists()
+	} else if c.bconn != nil {
 		if err := c.bconn.WriteTrain(c.acks, wire.AckSize); err != nil && !c.stopping() {
 			c.s.logf(LevelError, "send(): %s", strerror(err))
 		}
@@ -123,6 +125,40 @@ func (c *session) flushAcks() {
 		}
 	}
 	c.acks = c.acks[:0]
+}
+
+// ackLists is what a session that sends ACK lists keeps: the seqnos the
+// last list acknowledged fresh, which the next one repeats, and the
+// list's buffer.
+type ackLists struct {
+	prev  [listFresh * wire.AckSize]byte
+	nPrev int
+	buf   [wire.MaxAckListSize]byte
+}
+
+// listFresh is the most fresh seqnos a list carries: the rest of it
+// repeats the previous list's, so each seqno goes in two lists and is
+// lost only with both.
+const listFresh = wire.MaxAckList / 2
+
+// sendLists sends the queued ACKs as lists, listFresh at most in each.
+// Where a batch has one ACK and nothing to repeat, the list would be a
+// 4-byte ACK with a header: it goes as that ACK.
+func (c *session) sendLists() {
+	l := c.lists
+	for fresh := c.acks; len(fresh) > 0; {
+		f := fresh[:min(len(fresh), listFresh*wire.AckSize)]
+		fresh = fresh[len(f):]
+		if len(f) == wire.AckSize && l.nPrev == 0 {
+			c.send(f)
+		} else if n, err := wire.PutAckList(l.buf[:], f, l.prev[:l.nPrev]); err == nil {
+			c.send(l.buf[:n])
+		} else {
+			c.s.logf(LevelError, "ACK list: %s", err)
+			return
+		}
+		l.nPrev = copy(l.prev[:], f)
+	}
 }
 
 // sizeRecvBuffer makes the socket hold the server's window of datagrams
@@ -139,7 +175,7 @@ func (c *session) sizeRecvBuffer(n int) {
 	}
 	c.rcvBuf = want
 	s := c.s
-	if bc, ok := c.conn.(transport.BatchConn); ok {
+	if bc, ok := c.conn.(transport.KernelBuffer); ok {
 		got, forced, err := bc.SizeReadBuffer(want)
 		s.rcvbufOnce.Do(func() {
 			how := "SO_RCVBUFFORCE"

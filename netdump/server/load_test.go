@@ -329,7 +329,13 @@ func TestIngestAllocs(t *testing.T) {
 // wrapNetwork's client sockets are the OS's, wrapped.
 type wrapNetwork struct {
 	OSNetwork
-	wrap func(transport.BatchConn) ClientConn
+	wrap func(osConn) ClientConn
+}
+
+// osConn is what OSNetwork's client sockets are.
+type osConn interface {
+	transport.BatchConn
+	transport.KernelBuffer
 }
 
 func (n wrapNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (ClientConn, error) {
@@ -337,17 +343,17 @@ func (n wrapNetwork) DialClient(local netip.Addr, remote netip.AddrPort) (Client
 	if err != nil {
 		return nil, err
 	}
-	return n.wrap(c.(transport.BatchConn)), nil
+	return n.wrap(c.(osConn)), nil
 }
 
 // allocNetwork's client sockets allocate a source address for every
 // datagram they read.
-var allocNetwork = wrapNetwork{wrap: func(c transport.BatchConn) ClientConn { return allocConn{c} }}
+var allocNetwork = wrapNetwork{wrap: func(c osConn) ClientConn { return allocConn{c} }}
 
-type allocConn struct{ transport.BatchConn }
+type allocConn struct{ osConn }
 
 func (c allocConn) ReadBatch(ms []ipv4.Message) (int, error) {
-	n, err := c.BatchConn.ReadBatch(ms)
+	n, err := c.osConn.ReadBatch(ms)
 	for i := range n {
 		ms[i].Addr = &net.UDPAddr{Port: i}
 	}
@@ -409,8 +415,8 @@ func TestSparse(t *testing.T) {
 
 // noGRONetwork's client sockets read one datagram at a time, as where
 // the kernel has no UDP_GRO.
-var noGRONetwork = wrapNetwork{wrap: func(c transport.BatchConn) ClientConn { return noGROConn{c} }}
+var noGRONetwork = wrapNetwork{wrap: func(c osConn) ClientConn { return noGROConn{c} }}
 
-type noGROConn struct{ transport.BatchConn }
+type noGROConn struct{ osConn }
 
 func (noGROConn) GRO() bool { return false }

@@ -349,14 +349,14 @@ func (s *Server) Run() error {
 			s.logf(LevelError, "netdump_cap_herald(): Invalid argument")
 			continue
 		}
-		s.heraldFrom(src.Addr(), dst, h.Seqno, wire.HeraldPath(payload))
+		s.heraldFrom(src.Addr(), dst, h, wire.HeraldPath(payload))
 	}
 }
 
 // heraldFrom handles a valid HERALD (netdumpd's server_event). Nothing
 // here waits on anything but local system calls.
-func (s *Server) heraldFrom(ip, dst netip.Addr, seqno uint32, path []byte) {
-	now := time.Now()
+func (s *Server) heraldFrom(ip, dst netip.Addr, h wire.Header, path []byte) {
+	now, seqno := time.Now(), h.Seqno
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -420,7 +420,7 @@ func (s *Server) heraldFrom(ip, dst netip.Addr, seqno uint32, path []byte) {
 		s.limitHit(limitHalfOpen, "Dropping the session of %s: %d sessions wait for their first data, the limit", evict.ip, s.cfg.MaxHalfOpen)
 	}
 
-	sess := s.newSession(ip, dst, seqno, path)
+	sess := s.newSession(ip, dst, seqno, h.Aux2 == wire.AckLists, path)
 	if sess == nil {
 		s.sessWG.Done()
 		s.logf(LevelError, "server_event(): new client allocation failure")

@@ -103,11 +103,12 @@ type session struct {
 	gro    bool            // reads may hold several datagrams (UDP_GRO)
 	first  [1]ipv4.Message // reads into buf with GRO
 	rx     rx
-	growRx bool   // a datagram did not fit rx
-	acks   []byte // ACKs queued, sent after each batch
-	rcvBuf int    // the receive buffer asked for
-	rcvFor int    // the largest datagram it was sized for
-	rbuf   []byte // read-back scratch
+	growRx bool      // a datagram did not fit rx
+	acks   []byte    // ACKs queued, sent after each batch
+	lists  *ackLists // the client takes ACK lists
+	rcvBuf int       // the receive buffer asked for
+	rcvFor int       // the largest datagram it was sized for
+	rbuf   []byte    // read-back scratch
 
 	pieces [][2]uint64 // scratch: new parts of a message
 
@@ -133,7 +134,7 @@ type session struct {
 	kdhConflict bool // a second, different header came
 }
 
-func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *session {
+func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, lists bool, herald []byte) *session {
 	conn, err := s.cfg.Network.DialClient(dst, netip.AddrPortFrom(ip, s.cfg.AckPort))
 	if err != nil {
 		s.logf(LevelError, "netdump_cap_herald(): %s", strerror(err))
@@ -149,6 +150,9 @@ func (s *Server) newSession(ip, dst netip.Addr, seqno uint32, herald []byte) *se
 		started:   time.Now(),
 		stopCh:    make(chan struct{}),
 		acks:      make([]byte, 0, batchMax*wire.AckSize),
+	}
+	if lists {
+		c.lists = &ackLists{}
 	}
 	c.bconn, _ = conn.(transport.BatchConn)
 	if c.bconn != nil && c.bconn.GRO() {

@@ -33,6 +33,11 @@ type BatchConn interface {
 	// segmentation offload one trip through the stack, yet separate
 	// datagrams on the wire.
 	WriteTrain(b []byte, size int) error
+}
+
+// KernelBuffer is a ClientConn whose receive buffer the kernel sizes.
+// OSNetwork's client sockets are KernelBuffers.
+type KernelBuffer interface {
 	// SizeReadBuffer asks for a receive buffer of bytes, beyond
 	// net.core.rmem_max when the process may (SO_RCVBUFFORCE), and
 	// reports the size the kernel gave (it doubles the request for its
@@ -228,4 +233,7 @@ func (o *osClient) SizeReadBuffer(bytes int) (int, bool, error) {
 	return got, forced, err
 }
 
-var _ BatchConn = (*osClient)(nil)
+var (
+	_ BatchConn    = (*osClient)(nil)
+	_ KernelBuffer = (*osClient)(nil)
+)

@@ -14,6 +14,7 @@ var (
 	ErrTooLarge    = &Error{"payload larger than a UDP datagram can carry"}
 	ErrType        = &Error{"unknown message type"}
 	ErrNotAck      = &Error{"not a 4-byte ACK"}
+	ErrNotAckList  = &Error{"not an ACK list"}
 	ErrShortBuffer = &Error{"buffer too small"}
 	ErrShortKDH    = &Error{"kernel dump header shorter than 512 bytes"}
 	ErrKeyShort    = &Error{"key blob shorter than its 37-byte header"}

@@ -40,6 +40,25 @@ func FuzzParseAck(f *testing.F) {
 	})
 }
 
+func FuzzParseAckList(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 9})
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 8})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := ParseAckList(b)
+		if err != nil {
+			return
+		}
+		if l.Fresh() < 1 || l.Fresh() > l.Len() || l.Len() > MaxAckList {
+			t.Fatalf("fresh %d of %d", l.Fresh(), l.Len())
+		}
+		var out [MaxAckListSize]byte
+		f := 4 + 4*l.Fresh()
+		if n, err := PutAckList(out[:], b[4:f], b[f:]); err != nil || !bytes.Equal(out[:n], b) {
+			t.Fatalf("re-encoding differs: %v", err)
+		}
+	})
+}
+
 func FuzzParseKDH(f *testing.F) {
 	var b [KDHSize]byte
 	sampleKDH().Put(b[:])

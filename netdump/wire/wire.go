@@ -65,10 +65,11 @@ const (
 
 // Header is struct netdump_msg_hdr.
 //
-// Aux2 is ignored by FreeBSD's netdumpd. tamadump uses it in one place: a
+// Aux2 is ignored by FreeBSD's netdumpd. tamadump uses it in two places: a
 // VMCORE message with Len 0 and Aux2 != 0 declares that Aux2 bytes starting
-// at Offset are zero and were deliberately not sent (zero-page elision).
-// Older servers write nothing for it, which leaves the same hole.
+// at Offset are zero and were deliberately not sent (zero-page elision;
+// older servers write nothing for it, which leaves the same hole), and a
+// HERALD with Aux2 = AckLists asks for ACK lists.
 type Header struct {
 	Type   MsgType
 	Seqno  uint32
@@ -163,6 +164,68 @@ func ParseAck(b []byte) (uint32, error) {
 		return 0, ErrNotAck
 	}
 	return binary.BigEndian.Uint32(b), nil
+}
+
+// AckLists in a HERALD's Aux2 says the client takes ACK lists: one
+// datagram that acknowledges several messages. FreeBSD's netdumpd ignores
+// Aux2 and acknowledges each message on its own (and FreeBSD's client,
+// which sends 0, takes only 4-byte ACKs); netgdb's HERALD uses another
+// value.
+const AckLists uint32 = 0x746d616c // "tmal"
+
+// An ACK list is a header, the count of fresh seqnos (BE u32), and that
+// many fresh seqnos followed by repeated ones: seqnos the previous list
+// acknowledged, sent again so that one lost list loses no acknowledgement.
+// A fresh seqno's ACK is what a 4-byte ACK would be; a repeated one only
+// says the message arrived, some time ago. It is at least 8 bytes, so
+// never taken for a 4-byte ACK.
+const (
+	// MaxAckList is the most seqnos a list holds: its datagram, 1052
+	// bytes over IPv4 and 1072 over IPv6, fits any MTU netdump runs on
+	// (payloads of at least 1024 bytes) and IPv6's minimum.
+	MaxAckList = 256
+	// MaxAckListSize is the longest ACK list.
+	MaxAckListSize = 4 + 4*MaxAckList
+)
+
+// AckList is a view of an ACK list.
+type AckList []byte
+
+// ParseAckList checks b for an ACK list: at least one fresh seqno, no
+// more than MaxAckList in all, whole seqnos. The list aliases b.
+func ParseAckList(b []byte) (AckList, error) {
+	if len(b) < 8 || len(b) > MaxAckListSize || len(b)%4 != 0 {
+		return nil, ErrNotAckList
+	}
+	if f := binary.BigEndian.Uint32(b); f == 0 || f > uint32(len(b)/4-1) {
+		return nil, ErrNotAckList
+	}
+	return AckList(b), nil
+}
+
+// Len is the number of seqnos in l, fresh and repeated.
+func (l AckList) Len() int { return len(l)/4 - 1 }
+
+// Fresh is the number of fresh seqnos: Seqno(i) for i < Fresh().
+func (l AckList) Fresh() int { return int(binary.BigEndian.Uint32(l)) }
+
+// Seqno is the i-th seqno.
+func (l AckList) Seqno(i int) uint32 { return binary.BigEndian.Uint32(l[4+4*i:]) }
+
+// PutAckList writes the list of fresh then repeated seqnos into b and
+// returns its length. fresh and repeated are 4-byte ACKs back to back;
+// fresh holds at least one, and together at most MaxAckList.
+func PutAckList(b, fresh, repeated []byte) (int, error) {
+	n := 4 + len(fresh) + len(repeated)
+	switch {
+	case len(fresh) < AckSize || len(fresh)%AckSize != 0 || len(repeated)%AckSize != 0 || n > MaxAckListSize:
+		return 0, ErrNotAckList
+	case len(b) < n:
+		return 0, ErrShortBuffer
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(fresh)/AckSize))
+	copy(b[4+copy(b[4:], fresh):], repeated)
+	return n, nil
 }
 
 // HeraldPath returns the path a HERALD payload names, or "" (use the

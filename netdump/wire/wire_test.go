@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"testing"
@@ -66,6 +67,60 @@ func TestAck(t *testing.T) {
 		if _, err := ParseAck(make([]byte, n)); err != ErrNotAck {
 			t.Errorf("len %d: %v", n, err)
 		}
+	}
+}
+
+func TestAckList(t *testing.T) {
+	acks := func(seqnos ...uint32) []byte {
+		var b []byte
+		for _, s := range seqnos {
+			b = binary.BigEndian.AppendUint32(b, s)
+		}
+		return b
+	}
+	var b [MaxAckListSize]byte
+	n, err := PutAckList(b[:], acks(7, 8, 9), acks(5, 6))
+	if err != nil || hex.EncodeToString(b[:n]) != "00000003"+"00000007000000080000000900000005"+"00000006" {
+		t.Fatalf("%x, %v", b[:n], err)
+	}
+	l, err := ParseAckList(b[:n])
+	if err != nil || l.Len() != 5 || l.Fresh() != 3 {
+		t.Fatal(l, err)
+	}
+	for i, want := range []uint32{7, 8, 9, 5, 6} {
+		if l.Seqno(i) != want {
+			t.Errorf("seqno %d: %d, want %d", i, l.Seqno(i), want)
+		}
+	}
+	// A 4-byte ACK is never a list, nor a list a 4-byte ACK.
+	if _, err := ParseAck(b[:n]); err != ErrNotAck {
+		t.Errorf("a list parsed as an ACK: %v", err)
+	}
+	for name, bad := range map[string][]byte{
+		"ACK":             acks(1),
+		"no fresh":        acks(0, 1),
+		"fresh past end":  acks(2, 1),
+		"partial seqno":   append(acks(1, 1), 0),
+		"too long":        append(acks(1), make([]byte, 4*MaxAckList+4)...),
+		"header only":     acks(0),
+		"empty":           nil,
+		"fresh very high": acks(0xffffffff, 1),
+	} {
+		if _, err := ParseAckList(bad); err != ErrNotAckList {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := PutAckList(b[:], nil, acks(1)); err != ErrNotAckList {
+		t.Errorf("no fresh seqno: %v", err)
+	}
+	if _, err := PutAckList(b[:], make([]byte, 4*MaxAckList), acks(1)); err != ErrNotAckList {
+		t.Errorf("over MaxAckList: %v", err)
+	}
+	if _, err := PutAckList(b[:8], acks(1, 2), nil); err != ErrShortBuffer {
+		t.Errorf("short buffer: %v", err)
+	}
+	if n, err := PutAckList(b[:], make([]byte, 4*MaxAckList), nil); err != nil || n != MaxAckListSize {
+		t.Errorf("a full list: %d, %v", n, err)
 	}
 }
 
@@ -213,6 +268,12 @@ func TestNoAllocation(t *testing.T) {
 		}
 		_, _, _ = ParseMessage(m[:10])
 		_, _ = ParseAck(m[:4])
+		if n, _ := PutAckList(msg[:], payload[:8], payload[:4]); n != 16 {
+			panic("ack list")
+		}
+		if l, _ := ParseAckList(msg[:16]); l.Seqno(l.Len()-1) != 0 {
+			panic("ack list round trip")
+		}
 		_, _ = k.Put(kdh[:])
 		_ = ParseKDH(kdh[:], &g)
 		_, _ = ParseKey(kdh[:])

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"syscall"
 
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -46,7 +48,7 @@ func (n network) DialClient(local netip.Addr, remote netip.AddrPort) (transport.
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{UDPConn: c, ep: ep, mtu: n.s.MTU()}, nil
+	return &clientConn{UDPConn: c, ep: ep, mtu: n.s.MTU(), first: make([]byte, 1<<16)}, nil
 }
 
 type heraldConn struct {
@@ -66,11 +68,14 @@ func (h *heraldConn) ReadHerald(b []byte) (int, netip.AddrPort, netip.Addr, erro
 func (h *heraldConn) Addr() netip.AddrPort { return h.addr }
 func (h *heraldConn) Close() error         { return h.c.Close() }
 
-// clientConn adapts gonet.UDPConn to transport.ClientConn.
+// clientConn adapts gonet.UDPConn to transport.BatchConn, so that the
+// server answers what one read finds with one train of ACKs (or one ACK
+// list), as on the host's sockets.
 type clientConn struct {
 	*gonet.UDPConn
-	ep  tcpip.Endpoint
-	mtu uint32
+	ep    tcpip.Endpoint
+	mtu   uint32
+	first []byte // the blocking read's buffer: any datagram fits
 }
 
 // inFlight is how many datagrams a client may send unacked: the largest
@@ -91,6 +96,53 @@ func (c *clientConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// ReadBatch waits for a datagram, then takes those queued behind it
+// without waiting. A datagram longer than its buffer is cut and flagged
+// MSG_TRUNC, as recvmmsg does.
+func (c *clientConn) ReadBatch(ms []ipv4.Message) (int, error) {
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	n, err := c.Read(c.first)
+	if err != nil {
+		return 0, err
+	}
+	setRead(&ms[0], copy(ms[0].Buffers[0], c.first[:n]), n)
+	k := 1
+	for ; k < len(ms); k++ {
+		w := tcpip.SliceWriter(ms[k].Buffers[0])
+		res, terr := c.ep.Read(&w, tcpip.ReadOptions{})
+		if terr != nil {
+			break // nothing queued (or an error the next wait reports)
+		}
+		setRead(&ms[k], res.Count, res.Total)
+	}
+	return k, nil
+}
+
+// setRead records that m holds n bytes of a datagram of total bytes.
+func setRead(m *ipv4.Message, n, total int) {
+	m.N, m.NN, m.Flags = n, 0, 0
+	if total > n {
+		m.Flags = unix.MSG_TRUNC
+	}
+}
+
+// GRO is false: the stack delivers each datagram on its own.
+func (c *clientConn) GRO() bool { return false }
+
+// WriteTrain sends b's datagrams one by one.
+func (c *clientConn) WriteTrain(b []byte, size int) error {
+	for len(b) > 0 {
+		k := min(size, len(b))
+		if _, err := c.Write(b[:k]); err != nil {
+			return err
+		}
+		b = b[k:]
+	}
+	return nil
+}
+
 // SetReadBuffer sets the receive queue (gVisor counts payload bytes), but
 // never below what a client's in-flight datagrams at this MTU need:
 // drops there are silent and cost the client a one-second retransmit.
@@ -99,4 +151,4 @@ func (c *clientConn) SetReadBuffer(bytes int) error {
 	return nil
 }
 
-var _ transport.ClientConn = (*clientConn)(nil)
+var _ transport.BatchConn = (*clientConn)(nil)

@@ -89,6 +89,10 @@ type Client struct {
 	// giving up.
 	RTO     time.Duration
 	Retries int
+	// Lists asks for ACK lists in the HERALD; AckDatagrams counts the
+	// ACKs and lists received.
+	Lists        bool
+	AckDatagrams int
 
 	slab []byte
 	pkts [MaxInFlight][]byte
@@ -106,6 +110,9 @@ func New(conn Conn, server netip.AddrPort) *Client {
 // Seq is the seqno the next message gets.
 func (c *Client) Seq() uint32 { return c.seq }
 
+// Skip moves Seq on by n, past messages sent raw.
+func (c *Client) Skip(n uint32) { c.seq += n }
+
 // DataAddr is where messages go after the HERALD.
 func (c *Client) DataAddr() netip.AddrPort { return c.data }
 
@@ -117,7 +124,11 @@ func (c *Client) Herald(path string) error {
 		p = append([]byte(path), 0)
 	}
 	c.data = netip.AddrPort{}
-	return c.send(c.herald, []Msg{{Type: wire.Herald, Payload: p}})
+	m := Msg{Type: wire.Herald, Payload: p}
+	if c.Lists {
+		m.Aux2 = wire.AckLists
+	}
+	return c.send(c.herald, []Msg{m})
 }
 
 // Send sends up to MaxInFlight messages as one batch and waits until all
@@ -138,8 +149,8 @@ func (c *Client) SendRaw(b []byte) error { return c.conn.WriteTo(b, c.data) }
 // SendRawTo sends one datagram anywhere, without waiting.
 func (c *Client) SendRawTo(b []byte, to netip.AddrPort) error { return c.conn.WriteTo(b, to) }
 
-// Expect waits up to d for an ACK of seqno; any other datagram is
-// skipped. It reports whether one came.
+// Expect waits up to d for an ACK of seqno (alone or in a list); any
+// other datagram is skipped. It reports whether one came.
 func (c *Client) Expect(seqno uint32, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	c.conn.SetReadDeadline(deadline)
@@ -148,10 +159,37 @@ func (c *Client) Expect(seqno uint32, d time.Duration) bool {
 		if err != nil {
 			return false
 		}
-		if a, err := wire.ParseAck(c.rbuf[:n]); err == nil && a == seqno {
+		found := false
+		forAcks(c.rbuf[:n], func(a uint32) { found = found || a == seqno })
+		if found {
 			return true
 		}
 	}
+}
+
+// ReadAck waits up to d for the next datagram on the ACK port and reads
+// it into b.
+func (c *Client) ReadAck(b []byte, d time.Duration) (int, error) {
+	c.conn.SetReadDeadline(time.Now().Add(d))
+	n, _, err := c.conn.ReadFrom(b)
+	return n, err
+}
+
+// forAcks calls f with each seqno b acknowledges, as an ACK or in an ACK
+// list, and reports whether b is either.
+func forAcks(b []byte, f func(uint32)) bool {
+	if a, err := wire.ParseAck(b); err == nil {
+		f(a)
+		return true
+	}
+	l, err := wire.ParseAckList(b)
+	if err != nil {
+		return false
+	}
+	for i := range l.Len() {
+		f(l.Seqno(i))
+	}
+	return true
 }
 
 func (c *Client) send(to netip.AddrPort, msgs []Msg) error {
@@ -196,15 +234,16 @@ func (c *Client) send(to netip.AddrPort, msgs []Msg) error {
 			if from.Addr() != c.herald.Addr() {
 				continue
 			}
-			a, err := wire.ParseAck(c.rbuf[:n])
-			if err != nil {
+			if !forAcks(c.rbuf[:n], func(a uint32) {
+				if d := a - c.seq; d < uint32(len(msgs)) {
+					got |= 1 << d
+				}
+			}) {
 				continue
 			}
+			c.AckDatagrams++
 			if !c.data.IsValid() {
 				c.data = from
-			}
-			if d := a - c.seq; d < uint32(len(msgs)) {
-				got |= 1 << d
 			}
 		}
 		if got == want {

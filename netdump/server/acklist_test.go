@@ -1,0 +1,128 @@
+package server
+
+import (
+	"bytes"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tamadump/tamadump/netdump/wire"
+)
+
+// TestAckLists: a client whose HERALD asks for ACK lists gets every
+// message of a window acknowledged fresh exactly once, each list repeating
+// what the datagram before it acknowledged fresh, and its dump is whole.
+// A client that does not ask (FreeBSD's) gets 4-byte ACKs only, one per
+// message. (How few lists a window takes depends on how many datagrams
+// each read finds: the benchmarks count them.)
+func TestAckLists(t *testing.T) {
+	h := newHarness(t, nil)
+	const n, size = 64, 1400
+	core := pattern(7, n*size)
+	for i, lists := range []bool{true, false} {
+		c := h.client(byte(30 + i))
+		c.Lists = lists
+		if err := c.Herald(""); err != nil {
+			t.Fatal(err)
+		}
+		first := c.Seq()
+		var b [wire.HeaderSize + size]byte
+		for k := range uint32(n) {
+			off := int(k) * size
+			m, _ := wire.AppendMessage(b[:], wire.Header{Type: wire.VMCore, Seqno: first + k, Offset: uint64(off)}, core[off:off+size])
+			if err := c.SendRaw(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fresh := map[uint32]int{}
+		var prev []uint32 // the last datagram's fresh seqnos
+		datagrams := 0
+		for len(fresh) < n {
+			var r [wire.MaxAckListSize + 1]byte
+			k, err := c.ReadAck(r[:], 2*time.Second)
+			if err != nil {
+				t.Fatalf("lists %v: %d of %d messages acknowledged: %v", lists, len(fresh), n, err)
+			}
+			datagrams++
+			var now []uint32
+			if a, err := wire.ParseAck(r[:k]); err == nil {
+				now = []uint32{a}
+			} else if l, err := wire.ParseAckList(r[:k]); err == nil && lists {
+				for j := range l.Fresh() {
+					now = append(now, l.Seqno(j))
+				}
+				var rep []uint32
+				for j := l.Fresh(); j < l.Len(); j++ {
+					rep = append(rep, l.Seqno(j))
+				}
+				if !slices.Equal(rep, prev) {
+					t.Errorf("list repeats %v, the datagram before acknowledged %v", rep, prev)
+				}
+			} else {
+				t.Fatalf("lists %v: a %d-byte datagram %x", lists, k, r[:k])
+			}
+			for _, a := range now {
+				fresh[a]++
+			}
+			prev = now
+		}
+		for k := range uint32(n) {
+			if fresh[first+k] != 1 {
+				t.Errorf("lists %v: seqno %d acknowledged fresh %d times", lists, first+k, fresh[first+k])
+			}
+		}
+		t.Logf("lists %v: %d messages acknowledged in %d datagrams", lists, n, datagrams)
+		c.Skip(n)
+		if err := c.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		host := net.IPv4(127, 0, 21, byte(30+i)).String()
+		h.log.waitLog(t, "Completed dump from client "+host, 1)
+		if got := h.read("vmcore." + host + ".0"); !bytes.Equal(got, core) {
+			t.Errorf("lists %v: vmcore differs (%d bytes)", lists, len(got))
+		}
+	}
+}
+
+// TestAckListRepeats: each list repeats the seqnos the previous one
+// acknowledged fresh, so a list lost on the way costs the client nothing;
+// the first ACK after the HERALD, with nothing to repeat, is a plain one.
+func TestAckListRepeats(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(40)
+	c.Lists = true
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	raw := func(seq uint32) {
+		var b [wire.HeaderSize + 100]byte
+		m, _ := wire.AppendMessage(b[:], wire.Header{Type: wire.VMCore, Seqno: seq, Offset: uint64(seq) * 100}, make([]byte, 100))
+		if err := c.SendRaw(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := func() []byte {
+		b := make([]byte, 2048)
+		n, err := c.ReadAck(b, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b[:n]
+	}
+	raw(2)
+	if a, err := wire.ParseAck(got()); err != nil || a != 2 {
+		t.Fatalf("first ACK: %d, %v; want a plain ACK of 2", a, err)
+	}
+	for seq := uint32(3); seq < 6; seq++ {
+		raw(seq)
+		b := got()
+		l, err := wire.ParseAckList(b)
+		if err != nil {
+			t.Fatalf("seqno %d: %x is no list: %v", seq, b, err)
+		}
+		if l.Len() != 2 || l.Fresh() != 1 || l.Seqno(0) != seq || l.Seqno(1) != seq-1 {
+			t.Fatalf("seqno %d: list %x, want %d fresh and %d repeated", seq, b, seq, seq-1)
+		}
+	}
+}
