@@ -191,7 +191,7 @@ func sameTuning(a, b client.Config) bool {
 	return a.ServerPort == b.ServerPort && a.ClientPort == b.ClientPort &&
 		a.Polls == b.Polls && a.PollDelay == b.PollDelay && a.Retries == b.Retries &&
 		a.ARPRetries == b.ARPRetries && a.Window == b.Window && a.MaxWindow == b.MaxWindow && a.Batch == b.Batch &&
-		a.SendZeros == b.SendZeros && a.Encrypt == b.Encrypt && a.ElideEncrypted == b.ElideEncrypted
+		a.SendZeros == b.SendZeros && a.SingleAcks == b.SingleAcks && a.Encrypt == b.Encrypt && a.ElideEncrypted == b.ElideEncrypted
 }
 
 // Off turns dumping off until the next Configure.

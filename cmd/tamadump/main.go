@@ -17,6 +17,8 @@
 //	hostname=NAME
 //	crash=boom|nil|write|index|fault|fatal|goroutine  crash=... after crashdelay=DURATION (tests)
 //	fill=MiB|free   random data on the heap before the prompt (tests of dumps at scale)
+//	acks=lists|single  ask the server for ACK lists (the default), or for
+//	             one ACK per message as FreeBSD's client does
 package main
 
 import (
@@ -55,6 +57,7 @@ var (
 	cipher     string
 	elide      = "off"
 	fill       string
+	acks       = "lists"
 )
 
 // Pattern is memory the image fills before anything can crash, so that a
@@ -120,7 +123,7 @@ func set(out io.Writer, w string) {
 		"server": &server, "client": &clientAddr, "gateway": &gateway, "path": &path,
 		"nic": &nicName, "debug": &debug, "after": &after, "hostname": &hostname,
 		"crash": &crash, "crashdelay": &crashDelay, "pubkey": &pubkey, "cipher": &cipher, "elide": &elide,
-		"fill": &fill,
+		"fill": &fill, "acks": &acks,
 	}[k]
 	if p == nil {
 		fmt.Fprintf(out, "ignoring unknown setting %q\r\n", k)
@@ -161,6 +164,15 @@ func (img *image) configureDefaults() {
 		// The key material is made now, before anything can crash.
 		cfg.Encrypt, err = ddb.NewEncryptor([]byte(pubkey), cipher, rand.Reader)
 		cfg.ElideEncrypted = elide == "on"
+	}
+	if err == nil {
+		switch acks {
+		case "single":
+			cfg.SingleAcks = true
+		case "lists":
+		default:
+			err = fmt.Errorf("acks=%q: want lists or single", acks)
+		}
 	}
 	if err == nil {
 		err = img.dumper.Configure(cfg)
@@ -217,7 +229,8 @@ func (img *image) crashed(c *board.Crash) {
 		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
 			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions (").
 			U(st.Refused).S(" refused by the NIC, ").U(st.Early).S(" early, ").U(st.Probes).S(" probes, ").U(st.Timeouts).S(" on timeout, ").
-			U(st.Spurious).S(" spurious); transfer ").U(uint64(st.Body.Microseconds())).S(" us, its tail ").
+			U(st.Spurious).S(" spurious); ").U(st.AckDatagrams).S(" ACK datagrams, ").U(st.Repeated).S(" ACKs from repeats; transfer ").
+			U(uint64(st.Body.Microseconds())).S(" us, its tail ").
 			U(uint64(st.Tail.Microseconds())).S(" us\r\n").Flush()
 	}
 	code := 0

@@ -159,6 +159,7 @@ type dumpResult struct {
 	bytes, zero uint64        // VMCORE bytes sent, declared zero
 	elapsed     time.Duration // the client's Dump, as the guest measured it
 	transfer    time.Duration // its first VMCORE to the KDH's ACK
+	acks        uint64        // ACK datagrams the guest received
 	phases      [6]uint64     // µs: zero-scan copy checksum driver ack-wait other
 	phaseTotal  uint64        // µs
 }
@@ -167,7 +168,7 @@ var phaseNames = [6]string{"zero-scan", "copy", "checksum", "driver", "ack-wait"
 
 var (
 	statsLine    = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
-	transferLine = regexp.MustCompile(`; transfer (\d+) us, its tail`)
+	transferLine = regexp.MustCompile(`; (\d+) ACK datagrams, \d+ ACKs from repeats; transfer (\d+) us, its tail`)
 	phasesLine   = regexp.MustCompile(`netdump phases \(us\): zero-scan (\d+) copy (\d+) checksum (\d+) driver (\d+) ack-wait (\d+) other (\d+) of (\d+) \(`)
 )
 
@@ -213,7 +214,8 @@ func parseDump(tb testing.TB, console string) dumpResult {
 	}
 	r.phaseTotal = atoi(p[7])
 	r.elapsed = time.Duration(r.phaseTotal) * time.Microsecond
-	r.transfer = time.Duration(atoi(x[1])) * time.Microsecond
+	r.acks = atoi(x[1])
+	r.transfer = time.Duration(atoi(x[2])) * time.Microsecond
 	return r
 }
 
