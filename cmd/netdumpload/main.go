@@ -70,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		label    = fs.String("label", "server", "name printed with the figures")
 		verbose  = fs.Bool("v", false, "pass the server's output through")
 		trains   = fs.Bool("trains", true, "send runs of messages with UDP segmentation offload (one datagram per message on the wire, less client CPU)")
+		lists    = fs.Bool("lists", false, "ask for ACK lists, as tamadump's client does (FreeBSD's client and servers do not)")
 		dumpSize = size(64 << 20)
 	)
 	fs.Var(&dumpSize, "size", "vmcore bytes per session (K, M, G suffixes)")
@@ -157,7 +158,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			cfg := loadgen.Session{
 				Local: locals[i], Server: srv, Size: int64(dumpSize), Payload: *payload, Window: *window,
-				Seed: seeds[i], RTO: *rto, Trains: *trains,
+				Seed: seeds[i], RTO: *rto, Trains: *trains, Lists: *lists,
 				BeforeFinish: func(data netip.AddrPort) {
 					d, ok := loadgen.SocketDrops(data, locals[i])
 					mu.Lock()

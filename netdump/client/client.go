@@ -755,18 +755,13 @@ func (c *Client) transmit(s *slot) error {
 // ack is the endpoint's handler for datagrams from the server: an ACK,
 // or an ACK list.
 func (c *Client) ack(srcPort uint16, payload []byte) {
-	if seq, err := wire.ParseAck(payload); err == nil {
-		c.stats.AckDatagrams++
-		c.acked(srcPort, seq, true)
-		return
-	}
-	l, err := wire.ParseAckList(payload)
+	a, err := wire.ParseAcks(payload)
 	if err != nil {
 		return
 	}
 	c.stats.AckDatagrams++
-	for i := range l.Len() {
-		c.acked(srcPort, l.Seqno(i), i < l.Fresh())
+	for i := range a.Len() {
+		c.acked(srcPort, a.Seqno(i), i < a.Fresh())
 	}
 }
 

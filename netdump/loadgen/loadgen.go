@@ -48,6 +48,9 @@ type Session struct {
 	// deliver), so that the client costs less than the server it
 	// measures. Without it, or where the kernel refuses, sendmmsg.
 	Trains bool
+	// Lists asks for ACK lists in the HERALD (as tamadump's client does;
+	// FreeBSD's server ignores it).
+	Lists bool
 	// BeforeFinish, if set, runs once every data message is
 	// acknowledged and before the KDH, with the server's data port (the
 	// session socket is still open then).
@@ -200,7 +203,11 @@ func Run(cfg Session) (Result, error) {
 
 func (c *client) run() error {
 	seq := uint32(1)
-	if err := c.single(net.UDPAddrFromAddrPort(c.cfg.Server), wire.Header{Type: wire.Herald, Seqno: seq}, nil, 10, c.cfg.RTO*5); err != nil {
+	herald := wire.Header{Type: wire.Herald, Seqno: seq}
+	if c.cfg.Lists {
+		herald.Aux2 = wire.AckLists
+	}
+	if err := c.single(net.UDPAddrFromAddrPort(c.cfg.Server), herald, nil, 10, c.cfg.RTO*5); err != nil {
 		return fmt.Errorf("HERALD: %w", err)
 	}
 	c.res.Data = c.data.AddrPort()
@@ -244,7 +251,7 @@ func (c *client) single(to *net.UDPAddr, h wire.Header, payload []byte, tries in
 	if _, err := wire.AppendMessage(b, h, payload); err != nil {
 		return err
 	}
-	buf := make([]byte, 64)
+	buf := make([]byte, wire.MaxAckListSize)
 	for try := 0; try < tries; try++ {
 		if _, err := c.conn.WriteToUDP(b, to); err != nil {
 			return err
@@ -259,7 +266,7 @@ func (c *client) single(to *net.UDPAddr, h wire.Header, payload []byte, tries in
 			if err != nil {
 				break
 			}
-			if a, err := wire.ParseAck(buf[:n]); err == nil && a == h.Seqno {
+			if a, err := wire.ParseAcks(buf[:n]); err == nil && a.Has(h.Seqno) {
 				if c.data == nil {
 					c.data = from
 				}
@@ -364,15 +371,15 @@ func (c *client) window(first uint32) (uint32, error) {
 				}
 			}
 			for ; len(b) > 0; b = b[min(seg, len(b)):] {
-				a, err := wire.ParseAck(b[:min(seg, len(b))])
-				if err != nil {
-					continue
+				acks, err := wire.ParseAcks(b[:min(seg, len(b))])
+				for j := 0; err == nil && j < acks.Len(); j++ {
+					a := acks.Seqno(j)
+					idx := int64(a - first)
+					if a < first || idx < base || idx >= next {
+						continue
+					}
+					ring[idx%int64(cfg.Window)].acked = true
 				}
-				idx := int64(a - first)
-				if a < first || idx < base || idx >= next {
-					continue
-				}
-				ring[idx%int64(cfg.Window)].acked = true
 			}
 		}
 		for base < next && ring[base%int64(cfg.Window)].acked {

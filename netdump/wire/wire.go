@@ -212,6 +212,55 @@ func (l AckList) Fresh() int { return int(binary.BigEndian.Uint32(l)) }
 // Seqno is the i-th seqno.
 func (l AckList) Seqno(i int) uint32 { return binary.BigEndian.Uint32(l[4+4*i:]) }
 
+// Acks is a view of a datagram that acknowledges: a 4-byte ACK (one
+// fresh seqno) or an ACK list.
+type Acks []byte
+
+// ParseAcks checks b for either.
+func ParseAcks(b []byte) (Acks, error) {
+	if len(b) == AckSize {
+		return Acks(b), nil
+	}
+	if _, err := ParseAckList(b); err != nil {
+		return nil, err
+	}
+	return Acks(b), nil
+}
+
+// Len is the number of seqnos a acknowledges.
+func (a Acks) Len() int {
+	if len(a) == AckSize {
+		return 1
+	}
+	return AckList(a).Len()
+}
+
+// Fresh is the number of fresh seqnos: Seqno(i) for i < Fresh().
+func (a Acks) Fresh() int {
+	if len(a) == AckSize {
+		return 1
+	}
+	return AckList(a).Fresh()
+}
+
+// Seqno is the i-th seqno.
+func (a Acks) Seqno(i int) uint32 {
+	if len(a) == AckSize {
+		return binary.BigEndian.Uint32(a)
+	}
+	return AckList(a).Seqno(i)
+}
+
+// Has reports whether a acknowledges seqno.
+func (a Acks) Has(seqno uint32) bool {
+	for i := range a.Len() {
+		if a.Seqno(i) == seqno {
+			return true
+		}
+	}
+	return false
+}
+
 // PutAckList writes the list of fresh then repeated seqnos into b and
 // returns its length. fresh and repeated are 4-byte ACKs back to back;
 // fresh holds at least one, and together at most MaxAckList.

@@ -92,6 +92,18 @@ func TestAckList(t *testing.T) {
 			t.Errorf("seqno %d: %d, want %d", i, l.Seqno(i), want)
 		}
 	}
+	if a, err := ParseAcks(b[:n]); err != nil || a.Len() != 5 || a.Fresh() != 3 || a.Seqno(4) != 6 {
+		t.Errorf("the list as Acks: %d seqnos, %d fresh, %v", a.Len(), a.Fresh(), err)
+	}
+	if a, _ := ParseAcks(b[:n]); !a.Has(5) || a.Has(4) {
+		t.Errorf("Has: 5 %v, 4 %v", a.Has(5), a.Has(4))
+	}
+	if a, err := ParseAcks(acks(9)); err != nil || a.Len() != 1 || a.Fresh() != 1 || a.Seqno(0) != 9 {
+		t.Errorf("an ACK as Acks: %v, %v", a, err)
+	}
+	if _, err := ParseAcks(acks(0, 1)); err != ErrNotAckList {
+		t.Errorf("no fresh seqno, as Acks: %v", err)
+	}
 	// A 4-byte ACK is never a list, nor a list a 4-byte ACK.
 	if _, err := ParseAck(b[:n]); err != ErrNotAck {
 		t.Errorf("a list parsed as an ACK: %v", err)

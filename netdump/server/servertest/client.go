@@ -159,9 +159,7 @@ func (c *Client) Expect(seqno uint32, d time.Duration) bool {
 		if err != nil {
 			return false
 		}
-		found := false
-		forAcks(c.rbuf[:n], func(a uint32) { found = found || a == seqno })
-		if found {
+		if a, err := wire.ParseAcks(c.rbuf[:n]); err == nil && a.Has(seqno) {
 			return true
 		}
 	}
@@ -173,23 +171,6 @@ func (c *Client) ReadAck(b []byte, d time.Duration) (int, error) {
 	c.conn.SetReadDeadline(time.Now().Add(d))
 	n, _, err := c.conn.ReadFrom(b)
 	return n, err
-}
-
-// forAcks calls f with each seqno b acknowledges, as an ACK or in an ACK
-// list, and reports whether b is either.
-func forAcks(b []byte, f func(uint32)) bool {
-	if a, err := wire.ParseAck(b); err == nil {
-		f(a)
-		return true
-	}
-	l, err := wire.ParseAckList(b)
-	if err != nil {
-		return false
-	}
-	for i := range l.Len() {
-		f(l.Seqno(i))
-	}
-	return true
 }
 
 func (c *Client) send(to netip.AddrPort, msgs []Msg) error {
@@ -234,12 +215,14 @@ func (c *Client) send(to netip.AddrPort, msgs []Msg) error {
 			if from.Addr() != c.herald.Addr() {
 				continue
 			}
-			if !forAcks(c.rbuf[:n], func(a uint32) {
-				if d := a - c.seq; d < uint32(len(msgs)) {
+			a, err := wire.ParseAcks(c.rbuf[:n])
+			if err != nil {
+				continue
+			}
+			for i := range a.Len() {
+				if d := a.Seqno(i) - c.seq; d < uint32(len(msgs)) {
 					got |= 1 << d
 				}
-			}) {
-				continue
 			}
 			c.AckDatagrams++
 			if !c.data.IsValid() {
