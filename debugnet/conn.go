@@ -106,7 +106,8 @@ type Conn struct {
 	start           time.Time
 	ph              *phases.Counters
 	q               Queuer   // the NIC, when it batches doorbells
-	g               Gatherer // the NIC, when it sends in place and offloads checksums
+	g               Gatherer // the NIC, when it sends in place
+	offload         bool     // g completes checksums
 }
 
 // New prepares an endpoint on nic. handler receives each valid UDP
@@ -146,7 +147,7 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 	c.onFrame = c.input
 	c.q, _ = nic.(Queuer)
 	if g, ok := nic.(Gatherer); ok && g.Gathers() {
-		c.g = g
+		c.g, c.offload = g, g.Offloads()
 	}
 	if c.cfg.Clock == nil {
 		c.cfg.Clock = c.sinceStart
@@ -296,8 +297,9 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 		return ErrTooBig
 	}
 	f := c.frame
-	if len(tail) > 0 && c.hdr+n+len(tail) < minLen {
-		// Too short for the NIC to pad after the tail: copied.
+	if len(tail) > 0 && (c.hdr+n+len(tail) < minLen || !c.offload && n%2 != 0) {
+		// Too short for the NIC to pad after the tail, or a tail whose
+		// bytes the checksum would take at the wrong parity: copied.
 		n += copy(f[c.hdr+n:], tail)
 		tail = nil
 	}
@@ -332,12 +334,12 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 	u.Encode(&c.udp)
 	prev := c.ph.Enter(phases.Checksum)
 	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, c.server, uint16(udpLen+total))
-	if c.g != nil {
+	if c.offload {
 		// The NIC adds the UDP header and payload to the pseudo-header's
 		// sum (and never leaves 0, which means "no checksum").
 		u.SetChecksum(sum)
 	} else {
-		sum = onesSum(f[c.hdr:c.hdr+n], sum)
+		sum = onesSum(tail, onesSum(f[c.hdr:c.hdr+n], sum))
 		sum = ^u.CalculateChecksum(sum)
 		if sum == 0 {
 			sum = 0xffff // 0 means "no checksum" in UDP
@@ -351,9 +353,12 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 	}
 	c.ph.Enter(phases.Driver)
 	var err error
-	if c.g != nil {
+	switch {
+	case c.offload:
 		err = c.g.QueueGather(f[:end], addr, len(tail), Offload{Start: uint16(c.hdr - udpLen), Offset: 6})
-	} else {
+	case tail != nil:
+		err = c.g.QueueGather(f[:end], addr, len(tail), Offload{})
+	default:
 		err = c.transmit(f[:end])
 	}
 	c.ph.Enter(prev)

@@ -140,13 +140,13 @@ func newNIC(t transport, rings bus.DMA, pool *mbufpool.Pool, opt Options) (*NIC,
 
 // per is how many descriptors a slot of queue q takes: one for the
 // header when it has its own (legacy without ANY_LAYOUT), one for the
-// frame, and on TX with checksum offload one for a gathered tail.
+// frame, and on TX one for a gathered tail.
 func (n *NIC) per(q *queue) int {
 	d := 1
 	if n.chain {
 		d++
 	}
-	if q == &n.tx && n.Gathers() {
+	if q == &n.tx {
 		d++
 	}
 	return d

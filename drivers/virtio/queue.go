@@ -20,17 +20,27 @@ func (n *NIC) Flush() {
 
 var _ debugnet.Gatherer = (*NIC)(nil)
 
-// Gathers implements debugnet.Gatherer: the device offered checksum
+// Gathers implements debugnet.Gatherer: every device reads a frame from a
+// chain of descriptors.
+func (n *NIC) Gathers() bool { return true }
+
+// Offloads implements debugnet.Gatherer: the device offered checksum
 // offload (VIRTIO_NET_F_CSUM; QEMU does where its back end takes
-// virtio_net_hdr, a tap, and not on a socket or stream). Every device
-// reads a frame from a chain of descriptors.
-func (n *NIC) Gathers() bool { return n.features&featCSUM != 0 }
+// virtio_net_hdr, a tap, and not on a socket or stream).
+func (n *NIC) Offloads() bool { return n.features&featCSUM != 0 }
 
 // QueueGather implements debugnet.Gatherer: head is copied behind a
-// virtio_net_hdr asking for the checksum (NEEDS_CSUM, csum_start and
-// csum_offset) and tail chained after it in a descriptor of its own.
+// virtio_net_hdr, asking for the checksum (NEEDS_CSUM, csum_start and
+// csum_offset) if sum locates one, and tail chained after it in a
+// descriptor of its own.
 func (n *NIC) QueueGather(head []byte, tail uint64, k int, sum debugnet.Offload) error {
 	if !n.Gathers() {
+		return debugnet.ErrNoGather
+	}
+	if sum == (debugnet.Offload{}) {
+		return n.transmit(head, tail, k, nil, false)
+	}
+	if !n.Offloads() {
 		return debugnet.ErrNoGather
 	}
 	return n.transmit(head, tail, k, &sum, false)

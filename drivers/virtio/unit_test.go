@@ -104,9 +104,10 @@ func TestFakeDevice(t *testing.T) {
 			dev.expectSent(t, make([]byte, 60))
 
 			// A full RX ring: every buffer filled, all polled in order.
-			for i := range slots {
+			rxSlots := len(nic.rxBuf)
+			for i := range rxSlots {
 				if !dev.inject([]byte{byte(i)}) {
-					t.Fatalf("RX buffer %d of %d missing", i, slots)
+					t.Fatalf("RX buffer %d of %d missing", i, rxSlots)
 				}
 			}
 			if dev.inject([]byte{1}) {
@@ -119,8 +120,8 @@ func TestFakeDevice(t *testing.T) {
 				}
 				i++
 			})
-			if i != slots {
-				t.Fatalf("polled %d of %d", i, slots)
+			if i != rxSlots {
+				t.Fatalf("polled %d of %d", i, rxSlots)
 			}
 		})
 	}
@@ -164,7 +165,8 @@ func TestTXStall(t *testing.T) {
 	for ; n < 20 && err == nil; n++ {
 		err = nic.Transmit(nictest.Frame(100, hostMAC, nic.MAC(), byte(n)))
 	}
-	if !errors.Is(err, ErrTXFull) || n != 9 {
+	slots := nic.slots(&nic.tx) // 4: each takes a frame's and a tail's descriptor
+	if !errors.Is(err, ErrTXFull) || n != slots+1 {
 		t.Fatalf("after %d frames with TX stuck: %v", n, err)
 	}
 	dev.stopTX = false
@@ -172,10 +174,10 @@ func TestTXStall(t *testing.T) {
 	if err := nic.Transmit(f); err != nil {
 		t.Fatal(err)
 	}
-	// The kick sent the 8 queued frames; the new one went with a notify
-	// of its own.
-	if dev.sent != 9 {
-		t.Fatalf("device sent %d frames, want 9", dev.sent)
+	// The kick sent the queued frames; the new one went with a notify of
+	// its own.
+	if dev.sent != slots+1 {
+		t.Fatalf("device sent %d frames, want %d", dev.sent, slots+1)
 	}
 	dev.expectSent(t, f)
 }
@@ -213,15 +215,16 @@ func TestNoNotify(t *testing.T) {
 
 // TestGather: with checksum offload offered, QueueGather sends head and
 // the tail it points at as one frame whose header asks for the checksum
-// where Offload says, ring after ring; without it, no gathering (the
-// control: the same call is refused).
+// where Offload says, ring after ring; without it, the frame goes with a
+// header that asks for nothing, and a call asking for a checksum is
+// refused (the control: the offload is the device's to offer).
 func TestGather(t *testing.T) {
 	for _, c := range fakes {
 		t.Run(c.name, func(t *testing.T) {
 			dev := newFakeMMIO(c.v2, c.offered|featCSUM)
 			nic := mustFakeNIC(t, dev, Options{QueueSize: 8})
-			if !nic.Gathers() {
-				t.Fatal("checksum offload offered, Gathers false")
+			if !nic.Gathers() || !nic.Offloads() {
+				t.Fatal("checksum offload offered, Gathers or Offloads false")
 			}
 			tailAddr := dev.base + 3<<20
 			for i := range 20 {
@@ -239,8 +242,25 @@ func TestGather(t *testing.T) {
 			}
 			plain := newFakeMMIO(c.v2, c.offered)
 			nic = mustFakeNIC(t, plain, Options{QueueSize: 8})
-			if nic.Gathers() || nic.QueueGather(make([]byte, 60), tailAddr, 10, debugnet.Offload{}) == nil {
-				t.Fatal("gathers without checksum offload")
+			if !nic.Gathers() || nic.Offloads() {
+				t.Fatal("no checksum offload offered: Gathers false or Offloads true")
+			}
+			tailAddr = plain.base + 3<<20
+			for i := range 20 {
+				head := nictest.Frame(60, hostMAC, nic.MAC(), byte(i))
+				tail := nictest.Pattern(100+i, byte(i))
+				copy(plain.at(tailAddr, len(tail)), tail)
+				if err := nic.QueueGather(head, tailAddr, len(tail), debugnet.Offload{}); err != nil {
+					t.Fatalf("frame %d without offload: %v", i, err)
+				}
+				nic.Flush()
+				plain.expectSent(t, append(head, tail...))
+				if h := plain.lastHdr; h[0] != 0 {
+					t.Fatalf("frame %d without offload: virtio_net_hdr %x", i, h[:c.hdrLen])
+				}
+			}
+			if err := nic.QueueGather(make([]byte, 60), tailAddr, 10, debugnet.Offload{Start: 34, Offset: 6}); err != debugnet.ErrNoGather {
+				t.Fatalf("a checksum asked of a device without offload: %v", err)
 			}
 		})
 	}
@@ -327,7 +347,8 @@ func TestNegotiation(t *testing.T) {
 	dev := newFakeMMIO(true, featMAC|featVersion1)
 	dev.maxQueue = 32
 	nic, pool, err := newFakeNIC(t, dev, Options{})
-	if err != nil || nic.rx.size != 32 || pool.Stats().InUse != 64 {
+	// (TX slots take two descriptors: a frame and a tail sent in place.)
+	if err != nil || nic.rx.size != 32 || pool.Stats().InUse != 32+16 {
 		t.Fatalf("max 32: %v, size %d, %d buffers", err, nic.rx.size, pool.Stats().InUse)
 	}
 

@@ -125,8 +125,9 @@ type Config struct {
 	// BusAddr, if set, is where a NIC can read the dump body's byte at
 	// off in place, for the whole Chunk there (false where it cannot).
 	// Through a NIC that gathers (debugnet.Gatherer) the client then
-	// sends that data without copying or checksumming it. Not with
-	// Encrypt.
+	// sends that data without copying it, and without reading it where
+	// the NIC checksums (offloads); a retransmission through one that
+	// does not is copied. Not with Encrypt.
 	BusAddr func(off int64) (uint64, bool)
 	// Clock, Idle and Console: see debugnet.Config.
 	Clock   func() int64
@@ -701,8 +702,11 @@ func (c *Client) transmit(s *slot) error {
 	case wire.KDH:
 		copy(d, c.kdh[:])
 	case wire.VMCore:
-		// In place when the data is one chunk with a bus address.
-		if c.cfg.BusAddr != nil && c.cfg.Encrypt == nil && c.conn.Gathers() {
+		// In place when the data is one chunk with a bus address; a
+		// retransmission only where the NIC checksums what it reads (a
+		// page changed after its checksum was taken is sent again, and
+		// then copied).
+		if c.cfg.BusAddr != nil && c.cfg.Encrypt == nil && c.conn.Gathers() && (s.tries == 0 || c.conn.Offloads()) {
 			b := c.body.Chunk(int64(s.h.Offset), len(d))
 			if addr, ok := c.cfg.BusAddr(int64(s.h.Offset)); ok && len(b) == len(d) {
 				tail, tailAddr = b, addr
