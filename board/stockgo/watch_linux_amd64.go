@@ -2,7 +2,6 @@ package stockgo
 
 import (
 	"runtime"
-	"time"
 	"unsafe"
 
 	"github.com/tamadump/tamadump/board/amd64"
@@ -81,14 +80,6 @@ func getg() uintptr
 
 // rdtsc reads the time-stamp counter.
 func rdtsc() uint64
-
-// SinceBoot is the time since the shim started, by the TSC it calibrated.
-func (in *Info) SinceBoot() time.Duration {
-	if in.TSCHz == 0 {
-		return 0
-	}
-	return time.Duration(float64(rdtsc()-in.BootTSC) / float64(in.TSCHz) * 1e9)
-}
 
 func word(addr uintptr) uintptr {
 	return *(*uintptr)(*(*unsafe.Pointer)(unsafe.Pointer(&addr)))

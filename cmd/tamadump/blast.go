@@ -27,7 +27,7 @@ func (img *image) Blast(server netip.Addr, port uint16, n int64) (debugnet.Blast
 	defer img.nic.Lend.Unlock()
 	conn, err := debugnet.New(img.nic.NIC, debugnet.Config{
 		Client: cfg.Client, Server: server, Gateway: cfg.Gateway, ClientPort: cfg.ClientPort,
-		Console: img.out,
+		Clock: cfg.Clock, Console: img.out,
 	}, func(uint16, []byte) {})
 	if err != nil {
 		return debugnet.BlastStats{}, err

@@ -192,12 +192,40 @@ func info() {
 	if !bytes.Contains(buf[:got], []byte("marker-for-msgbuf\n")) {
 		problems = append(problems, fmt.Sprintf("msgbuf: %q", buf[:got]))
 	}
+	problems = append(problems, checkNanotime()...)
 	fmt.Printf("runs %d mapped %#x\n", len(runs[:min(n3, len(runs))]), mapped)
 	if len(problems) > 0 {
 		fmt.Println("info problems:", strings.Join(problems, "; "))
 		return
 	}
 	fmt.Println("info ok")
+}
+
+// checkNanotime compares the board's TSC clock with the runtime's (a
+// system call into the shim) over a sleep, and checks it never goes back.
+func checkNanotime() []string {
+	m, err := stockgo.New()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	t0, w0 := m.Nanotime(), time.Now()
+	prev := t0
+	for range 10000 {
+		if t := m.Nanotime(); t < prev {
+			problems = append(problems, fmt.Sprintf("Nanotime went back from %d to %d", prev, t))
+			break
+		} else {
+			prev = t
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	got, want := time.Duration(m.Nanotime()-t0), time.Since(w0)
+	if got < want*95/100 || got > want*105/100 {
+		problems = append(problems, fmt.Sprintf("Nanotime advanced %v while the runtime's clock advanced %v", got, want))
+	}
+	fmt.Printf("nanotime %v over the runtime's %v\n", got, want)
+	return problems
 }
 
 var (
