@@ -229,7 +229,9 @@ func (img *image) crashed(c *board.Crash) {
 		img.line.S("tamadump: dumped ").U(st.Bytes + st.ZeroBytes).S(" bytes (").U(st.ZeroBytes).S(" zero, not sent) in ").
 			U(uint64(st.Elapsed.Milliseconds())).S(" ms, ").U(st.Retransmits).S(" retransmissions (").
 			U(st.Refused).S(" refused by the NIC, ").U(st.Early).S(" early, ").U(st.Probes).S(" probes, ").U(st.Timeouts).S(" on timeout, ").
-			U(st.Spurious).S(" spurious); ").U(st.AckDatagrams).S(" ACK datagrams, ").U(st.Repeated).S(" ACKs from repeats; transfer ").
+			U(st.Spurious).S(" spurious); ").U(st.AckDatagrams).S(" ACK datagrams, ").U(st.Repeated).S(" ACKs from repeats; window ").
+			U(uint64(st.Window)).S(" (peak ").U(uint64(st.PeakWindow)).S("), RTT ").U(uint64(st.MinRTT.Microseconds())).
+			S(" us (smoothed ").U(uint64(st.SRTT.Microseconds())).S(" us); transfer ").
 			U(uint64(st.Body.Microseconds())).S(" us, its tail ").
 			U(uint64(st.Tail.Microseconds())).S(" us\r\n").Flush()
 	}

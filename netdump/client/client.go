@@ -168,7 +168,9 @@ type Stats struct {
 	AckDatagrams, Repeated uint64
 	Losses                 uint64 // losses taken for congestion (each halved the window)
 	Window                 uint32 // the window at the end
+	PeakWindow             uint32 // the largest it was
 	MinRTT                 time.Duration
+	SRTT                   time.Duration // the smoothed RTT at the end of Body
 	Bytes                  uint64 // VMCORE payload bytes sent
 	ZeroBytes              uint64 // VMCORE bytes declared zero instead of sent
 	Elapsed                time.Duration
@@ -313,6 +315,7 @@ func (c *Client) Dump(body Body, kdh *wire.KernelDumpHeader, memMB uint64) error
 	if c.cfg.Batch {
 		c.cwnd = uint32(len(c.slots))
 	}
+	c.stats.PeakWindow = c.cwnd
 	c.roundEnd, c.roundMin, c.recent, c.baseRTT = 1, 0, 0, 0
 	c.rackSentAt, c.scanAt, c.rescan, c.waiting, c.probes = 0, 0, false, 0, 0
 	c.roundLost, c.roundAcked, c.lossAvg, c.limited, c.slowStart = 0, 0, 0, false, true
@@ -440,6 +443,7 @@ func (c *Client) sendBody(memMB uint64) error {
 	}
 	err := c.drain()
 	c.stats.Body = time.Duration(c.conn.Now() - start)
+	c.stats.SRTT = time.Duration(c.srtt)
 	return err
 }
 
@@ -764,15 +768,16 @@ func (c *Client) ack(srcPort uint16, payload []byte) {
 		return
 	}
 	c.stats.AckDatagrams++
+	now := c.conn.Now() // one arrival: every ACK in it has the same time
 	for i := range a.Len() {
-		c.acked(srcPort, a.Seqno(i), i < a.Fresh())
+		c.acked(srcPort, a.Seqno(i), i < a.Fresh(), now)
 	}
 }
 
 // acked takes the ACK of seq. A repeated one (not fresh) was sent some
 // time after the message arrived: it is no RTT sample, and a copy of an
-// ACK already taken.
-func (c *Client) acked(srcPort uint16, seq uint32, fresh bool) {
+// ACK already taken. now is when it arrived.
+func (c *Client) acked(srcPort uint16, seq uint32, fresh bool, now int64) {
 	s := &c.slots[seq%uint32(len(c.slots))]
 	if seq-c.base >= c.next-c.base || s.acked {
 		// Old, future, foreign, or acknowledged already; a sent message's
@@ -795,7 +800,6 @@ func (c *Client) acked(srcPort uint16, seq uint32, fresh bool) {
 	} else if c.roundLost > 0 {
 		c.roundLost-- // not lost after all: late, or reordered
 	}
-	now := c.conn.Now()
 	c.progress, c.probes = now, 0
 	if s.tries == 1 && fresh { // Karn: only unambiguous samples
 		c.sample(now - s.sentAt)
@@ -857,6 +861,7 @@ func (c *Client) endRound() {
 			c.cwnd += max(1, c.cwnd/8)
 		}
 		c.cwnd = min(c.cwnd, uint32(c.cfg.MaxWindow))
+		c.stats.PeakWindow = max(c.stats.PeakWindow, c.cwnd)
 	}
 	// Send at twice the rate the window sustains over the bare round
 	// trip: enough never to hold the window back, little enough that a

@@ -70,7 +70,7 @@ type result struct {
 
 // stats reads the guest's closing line.
 var stats = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in \d+ ms, (\d+) retransmissions ` +
-	`\(\d+ refused by the NIC, (\d+) early, (\d+) probes, (\d+) on timeout, (\d+) spurious\); \d+ ACK datagrams, \d+ ACKs from repeats; transfer \d+ us, its tail (\d+) us`)
+	`\(\d+ refused by the NIC, (\d+) early, (\d+) probes, (\d+) on timeout, (\d+) spurious\); \d+ ACK datagrams, \d+ ACKs from repeats; window \d+ \(peak \d+\), RTT \d+ us \(smoothed \d+ us\); transfer \d+ us, its tail (\d+) us`)
 
 func (r *result) parse(b *testing.B, console string) {
 	m := stats.FindStringSubmatch(console)
