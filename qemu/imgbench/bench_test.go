@@ -1,9 +1,11 @@
 package imgbench
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/tamadump/tamadump/qemu/boot"
+	"github.com/tamadump/tamadump/qemu/tapnet"
 )
 
 // blastMiB is the size of each blast: long enough that the prompt's and
@@ -12,30 +14,59 @@ const blastMiB = 32
 
 var benchNICs = []string{"virtio-mmio", "e1000"}
 
-// BenchmarkImage, per board and NIC: the blast's MB/s (raw-MB/s), then a
-// dump of the same 64 MiB guest, its RAM filled with random data, and its
-// goodput of non-zero data over the transfer (goodput-MB/s: from the first
-// VMCORE to the KDH's ACK, as the blast is timed without its ARP) and over
-// the guest's whole dump time (dump-MB/s), with that time per phase (ms)
-// and the ACK datagrams it received; then the same dump with one ACK per
-// message (acks=single, as from FreeBSD's netdumpd), for comparison.
-// Hold the QEMU lock.
+// imagePrefix is the tap network of BenchmarkImage/tap: netdumpd on .1.
+var imagePrefix = netip.MustParsePrefix("127.0.31.0/24")
+
+// BenchmarkImage, per network, board and NIC: the blast's MB/s
+// (raw-MB/s), then a dump of the same 64 MiB guest, its RAM filled with
+// random data, and its goodput of non-zero data over the transfer
+// (goodput-MB/s: from the first VMCORE to the KDH's ACK, as the blast is
+// timed without its ARP) and over the guest's whole dump time
+// (dump-MB/s), with that time per phase (ms) and the ACK datagrams it
+// received; then the same dump with one ACK per message (acks=single, as
+// from FreeBSD's netdumpd), for comparison. The networks: usernet, the
+// user-space network with netdumpd's core in this process; tap, a tap
+// device in a namespace of its own with the netdumpd binary on the
+// kernel's network (root only: it skips otherwise). Hold the QEMU lock.
 func BenchmarkImage(b *testing.B) {
+	b.Run("usernet", func(b *testing.B) {
+		benchImage(b, nil, func(b *testing.B, img *boot.Image, nic string) guest { return start(b, img, nic, 64) })
+	})
+	b.Run("tap", func(b *testing.B) {
+		n, bin := tapnet.ForTest(b, "image0", imagePrefix)
+		addrs := map[string]string{"server": n.Host.String(), "client": n.Guest.String()}
+		benchImage(b, addrs, func(b *testing.B, img *boot.Image, nic string) guest { return startTap(b, n, bin, img, nic, 64) })
+	})
+}
+
+// benchImage is BenchmarkImage on one network: its settings for the
+// images, and how a guest boots on it.
+func benchImage(b *testing.B, settings map[string]string, boot1 func(*testing.B, *boot.Image, string) guest) {
+	set := func(extra ...string) map[string]string {
+		m := map[string]string{"fill": "free"}
+		for k, v := range settings {
+			m[k] = v
+		}
+		for i := 0; i < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return m
+	}
 	for _, board := range []string{boot.StockGo, boot.TamaGo} {
 		for _, nic := range benchNICs {
 			b.Run(board+"/"+nic, func(b *testing.B) {
-				img := image(b, board, map[string]string{"fill": "free"})
-				single := image(b, board, map[string]string{"fill": "free", "acks": "single"})
+				img := image(b, board, set())
+				single := image(b, board, set("acks", "single"))
 				var raw, good, whole, ms, acks, singleGood, singleAcks float64
 				var ph [6]float64
 				for range b.N {
-					m := start(b, img, nic, 64)
-					r := blast(b, m, blastMiB)
-					d := dump(b, m)
-					m.Close()
-					m = start(b, single, nic, 64)
-					sd := dump(b, m)
-					m.Close()
+					g := boot1(b, img, nic)
+					r := g.blast(b, blastMiB)
+					d := g.dump(b)
+					g.Close()
+					g = boot1(b, single, nic)
+					sd := g.dump(b)
+					g.Close()
 					singleGood += sd.transferGoodput()
 					singleAcks += float64(sd.acks)
 					raw += r.mbps()

@@ -2,6 +2,7 @@ package imgbench
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
 	"github.com/tamadump/tamadump/qemu/boot"
+	"github.com/tamadump/tamadump/qemu/tapnet"
 )
 
 var (
@@ -66,7 +68,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// machine is a guest that Close stops once, whoever calls it first.
+// guest is a booted guest on one of the networks, at its prompt.
+type guest interface {
+	// blast sends mib MiB from the guest to a counting sink on the host.
+	blast(tb testing.TB, mib int) blastResult
+	// dump panics the guest and waits for its dump to complete.
+	dump(tb testing.TB) dumpResult
+	Close()
+}
+
+// machine is a guest on the user-space network, which Close stops once,
+// whoever calls it first.
 type machine struct {
 	*boot.Machine
 	once sync.Once
@@ -87,6 +99,73 @@ func start(tb testing.TB, img *boot.Image, nic string, ramMiB int) *machine {
 		tb.Fatalf("%v\n%s", err, tail(m.Console()))
 	}
 	return m
+}
+
+func (m *machine) blast(tb testing.TB, mib int) blastResult {
+	tb.Helper()
+	conn, ep, err := m.Stack().Dial(udp.ProtocolNumber, 9, netip.AddrPort{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ep.SocketOptions().SetReceiveBufferSize(64<<20, true)
+	return runBlast(tb, conn, m.Send, func(re string) (string, error) {
+		_, err := m.Expect(re, 600*time.Second)
+		return m.Console(), err
+	}, "127.0.9.1", mib)
+}
+
+func (m *machine) dump(tb testing.TB) dumpResult {
+	tb.Helper()
+	if err := m.Send("panic boom"); err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.WaitLog("Completed dump", 900*time.Second); err != nil {
+		tb.Fatalf("%v\n%s", err, tail(m.Console()))
+	}
+	if _, err := m.Expect(boot.DumpReported, 60*time.Second); err != nil {
+		tb.Fatalf("%v\n%s", err, tail(m.Console()))
+	}
+	return parseDump(tb, m.Console())
+}
+
+// tapGuest is a guest on a tap device with a fresh netdumpd binary of its
+// own: the kernel's network path, as a real machine dumps.
+type tapGuest struct {
+	*tapnet.Crash
+	net *tapnet.Net
+}
+
+// startTap boots img (made with the tap network's addresses) with ramMiB
+// on nic, and netdumpd (bin) beside it, and waits for the guest's prompt.
+func startTap(tb testing.TB, n *tapnet.Net, bin string, img *boot.Image, nic string, ramMiB int) *tapGuest {
+	tb.Helper()
+	c, err := n.Boot(bin, tb.TempDir(), img, ramMiB, nic)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g := &tapGuest{Crash: c, net: n}
+	tb.Cleanup(g.Close)
+	return g
+}
+
+func (g *tapGuest) blast(tb testing.TB, mib int) blastResult {
+	tb.Helper()
+	conn, err := g.net.ListenUDP(9, 64<<20)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return runBlast(tb, conn, g.Guest.Send, func(re string) (string, error) {
+		err := g.Guest.Wait(re, 600*time.Second)
+		return g.Guest.Output(), err
+	}, g.net.Host.String(), mib)
+}
+
+func (g *tapGuest) dump(tb testing.TB) dumpResult {
+	tb.Helper()
+	if err := g.Dump(); err != nil {
+		tb.Fatal(err)
+	}
+	return parseDump(tb, g.Guest.Output())
 }
 
 func tail(s string) string {
@@ -113,20 +192,17 @@ func (r blastResult) mbps() float64 { return float64(r.arrived) / r.guest.Second
 
 var blastLine = regexp.MustCompile(`blast: sent (\d+) bytes in (\d+) datagrams to \S+ port (\d+) in (\d+) us, (\d+) refused`)
 
-// blast sends mib MiB from the guest to a counting sink on the host.
-func blast(tb testing.TB, m *machine, mib int) blastResult {
+// runBlast types the blast command to server on a guest's console (send;
+// await waits for a line and returns the console) and counts what reaches
+// sink, which it closes.
+func runBlast(tb testing.TB, sink net.Conn, send func(string) error, await func(re string) (string, error), server string, mib int) blastResult {
 	tb.Helper()
-	conn, ep, err := m.Stack().Dial(udp.ProtocolNumber, 9, netip.AddrPort{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close()
-	ep.SocketOptions().SetReceiveBufferSize(64<<20, true)
+	defer sink.Close()
 	var bytes, dgrams atomic.Uint64
 	go func() {
 		buf := make([]byte, 65536)
 		for {
-			n, _, err := conn.ReadFrom(buf)
+			n, err := sink.Read(buf)
 			if err != nil {
 				return
 			}
@@ -134,13 +210,14 @@ func blast(tb testing.TB, m *machine, mib int) blastResult {
 			dgrams.Add(1)
 		}
 	}()
-	if err := m.Send(fmt.Sprintf("blast -s 127.0.9.1 %d", mib)); err != nil {
+	if err := send(fmt.Sprintf("blast -s %s %d", server, mib)); err != nil {
 		tb.Fatal(err)
 	}
-	g, err := m.Expect(blastLine.String(), 600*time.Second)
+	console, err := await(blastLine.String())
 	if err != nil {
-		tb.Fatalf("%v\n%s", err, tail(m.Console()))
+		tb.Fatalf("%v\n%s", err, tail(console))
 	}
+	g := blastLine.FindStringSubmatch(console)
 	r := blastResult{sent: atoi(g[1]), datagrams: atoi(g[2]), guest: time.Duration(atoi(g[4])) * time.Microsecond, refused: atoi(g[5])}
 	// What is still in the network's queues arrives within moments.
 	for last, quiet := uint64(0), 0; quiet < 5; time.Sleep(50 * time.Millisecond) {
@@ -168,7 +245,7 @@ var phaseNames = [6]string{"zero-scan", "copy", "checksum", "driver", "ack-wait"
 
 var (
 	statsLine    = regexp.MustCompile(`dumped (\d+) bytes \((\d+) zero, not sent\) in (\d+) ms`)
-	transferLine = regexp.MustCompile(`; (\d+) ACK datagrams, \d+ ACKs from repeats; transfer (\d+) us, its tail`)
+	transferLine = regexp.MustCompile(`; (\d+) ACK datagrams, \d+ ACKs from repeats; window \d+ \(peak \d+\), RTT \d+ us \(smoothed \d+ us\); transfer (\d+) us, its tail`)
 	phasesLine   = regexp.MustCompile(`netdump phases \(us\): zero-scan (\d+) copy (\d+) checksum (\d+) driver (\d+) ack-wait (\d+) other (\d+) of (\d+) \(`)
 )
 
@@ -180,21 +257,6 @@ func (r dumpResult) goodput() float64 { return float64(r.bytes) / r.elapsed.Seco
 // answers once the dump is on disk).
 func (r dumpResult) transferGoodput() float64 {
 	return float64(r.bytes) / r.transfer.Seconds() / 1e6
-}
-
-// dump panics the guest and waits for its dump to complete.
-func dump(tb testing.TB, m *machine) dumpResult {
-	tb.Helper()
-	if err := m.Send("panic boom"); err != nil {
-		tb.Fatal(err)
-	}
-	if err := m.WaitLog("Completed dump", 900*time.Second); err != nil {
-		tb.Fatalf("%v\n%s", err, tail(m.Console()))
-	}
-	if _, err := m.Expect(boot.DumpReported, 60*time.Second); err != nil {
-		tb.Fatalf("%v\n%s", err, tail(m.Console()))
-	}
-	return parseDump(tb, m.Console())
 }
 
 // parseDump reads a dump's statistics and phases from the guest's console.
@@ -224,7 +286,7 @@ func parseDump(tb testing.TB, console string) dumpResult {
 // named phases holding most of it. Hold the QEMU lock.
 func TestBlastAndPhases(t *testing.T) {
 	m := start(t, image(t, boot.StockGo, nil), "virtio-mmio", 64)
-	b := blast(t, m, 8)
+	b := m.blast(t, 8)
 	t.Logf("blast: %+v, %.1f MB/s", b, b.mbps())
 	if b.sent != 8<<20 || b.arrivedDgrams == 0 || b.arrivedDgrams > b.datagrams {
 		t.Errorf("blast sent %d bytes in %d datagrams, the sink counted %d in %d", b.sent, b.datagrams, b.arrived, b.arrivedDgrams)
@@ -233,7 +295,7 @@ func TestBlastAndPhases(t *testing.T) {
 		t.Errorf("the sink counted %d of %d datagrams", b.arrivedDgrams, b.datagrams)
 	}
 	// The network stack gets the NIC back: the dump that follows works.
-	d := dump(t, m)
+	d := m.dump(t)
 	t.Logf("dump: %d bytes (%d zero) in %v, phases (us) %v of %d", d.bytes, d.zero, d.elapsed, d.phases, d.phaseTotal)
 	var sum, named uint64
 	for i, v := range d.phases {

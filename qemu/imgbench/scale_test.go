@@ -103,9 +103,9 @@ func TestFillRAM(t *testing.T) {
 	}
 	const ram = 64
 	m := start(t, image(t, boot.StockGo, map[string]string{"fill": "free"}), "virtio-mmio", ram)
-	filled := dump(t, m)
+	filled := m.dump(t)
 	m.Close()
-	plain := dump(t, start(t, image(t, boot.StockGo, nil), "virtio-mmio", ram))
+	plain := start(t, image(t, boot.StockGo, nil), "virtio-mmio", ram).dump(t)
 	t.Logf("fill=free: %d bytes sent, %d zero, %v (%.2f ms/MiB); without: %d sent, %d zero",
 		filled.bytes, filled.zero, filled.elapsed, float64(filled.elapsed.Milliseconds())/ram, plain.bytes, plain.zero)
 	if filled.bytes < plain.bytes+10<<20 { // of the 16 MiB filled, some pages were data anyway

@@ -8,18 +8,23 @@ package tapnet
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tamadump/tamadump/netdump/loadgen"
 	"github.com/tamadump/tamadump/qemu/boot"
@@ -158,6 +163,20 @@ type Crash struct {
 // ramMiB on nic, panics it once it is READY and waits for the dump to
 // complete.
 func (n *Net) Crash(bin, dir string, img *boot.Image, ramMiB int, nic string) (*Crash, error) {
+	c, err := n.Boot(bin, dir, img, ramMiB, nic)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Dump(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Boot starts a fresh netdumpd (bin, saving into dir) and boots img with
+// ramMiB on nic, returning once the guest is READY: Dump then crashes it.
+func (n *Net) Boot(bin, dir string, img *boot.Image, ramMiB int, nic string) (*Crash, error) {
 	srv, err := n.Netdumpd(bin, dir)
 	if err != nil {
 		return nil, err
@@ -168,17 +187,16 @@ func (n *Net) Crash(bin, dir string, img *boot.Image, ramMiB int, nic string) (*
 		return nil, err
 	}
 	c := &Crash{Guest: q, Server: srv}
-	if err := c.run(); err != nil {
+	if err := q.Wait("READY", 300*time.Second); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Crash) run() error {
-	if err := c.Guest.Wait("READY", 300*time.Second); err != nil {
-		return err
-	}
+// Dump panics the booted guest and waits for its dump to complete and
+// for the guest's closing line.
+func (c *Crash) Dump() error {
 	var err error
 	if c.IdleRSS, err = c.Server.PeakRSS(); err != nil {
 		return err
@@ -192,6 +210,50 @@ func (c *Crash) run() error {
 	}
 	c.Elapsed, c.CPU = time.Since(start), c.Server.CPU()-cpu
 	return c.Guest.Wait(boot.DumpReported, 60*time.Second)
+}
+
+// ListenUDP opens a UDP socket on the host address and port in the
+// namespace, its receive buffer forced to rcvbuf bytes. A socket stays in
+// the namespace it was made in, so the calling thread enters it for the
+// call; were the way back refused, the thread is left locked and so dies
+// with this goroutine instead of serving others in the namespace.
+func (n *Net) ListenUDP(port, rcvbuf int) (*net.UDPConn, error) {
+	runtime.LockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer self.Close()
+	ns, err := os.Open("/var/run/netns/" + n.NS)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer ns.Close()
+	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("entering namespace %s: %w", n.NS, err)
+	}
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.Host, uint16(port))))
+	if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+		runtime.UnlockOSThread()
+	}
+	if err != nil {
+		return nil, err
+	}
+	rc, err := conn.SyscallConn()
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf)
+		})
+		err = errors.Join(cerr, err)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sizing the receive buffer: %w", err)
+	}
+	return conn, nil
 }
 
 // Close stops the guest and the server.
