@@ -14,7 +14,7 @@ TARGET ?= evk
 IMXPKG ?= ./cmd/tamadump
 IMXLDFLAGS ?=
 
-.PHONY: deps test build image qemu imx bench
+.PHONY: deps test build image qemu imx bench profile
 # deps: QEMU (with qemu-user), gdb and gdb-multiarch, u-boot-tools' mkimage,
 # gcc; and Delve at the version go.mod pins, installed as dlv in
 # $(go env GOPATH)/bin and built for `go tool dlv` (the tests run it).
@@ -39,6 +39,10 @@ image:
 	$(GO) run ./cmd/tamaqemu -build-only -board "$(BOARD)" -out $(BUILD)
 qemu:
 	$(GO) run ./cmd/tamaqemu -board "$(BOARD)" -nic $(NIC) -ram $(RAM) -dumpdir $(DUMPDIR) -out $(BUILD)
+# The main job with the guest's RAM full of data, sampled through QEMU's
+# gdbstub from the panic to the dump's end: where the guest's time goes.
+profile:
+	$(GO) run ./cmd/tamaqemu -board "$(BOARD)" -nic $(NIC) -ram 256 -fill free -profile 2ms -dumpdir $(DUMPDIR) -out $(BUILD)
 imx:
 	$(GO) run ./cmd/tamaimx -board "$(BOARD)" -target $(TARGET) -pkg $(IMXPKG) -ldflags "$(IMXLDFLAGS)" -out $(BUILD)
 bench:

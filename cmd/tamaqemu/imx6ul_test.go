@@ -11,7 +11,7 @@ import (
 // missing instead of building.
 func TestIMX6ULNeedsTamaGo(t *testing.T) {
 	t.Setenv("TAMAGO", "/nonexistent/tamago-go/bin/go")
-	err := run("imx6ul", "virtio-mmio", 64, t.TempDir(), t.TempDir(), "x", true)
+	err := run(job{board: "imx6ul", nic: "virtio-mmio", ram: 64, dumpDir: t.TempDir(), out: t.TempDir(), msg: "x", buildOnly: true})
 	if err == nil || !strings.Contains(err.Error(), "TAMAGO=/nonexistent/tamago-go/bin/go") {
 		t.Fatalf("%v, want it to name the missing toolchain", err)
 	}
@@ -29,18 +29,23 @@ func TestSentRate(t *testing.T) {
 	}
 }
 
-// captureStdout is what fn prints.
+// captureStdout is what fn prints, read as it prints (a pipe's buffer
+// would stop a long output).
 func captureStdout(t *testing.T, fn func()) string {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	printed := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		printed <- string(b)
+	}()
 	stdout := os.Stdout
 	os.Stdout = w
+	defer func() { os.Stdout = stdout }()
 	fn()
-	os.Stdout = stdout
 	w.Close()
-	b, _ := io.ReadAll(r)
-	return string(b)
+	return <-printed
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tamadump/tamadump/qemu/boot"
+	"github.com/tamadump/tamadump/qemu/gdbprof"
 )
 
 func main() {
@@ -31,17 +32,30 @@ func main() {
 	out := flag.String("out", "build", "where images are built")
 	msg := flag.String("panic", "boom from make qemu", "the panic message")
 	buildOnly := flag.Bool("build-only", false, "build the image and stop (make image)")
+	fill := flag.String("fill", "", "fill the guest's RAM with random data before the prompt: MiB or free (a dump with data to send)")
+	profile := flag.Duration("profile", 0, "sample the guest every interval through QEMU's gdbstub from the panic to the dump's end and print where its time went, by function (amd64 boards)")
 	flag.Parse()
 	if *nic == "virtio" {
 		*nic = "virtio-mmio"
 	}
-	if err := run(*board, *nic, *ram, *dumpDir, *out, *msg, *buildOnly); err != nil {
+	if err := run(job{board: *board, nic: *nic, ram: *ram, dumpDir: *dumpDir, out: *out, msg: *msg, fill: *fill, profile: *profile, buildOnly: *buildOnly}); err != nil {
 		fmt.Fprintln(os.Stderr, "tamaqemu:", err)
 		os.Exit(1)
 	}
 }
 
-func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) error {
+// job is what the flags ask for.
+type job struct {
+	board, nic   string
+	ram          int
+	dumpDir, out string
+	msg, fill    string
+	profile      time.Duration // 0: no profile
+	buildOnly    bool
+}
+
+func run(j job) error {
+	board, nic, ram, dumpDir, out, msg, fill, profile := j.board, j.nic, j.ram, j.dumpDir, j.out, j.msg, j.fill, j.profile
 	note := ""
 	if board == "" {
 		var why error
@@ -52,14 +66,19 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 	fmt.Printf("board: %s%s\n", board, note)
 	if boot.IsIMX6UL(board) {
 		nic = boot.IMXENET // the SoC's own; microvm's NICs do not exist there
+		if profile > 0 {
+			return fmt.Errorf("-profile reads amd64 registers: not on %s", board)
+		}
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	img, err := boot.Build(board, out, map[string]string{
-		"server": boot.ServerAddr.Addr().String(), "client": boot.GuestAddr.String(),
-	})
+	settings := map[string]string{"server": boot.ServerAddr.Addr().String(), "client": boot.GuestAddr.String()}
+	if fill != "" {
+		settings["fill"] = fill
+	}
+	img, err := boot.Build(board, out, settings)
 	if err != nil {
 		return err
 	}
@@ -69,7 +88,7 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 		return err
 	}
 	fmt.Printf("symbols: %s\n", kept)
-	if buildOnly {
+	if j.buildOnly {
 		return nil
 	}
 	reports, written := newReports(img)
@@ -79,7 +98,18 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 	}
 	fmt.Printf("netdumpd: listening on %v:20023 in a user-space network, saving to %s\n", boot.ServerAddr.Addr(), dumpDir)
 	fmt.Printf("qemu: %s NIC, %d MiB\n--- serial console ---\n", nic, ram)
-	m, err := boot.Start(boot.Config{QEMUArgs: img.QEMUArgs(ram), NIC: nic, DumpDir: dumpDir, Console: os.Stdout, Log: os.Stdout, Ended: reports.Ended})
+	args := img.QEMUArgs(ram)
+	var gdbSock string
+	if profile > 0 {
+		dir, err := os.MkdirTemp("", "tamaqemu-gdb-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		gdbSock = filepath.Join(dir, "gdb.sock")
+		args = append(args, gdbprof.QEMUArgs(gdbSock)...)
+	}
+	m, err := boot.Start(boot.Config{QEMUArgs: args, NIC: nic, DumpDir: dumpDir, Console: os.Stdout, Log: os.Stdout, Ended: reports.Ended})
 	if err != nil {
 		return err
 	}
@@ -89,6 +119,15 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 		return err
 	}
 	ready := time.Since(start)
+	stop, profiled := make(chan struct{}), make(chan error, 1)
+	var prof *gdbprof.Profile
+	if gdbSock != "" {
+		go func() {
+			var err error
+			prof, err = gdbprof.Run(gdbSock, profile, 64, stop)
+			profiled <- err
+		}()
+	}
 	if err := m.Send("panic " + msg); err != nil {
 		return err
 	}
@@ -97,6 +136,12 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 		return err
 	}
 	took := time.Since(t1)
+	if gdbSock != "" {
+		close(stop)
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("profiling the guest: %w", err)
+		}
+	}
 	status, err := m.Wait(time.Minute)
 	if err != nil {
 		return err
@@ -113,7 +158,23 @@ func run(board, nic string, ram int, dumpDir, out, msg string, buildOnly bool) e
 		return err
 	}
 	sentRate(m.Console())
+	if prof != nil {
+		if err := printProfile(prof, kept); err != nil {
+			return err
+		}
+	}
 	return showReport(written, kept, core)
+}
+
+// printProfile reports the guest's samples by the functions of its ELF.
+func printProfile(p *gdbprof.Profile, elfPath string) error {
+	sym, err := gdbprof.OpenSymbols(elfPath)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n--- the guest from the panic to the dump's end, sampled every %v ---\n", p.Every)
+	p.Summarize(sym, 3).Write(os.Stdout, 25)
+	return nil
 }
 
 // summary describes the vmcore: its ELF layout and how much was sent.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -26,21 +25,10 @@ func TestShowsReport(t *testing.T) {
 		t.Skip("qemu-system-x86_64 not installed")
 	}
 	dumps, out := t.TempDir(), t.TempDir()
-	stdout := os.Stdout
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Stdout = w
-	printed := make(chan string)
-	go func() {
-		b, _ := io.ReadAll(r)
-		printed <- string(b)
-	}()
-	err = run(boot.StockGo, "virtio-mmio", 64, dumps, out, "shown", false)
-	w.Close()
-	os.Stdout = stdout
-	said := <-printed
+	var err error
+	said := captureStdout(t, func() {
+		err = run(job{board: boot.StockGo, nic: "virtio-mmio", ram: 64, dumpDir: dumps, out: out, msg: "shown"})
+	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, said)
 	}

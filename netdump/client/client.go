@@ -171,8 +171,8 @@ type Stats struct {
 	PeakWindow             uint32 // the largest it was
 	MinRTT                 time.Duration
 	SRTT                   time.Duration // the smoothed RTT at the end of Body
-	Bytes                  uint64 // VMCORE payload bytes sent
-	ZeroBytes              uint64 // VMCORE bytes declared zero instead of sent
+	Bytes                  uint64        // VMCORE payload bytes sent
+	ZeroBytes              uint64        // VMCORE bytes declared zero instead of sent
 	Elapsed                time.Duration
 	// Body is from the first VMCORE message to the acknowledgement of the
 	// KDH: the transfer alone, without ARP, the HERALD or FINISHED.
