@@ -212,12 +212,15 @@ func gsoRefused(err error) bool {
 func (o *osClient) GRO() bool { return o.in.rcErr == nil && EnableGRO(o.in.rc) }
 
 func (o *osClient) SizeReadBuffer(bytes int) (int, bool, error) {
-	rc, err := o.SyscallConn()
+	return SizeReadBuffer(o.UDPConn, bytes)
+}
+
+// SizeReadBuffer is KernelBuffer's SizeReadBuffer for any socket.
+func SizeReadBuffer(c syscall.Conn, bytes int) (got int, forced bool, err error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, false, err
 	}
-	forced := false
-	var got int
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes) == nil {

@@ -8,7 +8,6 @@ package tapnet
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tamadump/tamadump/netdump/loadgen"
+	"github.com/tamadump/tamadump/netdump/transport"
 	"github.com/tamadump/tamadump/qemu/boot"
 )
 
@@ -213,43 +213,38 @@ func (c *Crash) Dump() error {
 }
 
 // ListenUDP opens a UDP socket on the host address and port in the
-// namespace, its receive buffer forced to rcvbuf bytes. A socket stays in
-// the namespace it was made in, so the calling thread enters it for the
-// call; were the way back refused, the thread is left locked and so dies
-// with this goroutine instead of serving others in the namespace.
+// namespace with a receive buffer of rcvbuf bytes (past
+// net.core.rmem_max where the process may). A socket stays in the namespace it was made in, so
+// the calling thread enters it for the call; were the way back refused,
+// the thread stays locked and so dies with this goroutine instead of
+// serving others in the namespace.
 func (n *Net) ListenUDP(port, rcvbuf int) (*net.UDPConn, error) {
 	runtime.LockOSThread()
+	home := true // the thread is in this process's namespace
+	defer func() {
+		if home {
+			runtime.UnlockOSThread()
+		}
+	}()
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		runtime.UnlockOSThread()
 		return nil, err
 	}
 	defer self.Close()
 	ns, err := os.Open("/var/run/netns/" + n.NS)
 	if err != nil {
-		runtime.UnlockOSThread()
 		return nil, err
 	}
 	defer ns.Close()
 	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("entering namespace %s: %w", n.NS, err)
 	}
 	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.Host, uint16(port))))
-	if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-		runtime.UnlockOSThread()
-	}
+	home = unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil
 	if err != nil {
 		return nil, err
 	}
-	rc, err := conn.SyscallConn()
-	if err == nil {
-		cerr := rc.Control(func(fd uintptr) {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf)
-		})
-		err = errors.Join(cerr, err)
-	}
-	if err != nil {
+	if _, _, err := transport.SizeReadBuffer(conn, rcvbuf); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sizing the receive buffer: %w", err)
 	}
