@@ -1,6 +1,7 @@
 package stockgo
 
 import (
+	"errors"
 	"io"
 	"math/bits"
 	"net/netip"
@@ -37,8 +38,14 @@ func New() (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Machine{info: info, nsPerTick: (uint64(time.Second) << 32) / max(info.TSCHz, 1), runs: make([]Run, board.MaxSegments), msgbuf: make([]byte, MsgBufSize), msg: make([]byte, 0, 128)}, nil
+	if info.TSCHz == 0 {
+		return nil, errNoTSCRate
+	}
+	return &Machine{info: info, nsPerTick: (uint64(time.Second) << 32) / info.TSCHz, runs: make([]Run, board.MaxSegments), msgbuf: make([]byte, MsgBufSize), msg: make([]byte, 0, 128)}, nil
 }
+
+// errNoTSCRate: the shim could not calibrate the TSC, the board's clock.
+var errNoTSCRate = errors.New("stockgo: the shim reports no TSC rate")
 
 // MsgBufSize is how much console output the shim keeps.
 const MsgBufSize = 64 << 10

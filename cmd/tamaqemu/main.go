@@ -55,30 +55,29 @@ type job struct {
 }
 
 func run(j job) error {
-	board, nic, ram, dumpDir, out, msg, fill, profile := j.board, j.nic, j.ram, j.dumpDir, j.out, j.msg, j.fill, j.profile
 	note := ""
-	if board == "" {
+	if j.board == "" {
 		var why error
-		if board, why = boot.PickBoard(); why != nil {
+		if j.board, why = boot.PickBoard(); why != nil {
 			note = fmt.Sprintf(" (the TamaGo toolchain is not installed: %v)", why)
 		}
 	}
-	fmt.Printf("board: %s%s\n", board, note)
-	if boot.IsIMX6UL(board) {
-		nic = boot.IMXENET // the SoC's own; microvm's NICs do not exist there
-		if profile > 0 {
-			return fmt.Errorf("-profile reads amd64 registers: not on %s", board)
+	fmt.Printf("board: %s%s\n", j.board, note)
+	if boot.IsIMX6UL(j.board) {
+		j.nic = boot.IMXENET // the SoC's own; microvm's NICs do not exist there
+		if j.profile > 0 {
+			return fmt.Errorf("-profile reads amd64 registers: not on %s", j.board)
 		}
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(j.out, 0o755); err != nil {
 		return err
 	}
 	t0 := time.Now()
 	settings := map[string]string{"server": boot.ServerAddr.Addr().String(), "client": boot.GuestAddr.String()}
-	if fill != "" {
-		settings["fill"] = fill
+	if j.fill != "" {
+		settings["fill"] = j.fill
 	}
-	img, err := boot.Build(board, out, settings)
+	img, err := boot.Build(j.board, j.out, settings)
 	if err != nil {
 		return err
 	}
@@ -93,14 +92,14 @@ func run(j job) error {
 	}
 	reports, written := newReports(img)
 	defer reports.Close()
-	if err := os.MkdirAll(dumpDir, 0o755); err != nil {
+	if err := os.MkdirAll(j.dumpDir, 0o755); err != nil {
 		return err
 	}
-	fmt.Printf("netdumpd: listening on %v:20023 in a user-space network, saving to %s\n", boot.ServerAddr.Addr(), dumpDir)
-	fmt.Printf("qemu: %s NIC, %d MiB\n--- serial console ---\n", nic, ram)
-	args := img.QEMUArgs(ram)
+	fmt.Printf("netdumpd: listening on %v:20023 in a user-space network, saving to %s\n", boot.ServerAddr.Addr(), j.dumpDir)
+	fmt.Printf("qemu: %s NIC, %d MiB\n--- serial console ---\n", j.nic, j.ram)
+	args := img.QEMUArgs(j.ram)
 	var gdbSock string
-	if profile > 0 {
+	if j.profile > 0 {
 		dir, err := os.MkdirTemp("", "tamaqemu-gdb-")
 		if err != nil {
 			return err
@@ -109,7 +108,7 @@ func run(j job) error {
 		gdbSock = filepath.Join(dir, "gdb.sock")
 		args = append(args, gdbprof.QEMUArgs(gdbSock)...)
 	}
-	m, err := boot.Start(boot.Config{QEMUArgs: args, NIC: nic, DumpDir: dumpDir, Console: os.Stdout, Log: os.Stdout, Ended: reports.Ended})
+	m, err := boot.Start(boot.Config{QEMUArgs: args, NIC: j.nic, DumpDir: j.dumpDir, Console: os.Stdout, Log: os.Stdout, Ended: reports.Ended})
 	if err != nil {
 		return err
 	}
@@ -124,11 +123,11 @@ func run(j job) error {
 	if gdbSock != "" {
 		go func() {
 			var err error
-			prof, err = gdbprof.Run(gdbSock, profile, 64, stop)
+			prof, err = gdbprof.Run(gdbSock, j.profile, 64, stop)
 			profiled <- err
 		}()
 	}
-	if err := m.Send("panic " + msg); err != nil {
+	if err := m.Send("panic " + j.msg); err != nil {
 		return err
 	}
 	t1 := time.Now()
@@ -148,8 +147,8 @@ func run(j job) error {
 	}
 	fmt.Printf("\n--- QEMU exited with status %d (%d: the image halted after a good dump) ---\n", status, img.HaltedStatus(0))
 	host := boot.GuestAddr.String()
-	core, _ := filepath.EvalSymlinks(filepath.Join(dumpDir, "vmcore."+host+".last"))
-	info, _ := filepath.EvalSymlinks(filepath.Join(dumpDir, "info."+host+".last"))
+	core, _ := filepath.EvalSymlinks(filepath.Join(j.dumpDir, "vmcore."+host+".last"))
+	info, _ := filepath.EvalSymlinks(filepath.Join(j.dumpDir, "info."+host+".last"))
 	fmt.Printf("dump:  %s\ninfo:  %s\n\n", core, info)
 	if b, err := os.ReadFile(info); err == nil {
 		os.Stdout.Write(b)

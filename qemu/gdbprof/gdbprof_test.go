@@ -218,7 +218,7 @@ func TestSummarize(t *testing.T) {
 	}
 	p := &Profile{Stacks: [][]uint64{{leaf, caller}, {leaf, caller}, {caller + 1}, {1}}}
 	s := p.Summarize(sym, 2)
-	if s.Samples != 4 || s.Share(pkg+"hotCaller") != 0.75 || s.Share(pkg+"hotLeaf") != 0.5 || s.Share(Outside) != 0.25 {
+	if s.Samples != 4 || s.ShareOf(pkg+"hotCaller") != 0.75 || s.ShareOf(pkg+"hotLeaf") != 0.5 || s.ShareOf(Outside) != 0.25 {
 		t.Fatalf("summary %+v", s)
 	}
 	if s.Self[0] != (Share{pkg + "hotLeaf", 2}) || s.Paths[0] != (Share{pkg + "hotLeaf < " + pkg + "hotCaller", 2}) {

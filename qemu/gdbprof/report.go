@@ -113,8 +113,8 @@ func sorted(m map[string]int) []Share {
 	return out
 }
 
-// Share of name among the inclusive counts, 0 to 1.
-func (s Summary) Share(name string) float64 {
+// ShareOf is the share of samples name is in, 0 to 1.
+func (s Summary) ShareOf(name string) float64 {
 	for _, f := range s.Inclusive {
 		if f.Name == name {
 			return float64(f.Samples) / float64(max(s.Samples, 1))

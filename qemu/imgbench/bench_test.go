@@ -1,6 +1,7 @@
 package imgbench
 
 import (
+	"maps"
 	"net/netip"
 	"testing"
 
@@ -42,21 +43,15 @@ func BenchmarkImage(b *testing.B) {
 // benchImage is BenchmarkImage on one network: its settings for the
 // images, and how a guest boots on it.
 func benchImage(b *testing.B, settings map[string]string, boot1 func(*testing.B, *boot.Image, string) guest) {
-	set := func(extra ...string) map[string]string {
-		m := map[string]string{"fill": "free"}
-		for k, v := range settings {
-			m[k] = v
-		}
-		for i := 0; i < len(extra); i += 2 {
-			m[extra[i]] = extra[i+1]
-		}
-		return m
-	}
+	filled := map[string]string{"fill": "free"}
+	maps.Copy(filled, settings)
+	single := maps.Clone(filled)
+	single["acks"] = "single"
 	for _, board := range []string{boot.StockGo, boot.TamaGo} {
 		for _, nic := range benchNICs {
 			b.Run(board+"/"+nic, func(b *testing.B) {
-				img := image(b, board, set())
-				single := image(b, board, set("acks", "single"))
+				img := image(b, board, filled)
+				singleImg := image(b, board, single)
 				var raw, good, whole, ms, acks, singleGood, singleAcks float64
 				var ph [6]float64
 				for range b.N {
@@ -64,7 +59,7 @@ func benchImage(b *testing.B, settings map[string]string, boot1 func(*testing.B,
 					r := g.blast(b, blastMiB)
 					d := g.dump(b)
 					g.Close()
-					g = boot1(b, single, nic)
+					g = boot1(b, singleImg, nic)
 					sd := g.dump(b)
 					g.Close()
 					singleGood += sd.transferGoodput()
