@@ -30,3 +30,17 @@ func (c *Conn) Flush() {
 		c.ph.Enter(prev)
 	}
 }
+
+// Framer is a Queuer that lends its next transmit buffer, so that a
+// datagram is built where the device reads it rather than built and then
+// copied there: a copied payload is then written once, as it is summed.
+type Framer interface {
+	Queuer
+	// Frame returns the next transmit buffer (MTU plus the Ethernet
+	// header at least), the same one until QueueFrame queues it; an
+	// error if the ring stays full.
+	Frame() ([]byte, error)
+	// QueueFrame queues the first n bytes of that buffer as Queue queues
+	// a frame (padded to the Ethernet minimum).
+	QueueFrame(n int) error
+}

@@ -107,7 +107,7 @@ type Conn struct {
 	ph              *phases.Counters
 	q               Queuer   // the NIC, when it batches doorbells
 	g               Gatherer // the NIC, when it sends in place
-	offload         bool     // g completes checksums
+	fr              Framer   // the NIC, when it lends buffers and does not gather
 }
 
 // New prepares an endpoint on nic. handler receives each valid UDP
@@ -147,7 +147,9 @@ func New(nic NIC, cfg Config, handler func(srcPort uint16, payload []byte)) (*Co
 	c.onFrame = c.input
 	c.q, _ = nic.(Queuer)
 	if g, ok := nic.(Gatherer); ok && g.Gathers() {
-		c.g, c.offload = g, g.Offloads()
+		c.g = g
+	} else if fr, ok := nic.(Framer); ok {
+		c.fr = fr
 	}
 	if c.cfg.Clock == nil {
 		c.cfg.Clock = c.sinceStart
@@ -285,11 +287,12 @@ func (c *Conn) sendARP(op header.ARPOp, dst tcpip.LinkAddress, targetMAC [6]byte
 
 // Send transmits the n payload bytes written to Payload as one datagram
 // from ClientPort to the server's dstPort.
-func (c *Conn) Send(dstPort uint16, n int) error { return c.send(dstPort, n, nil, 0) }
+func (c *Conn) Send(dstPort uint16, n int) error { return c.send(dstPort, n, nil, 0, false) }
 
-// send transmits the n bytes of Payload followed by tail (at bus address
-// addr: see SendFrom) as one datagram.
-func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
+// send transmits the n bytes of Payload followed by tail as one datagram:
+// tail read by the NIC in place at bus address addr if inPlace (see
+// SendFrom), else copied (see SendCopy).
+func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64, inPlace bool) error {
 	if !c.resolved {
 		return ErrNotResolved
 	}
@@ -297,11 +300,19 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 		return ErrTooBig
 	}
 	f := c.frame
-	if len(tail) > 0 && (c.hdr+n+len(tail) < minLen || !c.offload && n%2 != 0) {
-		// Too short for the NIC to pad after the tail, or a tail whose
-		// bytes the checksum would take at the wrong parity: copied.
-		n += copy(f[c.hdr+n:], tail)
-		tail = nil
+	if c.fr != nil {
+		prev := c.ph.Enter(phases.Driver)
+		b, err := c.fr.Frame()
+		c.ph.Enter(prev)
+		if err != nil {
+			return err
+		}
+		f = b
+		copy(f[c.hdr:c.hdr+n], c.frame[c.hdr:c.hdr+n]) // the head, written to Payload
+	}
+	if inPlace && c.hdr+n+len(tail) < minLen {
+		// Too short for the NIC to pad after the tail: copied.
+		inPlace = false
 	}
 	total := n + len(tail)
 	c.eth = header.EthernetFields{SrcAddr: c.macStr, DstAddr: c.peerStr, Type: header.IPv4ProtocolNumber}
@@ -334,19 +345,35 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 	u.Encode(&c.udp)
 	prev := c.ph.Enter(phases.Checksum)
 	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, c.server, uint16(udpLen+total))
-	if c.offload {
+	if c.g != nil {
 		// The NIC adds the UDP header and payload to the pseudo-header's
 		// sum (and never leaves 0, which means "no checksum").
 		u.SetChecksum(sum)
+		if !inPlace {
+			c.ph.Enter(phases.Copy)
+			copy(f[c.hdr+n:], tail)
+		}
 	} else {
-		sum = onesSum(tail, onesSum(f[c.hdr:c.hdr+n], sum))
+		// The tail is copied as it is summed (charged to the copy).
+		c.ph.Enter(phases.Copy)
+		if n%2 == 0 {
+			sum = copySum(f[c.hdr+n:], tail, onesSum(f[c.hdr:c.hdr+n], sum))
+			c.ph.Enter(phases.Checksum)
+		} else { // a tail at an odd offset, which the fused sum would take swapped
+			copy(f[c.hdr+n:], tail)
+			c.ph.Enter(phases.Checksum)
+			sum = onesSum(f[c.hdr:c.hdr+total], sum)
+		}
 		sum = ^u.CalculateChecksum(sum)
 		if sum == 0 {
 			sum = 0xffff // 0 means "no checksum" in UDP
 		}
 		u.SetChecksum(sum)
 	}
-	end := c.hdr + n
+	end, gather := c.hdr+total, 0
+	if inPlace {
+		end, gather = c.hdr+n, len(tail)
+	}
 	if end < minLen {
 		clear(f[end:minLen])
 		end = minLen
@@ -354,10 +381,10 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64) error {
 	c.ph.Enter(phases.Driver)
 	var err error
 	switch {
-	case c.offload:
-		err = c.g.QueueGather(f[:end], addr, len(tail), Offload{Start: uint16(c.hdr - udpLen), Offset: 6})
-	case tail != nil:
-		err = c.g.QueueGather(f[:end], addr, len(tail), Offload{})
+	case c.g != nil:
+		err = c.g.QueueGather(f[:end], addr, gather, Offload{Start: uint16(c.hdr - udpLen), Offset: 6})
+	case c.fr != nil:
+		err = c.fr.QueueFrame(end)
 	default:
 		err = c.transmit(f[:end])
 	}

@@ -23,6 +23,36 @@ func onesSum(b []byte, initial uint16) uint16 {
 		acc += x0>>32 + x0&0xffffffff + x1>>32 + x1&0xffffffff + x2>>32 + x2&0xffffffff + x3>>32 + x3&0xffffffff
 		b = b[32:]
 	}
+	return fold(acc, b)
+}
+
+// copySum copies src to the start of dst and returns onesSum(src,
+// initial) in the same pass: a payload copied into its frame is read once,
+// not once by memmove and once by the checksum, and the sum is that of the
+// bytes stored, so the datagram is consistent even if src changes while
+// it is read (RAM the dump's own code writes).
+func copySum(dst, src []byte, initial uint16) uint16 {
+	dst = dst[:len(src)]
+	acc := uint64(bits.ReverseBytes16(initial))
+	for len(src) >= 32 {
+		x0 := binary.LittleEndian.Uint64(src)
+		x1 := binary.LittleEndian.Uint64(src[8:])
+		x2 := binary.LittleEndian.Uint64(src[16:])
+		x3 := binary.LittleEndian.Uint64(src[24:])
+		binary.LittleEndian.PutUint64(dst, x0)
+		binary.LittleEndian.PutUint64(dst[8:], x1)
+		binary.LittleEndian.PutUint64(dst[16:], x2)
+		binary.LittleEndian.PutUint64(dst[24:], x3)
+		acc += x0>>32 + x0&0xffffffff + x1>>32 + x1&0xffffffff + x2>>32 + x2&0xffffffff + x3>>32 + x3&0xffffffff
+		src, dst = src[32:], dst[32:]
+	}
+	copy(dst, src)
+	return fold(acc, dst)
+}
+
+// fold adds the bytes of b, fewer than 32, to the accumulator of onesSum
+// and folds it into the sum.
+func fold(acc uint64, b []byte) uint16 {
 	for len(b) >= 2 {
 		acc += uint64(binary.LittleEndian.Uint16(b))
 		b = b[2:]

@@ -8,7 +8,9 @@ import (
 
 // TestOnesSum: onesSum equals checksum.Checksum at each of 8 alignments,
 // at every length up to 64 bytes and at lengths a sixty-fourth apart
-// beyond, up to a jumbo frame, for patterned, all-ones and zero data.
+// beyond, up to a jumbo frame, for patterned, all-ones and zero data; and
+// copySum returns the same sum, copies exactly src and writes nothing of
+// dst beyond it.
 func TestOnesSum(t *testing.T) {
 	const n = 9018
 	for _, fill := range []func(i int) byte{
@@ -20,11 +22,22 @@ func TestOnesSum(t *testing.T) {
 		for i := range b {
 			b[i] = fill(i)
 		}
+		dst := make([]byte, n+9)
 		for _, init := range []uint16{0, 1, 0x1234, 0xfffe, 0xffff} {
 			for off := range 8 {
 				for l := 0; off+l <= n; l += 1 + l/64 {
 					if got, want := onesSum(b[off:off+l], init), checksum.Checksum(b[off:off+l], init); got != want {
 						t.Fatalf("offset %d, length %d, initial %#x: %#x, want %#x", off, l, init, got, want)
+					}
+					for i := range dst {
+						dst[i] = 0xa5
+					}
+					src := b[off : off+l]
+					if got, want := copySum(dst[1:], src, init), checksum.Checksum(src, init); got != want {
+						t.Fatalf("copySum, offset %d, length %d, initial %#x: %#x, want %#x", off, l, init, got, want)
+					}
+					if string(dst[1:1+l]) != string(src) || dst[0] != 0xa5 || dst[1+l] != 0xa5 {
+						t.Fatalf("copySum, offset %d, length %d: the copy is wrong or overran", off, l)
 					}
 				}
 			}

@@ -17,8 +17,8 @@ type Phase uint8
 const (
 	Other    Phase = iota // protocol logic: everything not below
 	ZeroScan              // comparing memory with zeros
-	Copy                  // copying memory into the datagram
-	Checksum              // the UDP checksum
+	Copy                  // copying memory into the datagram (and summing it, in the same pass)
+	Checksum              // the rest of the UDP checksum
 	Driver                // the NIC driver's Transmit
 	Wait                  // polling for and handling acknowledgements
 	N                     // the number of phases

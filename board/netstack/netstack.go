@@ -175,6 +175,10 @@ func (s *Stack) MTU() uint32 { return s.mtu }
 // Stack is the gVisor stack, for other gonet users.
 func (s *Stack) Stack() *stack.Stack { return s.st }
 
+// BadChecksums counts received UDP datagrams dropped for a wrong
+// checksum.
+func (s *Stack) BadChecksums() uint64 { return s.st.Stats().UDP.ChecksumErrors.Value() }
+
 // Dropped counts transmitted frames discarded because no output was
 // attached.
 func (s *Stack) Dropped() uint64 { return s.dropped.Load() }

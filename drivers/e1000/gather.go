@@ -13,9 +13,6 @@ var _ debugnet.Gatherer = (*NIC)(nil)
 // descriptors; QEMU emulates both).
 func (n *NIC) Gathers() bool { return true }
 
-// Offloads implements debugnet.Gatherer.
-func (n *NIC) Offloads() bool { return true }
-
 // QueueGather implements debugnet.Gatherer with extended descriptors: a
 // context descriptor when the checksum's place differs from the one the
 // device holds (it keeps it for the data descriptors that follow), then a

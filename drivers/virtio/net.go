@@ -49,6 +49,7 @@ type NIC struct {
 	rxBuf, txBuf   []mbufpool.Buf
 	rxBusy, txBusy []bool   // the slot is with the device
 	txFree         []uint16 // stack of free TX slots
+	lent           int      // the TX slot Frame lent, or -1
 	held           bool     // Queue published frames without notifying
 
 	mac [6]byte
@@ -250,7 +251,7 @@ func (n *NIC) Reset() error {
 		n.postRX(s)
 	}
 	n.rx.publish()
-	n.txFree = n.txFree[:0]
+	n.txFree, n.lent = n.txFree[:0], -1
 	for s := len(n.txBuf) - 1; s >= 0; s-- { // slot 0 is used first
 		n.txBusy[s] = false
 		n.txFree = append(n.txFree, uint16(s)) // within capacity
@@ -311,6 +312,16 @@ func (n *NIC) transmit(frame []byte, tail uint64, k int, sum *debugnet.Offload, 
 	if len(frame) == 0 || k < 0 || len(frame)+k > maxFrame || k > 0 && len(frame)+k < minFrame {
 		return ErrFrameSize
 	}
+	s, err := n.freeSlot()
+	if err != nil {
+		return err
+	}
+	return n.post(s, copy(n.txBuf[s].Data[n.hdrLen:], frame), tail, k, sum, tell)
+}
+
+// freeSlot takes a free TX slot, reclaiming the used ones; if there is
+// none it waits a bounded while for the device (ErrTXFull).
+func (n *NIC) freeSlot() (int, error) {
 	n.reclaim()
 	if len(n.txFree) == 0 {
 		// Notify even if the device said it needs no notifications: a
@@ -318,7 +329,7 @@ func (n *NIC) transmit(frame []byte, tail uint64, k int, sum *debugnet.Offload, 
 		n.t.notify(queueTX)
 		for i := 0; len(n.txFree) == 0; i++ {
 			if i == txFullChecks {
-				return ErrTXFull
+				return 0, ErrTXFull
 			}
 			n.t.status() // paces the wait by device accesses
 			for j := 0; j < txFullSpins && n.txUsed() == n.tx.lastUsed; j++ {
@@ -328,6 +339,13 @@ func (n *NIC) transmit(frame []byte, tail uint64, k int, sum *debugnet.Offload, 
 	}
 	s := int(n.txFree[len(n.txFree)-1])
 	n.txFree = n.txFree[:len(n.txFree)-1]
+	return s, nil
+}
+
+// post hands slot s to the device: the l bytes of its frame, then the k
+// bytes at bus address tail, behind a virtio_net_hdr asking for sum (nil:
+// no checksum), notifying the device if tell.
+func (n *NIC) post(s, l int, tail uint64, k int, sum *debugnet.Offload, tell bool) error {
 	b, h, hl := n.txBuf[s], n.head(&n.tx, s), n.hdrLen
 	clear(b.Data[:hl])
 	if sum != nil {
@@ -335,7 +353,6 @@ func (n *NIC) transmit(frame []byte, tail uint64, k int, sum *debugnet.Offload, 
 		binary.LittleEndian.PutUint16(b.Data[6:], sum.Start)
 		binary.LittleEndian.PutUint16(b.Data[8:], sum.Offset)
 	}
-	l := copy(b.Data[hl:], frame)
 	if l < minFrame && k == 0 {
 		clear(b.Data[hl+l : hl+minFrame])
 		l = minFrame

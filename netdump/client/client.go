@@ -125,9 +125,7 @@ type Config struct {
 	// BusAddr, if set, is where a NIC can read the dump body's byte at
 	// off in place, for the whole Chunk there (false where it cannot).
 	// Through a NIC that gathers (debugnet.Gatherer) the client then
-	// sends that data without copying it, and without reading it where
-	// the NIC checksums (offloads); a retransmission through one that
-	// does not is copied. Not with Encrypt.
+	// sends that data without copying or reading it. Not with Encrypt.
 	BusAddr func(off int64) (uint64, bool)
 	// Clock, Idle and Console: see debugnet.Config.
 	Clock   func() int64
@@ -698,24 +696,21 @@ func (c *Client) transmit(s *slot) error {
 		return err
 	}
 	d := p[wire.HeaderSize : wire.HeaderSize+int(s.h.Len)]
-	var tail []byte // the payload, sent in place from tailAddr
+	var tail []byte // the payload, copied as it is summed or sent in place
 	var tailAddr uint64
+	inPlace := false
 	switch s.h.Type {
 	case wire.Herald:
 		copy(d, c.path[:])
 	case wire.KDH:
 		copy(d, c.kdh[:])
 	case wire.VMCore:
-		// In place when the data is one chunk with a bus address; a
-		// retransmission only where the NIC checksums what it reads (a
-		// page changed after its checksum was taken is sent again, and
-		// then copied).
-		if c.cfg.BusAddr != nil && c.cfg.Encrypt == nil && c.conn.Gathers() && (s.tries == 0 || c.conn.Offloads()) {
-			b := c.body.Chunk(int64(s.h.Offset), len(d))
-			if addr, ok := c.cfg.BusAddr(int64(s.h.Offset)); ok && len(b) == len(d) {
-				tail, tailAddr = b, addr
-				break
+		if b := c.body.Chunk(int64(s.h.Offset), len(d)); len(b) == len(d) && c.cfg.Encrypt == nil {
+			tail = b
+			if c.cfg.BusAddr != nil && c.conn.Gathers() {
+				tailAddr, inPlace = c.cfg.BusAddr(int64(s.h.Offset))
 			}
+			break
 		}
 		prev := c.ph.Enter(phases.Copy)
 		for off := 0; off < len(d); {
@@ -745,9 +740,12 @@ func (c *Client) transmit(s *slot) error {
 		c.paceAt = max(c.paceAt, now-2*c.pace) + c.pace
 	}
 	var err error
-	if tail != nil {
+	switch {
+	case inPlace:
 		err = c.conn.SendFrom(port, wire.HeaderSize, tail, tailAddr)
-	} else {
+	case tail != nil:
+		err = c.conn.SendCopy(port, wire.HeaderSize, tail)
+	default:
 		err = c.conn.Send(port, wire.HeaderSize+len(d))
 	}
 	if err != nil {

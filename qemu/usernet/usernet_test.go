@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/tamadump/tamadump/debugnet/linktest"
@@ -235,5 +237,44 @@ func TestGateway(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no ARP request for the gateway")
+	}
+}
+
+// TestBadChecksums: a datagram whose payload changed after its checksum
+// was taken is dropped and counted, and the same datagram intact is
+// delivered and not (the count tests use to show a guest sends none).
+func TestBadChecksums(t *testing.T) {
+	st := newStack(t, serverPrefix, 0)
+	conn, err := st.ListenUDP(ackPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	frame := func(corrupt bool) []byte {
+		payload := []byte("netdump data, summed then changed")
+		f := make([]byte, header.EthernetMinimumSize+header.IPv4MinimumSize+header.UDPMinimumSize+len(payload))
+		header.Ethernet(f).Encode(&header.EthernetFields{SrcAddr: "\x02\x00\x7f\x00\x09\x02", DstAddr: tcpip.LinkAddress(st.MAC()), Type: header.IPv4ProtocolNumber})
+		ip := header.IPv4(f[header.EthernetMinimumSize:])
+		src, dst := tcpip.AddrFrom4(clientPrefix.Addr().As4()), tcpip.AddrFrom4(st.Addr().As4())
+		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(f) - header.EthernetMinimumSize), TTL: 64, Protocol: uint8(header.UDPProtocolNumber), SrcAddr: src, DstAddr: dst})
+		ip.SetChecksum(^ip.CalculateChecksum())
+		u := header.UDP(ip.Payload())
+		u.Encode(&header.UDPFields{SrcPort: 20024, DstPort: ackPort, Length: uint16(len(u))})
+		copy(u.Payload(), payload)
+		xsum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, src, dst, uint16(len(u)))
+		u.SetChecksum(^u.CalculateChecksum(checksum.Checksum(u.Payload(), xsum)))
+		if corrupt {
+			u.Payload()[3] ^= 0x40
+		}
+		return f
+	}
+	for _, corrupt := range []bool{true, false} {
+		before := st.BadChecksums()
+		st.Inject(frame(corrupt))
+		conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, _, rerr := conn.ReadFrom(make([]byte, 100))
+		if bad := st.BadChecksums() - before; bad != map[bool]uint64{true: 1, false: 0}[corrupt] || (rerr == nil) == corrupt {
+			t.Errorf("corrupt %v: counted %d bad, read error %v", corrupt, bad, rerr)
+		}
 	}
 }
