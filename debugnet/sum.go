@@ -16,11 +16,7 @@ import (
 func onesSum(b []byte, initial uint16) uint16 {
 	acc := uint64(bits.ReverseBytes16(initial))
 	for len(b) >= 32 {
-		x0 := binary.LittleEndian.Uint64(b)
-		x1 := binary.LittleEndian.Uint64(b[8:])
-		x2 := binary.LittleEndian.Uint64(b[16:])
-		x3 := binary.LittleEndian.Uint64(b[24:])
-		acc += x0>>32 + x0&0xffffffff + x1>>32 + x1&0xffffffff + x2>>32 + x2&0xffffffff + x3>>32 + x3&0xffffffff
+		acc += halves(words((*[32]byte)(b)))
 		b = b[32:]
 	}
 	return fold(acc, b)
@@ -35,19 +31,28 @@ func copySum(dst, src []byte, initial uint16) uint16 {
 	dst = dst[:len(src)]
 	acc := uint64(bits.ReverseBytes16(initial))
 	for len(src) >= 32 {
-		x0 := binary.LittleEndian.Uint64(src)
-		x1 := binary.LittleEndian.Uint64(src[8:])
-		x2 := binary.LittleEndian.Uint64(src[16:])
-		x3 := binary.LittleEndian.Uint64(src[24:])
-		binary.LittleEndian.PutUint64(dst, x0)
-		binary.LittleEndian.PutUint64(dst[8:], x1)
-		binary.LittleEndian.PutUint64(dst[16:], x2)
-		binary.LittleEndian.PutUint64(dst[24:], x3)
-		acc += x0>>32 + x0&0xffffffff + x1>>32 + x1&0xffffffff + x2>>32 + x2&0xffffffff + x3>>32 + x3&0xffffffff
+		x0, x1, x2, x3 := words((*[32]byte)(src))
+		d := (*[32]byte)(dst)
+		binary.LittleEndian.PutUint64(d[:], x0)
+		binary.LittleEndian.PutUint64(d[8:], x1)
+		binary.LittleEndian.PutUint64(d[16:], x2)
+		binary.LittleEndian.PutUint64(d[24:], x3)
+		acc += halves(x0, x1, x2, x3)
 		src, dst = src[32:], dst[32:]
 	}
 	copy(dst, src)
 	return fold(acc, dst)
+}
+
+// words loads the four 64-bit words at b.
+func words(b *[32]byte) (x0, x1, x2, x3 uint64) {
+	return binary.LittleEndian.Uint64(b[:]), binary.LittleEndian.Uint64(b[8:]),
+		binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
+}
+
+// halves adds up the 32-bit halves of four words.
+func halves(x0, x1, x2, x3 uint64) uint64 {
+	return x0>>32 + x0&0xffffffff + x1>>32 + x1&0xffffffff + x2>>32 + x2&0xffffffff + x3>>32 + x3&0xffffffff
 }
 
 // fold adds the bytes of b, fewer than 32, to the accumulator of onesSum
