@@ -1,7 +1,9 @@
 // Package boot runs the tamadump image as a whole machine under QEMU with
-// a netdump server alongside, without root: the guest's NIC is a `-netdev
-// stream` whose other end is a user-space gVisor host (qemu/usernet) on
-// which the netdumpd core listens. The serial console is a pipe the caller
+// a netdump server alongside, without root: the guest's virtio NIC is a
+// `-netdev vhost-user` device this process runs in the guest's shared
+// memory (qemu/vhostuser; an e1000 a `-netdev stream`), both joined to a
+// user-space gVisor host (qemu/usernet) on which the netdumpd core
+// listens. The serial console is a pipe the caller
 // reads (Expect) and writes (Send). `make qemu` and the end-to-end tests
 // use it.
 package boot
@@ -18,13 +20,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tamadump/tamadump/debugnet/linktest"
 	"github.com/tamadump/tamadump/netdump/server"
+	"github.com/tamadump/tamadump/qemu"
 	"github.com/tamadump/tamadump/qemu/usernet"
+	"github.com/tamadump/tamadump/qemu/vhostuser"
 )
 
 // The virtual network: nothing on the host has these addresses; they live
@@ -89,19 +94,25 @@ type Machine struct {
 	console bytes.Buffer
 	logs    []string
 	netConn net.Conn
+	vhost   *vhostuser.Device
 	relay   *linktest.Path
 }
 
-// attach joins QEMU's network connection, when it comes, to the stack.
-func (m *Machine) attach(f linktest.Faults) {
-	c, err := m.netL.Accept()
+// attach joins QEMU's network connection, when it comes, to the stack:
+// a vhost-user device's, or a stream's.
+func (m *Machine) attach(f linktest.Faults, vhost bool) {
+	c, err := m.netL.AcceptUnix()
 	if err != nil {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.netConn = c
-	m.relay = m.stack.AttachStream(c, f)
+	if vhost {
+		m.vhost, m.relay = m.stack.AttachVhost(c, f)
+	} else {
+		m.relay = m.stack.AttachStream(c, f)
+	}
 }
 
 // Start boots the guest and the server.
@@ -136,7 +147,8 @@ func Start(cfg Config) (m *Machine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	go m.attach(cfg.Faults)
+	vhost := bin != qemu.ARMBinary && cfg.NIC != "e1000"
+	go m.attach(cfg.Faults, vhost)
 
 	m.srv, err = server.New(server.Config{
 		Dir:        cfg.DumpDir,
@@ -160,8 +172,20 @@ func Start(cfg Config) (m *Machine, err error) {
 	go func() { m.srvErr <- m.srv.Run() }()
 
 	args := append([]string{}, cfg.QEMUArgs...)
-	args = append(args, "-serial", "stdio",
-		"-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path="+netPath)
+	args = append(args, "-serial", "stdio")
+	if vhost {
+		// virtio's device is this process's (qemu/vhostuser), working
+		// in the guest's RAM, which must be shared for it.
+		mib, err := ramMiB(cfg.QEMUArgs)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-object", fmt.Sprintf("memory-backend-memfd,id=guestram,size=%dM,share=on", mib),
+			"-machine", "memory-backend=guestram",
+			"-chardev", "socket,id=vu0,path="+netPath, "-netdev", "vhost-user,id=n0,chardev=vu0")
+	} else {
+		args = append(args, "-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path="+netPath)
+	}
 	args = append(args, nicArgs...)
 	m.cmd = exec.Command(bin, args...)
 	m.stdin, err = m.cmd.StdinPipe()
@@ -207,6 +231,16 @@ func Start(cfg Config) (m *Machine, err error) {
 		m.mu.Unlock()
 	}()
 	return m, nil
+}
+
+// ramMiB is the guest's memory in args (-m N or NM).
+func ramMiB(args []string) (int, error) {
+	for i, a := range args[:max(len(args)-1, 0)] {
+		if a == "-m" {
+			return strconv.Atoi(strings.TrimSuffix(args[i+1], "M"))
+		}
+	}
+	return 0, errors.New("boot: the QEMU arguments set no memory size (-m)")
 }
 
 // DeviceArgs are QEMU's arguments for nic (one of NICs) on netdev n0.
@@ -339,6 +373,9 @@ func (m *Machine) Close() {
 		m.netL.Close()
 	}
 	m.mu.Lock()
+	if m.vhost != nil {
+		m.vhost.Close()
+	}
 	if m.netConn != nil {
 		m.netConn.Close()
 	}

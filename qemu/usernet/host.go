@@ -1,8 +1,10 @@
 // Package usernet is the tests' user-space network host: a board/netstack
 // host whose frames are exchanged with a QEMU `-netdev dgram` socket
-// (AttachDgram) or a QEMU `-netdev stream` connection (AttachStream,
-// optionally through a lossy linktest.Path), and on which Network puts a netdump server, so a guest can dump to a server
-// that needs no host networking. It is host-side only.
+// (AttachDgram), a QEMU `-netdev stream` connection (AttachStream) or a
+// `-netdev vhost-user` device (AttachVhost), the last two optionally
+// through a lossy linktest.Path, and on which Network puts a netdump
+// server, so a guest can dump to a server that needs no host networking.
+// It is host-side only.
 //
 // QEMU side, for AttachDgram(conn bound at H, peer Q):
 //
