@@ -617,4 +617,3 @@ func (d *Device) Close() error {
 	d.regions = nil
 	return err
 }
-

@@ -131,8 +131,11 @@ const (
 )
 
 // ring offsets in mem: descriptors, avail, used, then buffers.
-func ringAt(q int) (desc, avail, used int) { base := q * 0x4000; return base, base + 0x1000, base + 0x2000 }
-func bufAt(q, i int) int                   { return 0x10000 + (q*qsize+i)*0x1000 }
+func ringAt(q int) (desc, avail, used int) {
+	base := q * 0x4000
+	return base, base + 0x1000, base + 0x2000
+}
+func bufAt(q, i int) int { return 0x10000 + (q*qsize+i)*0x1000 }
 
 func newGuest(t *testing.T, in func([]byte)) (*guest, *Device) {
 	f, d := pair(t, in)
