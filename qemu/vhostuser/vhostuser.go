@@ -497,11 +497,10 @@ func (d *Device) transmit() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := &d.rings[txQueue]
-	if !r.ready {
-		return
-	}
 	moved := false
-	for r.lastAvail != r.availIdx() {
+	// ready is checked again after each frame: the lock is let go while
+	// the frame is passed on, and Close may have unmapped the rings.
+	for r.ready && r.lastAvail != r.availIdx() {
 		head := binary.LittleEndian.Uint16(r.avail[4+2*uint64(r.lastAvail%r.num):])
 		r.lastAvail++
 		d.tx = d.tx[:0]
@@ -522,7 +521,7 @@ func (d *Device) transmit() {
 			}
 		}
 	}
-	if moved {
+	if moved && r.ready {
 		r.notifyLocked()
 	}
 }
