@@ -194,6 +194,18 @@ func (d *Dumper) Configure(cfg client.Config) error {
 	return nil
 }
 
+// Sample is the start of the memory a dump holds, at most n bytes, and
+// its bus address: what the shell's blast sends, so that the NIC reads RAM
+// as it does in a dump. Not after a crash (it allocates).
+func (d *Dumper) Sample(n int) ([]byte, uint64, error) {
+	segs, err := d.m.Memory(make([]elfcore.Segment, 0, MaxSegments))
+	if len(segs) == 0 {
+		return nil, 0, fmt.Errorf("board: no memory to sample (%v)", err)
+	}
+	s := segs[0]
+	return s.Data[:min(n, len(s.Data))], s.Phys, nil
+}
+
 // sameTuning reports whether b differs from a in addresses and path only
 // (a has its defaults filled in).
 func sameTuning(a, b client.Config) bool {

@@ -1,11 +1,14 @@
 package debugnet
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/tamadump/tamadump/debugnet/linktest"
 )
 
 // refusingNIC refuses every third Transmit and keeps the UDP payloads of
@@ -44,7 +47,7 @@ func TestBlast(t *testing.T) {
 	nic := &refusingNIC{}
 	c := resolvedConn(t, nic)
 	const total = 10*1472 + 100
-	st, err := c.Blast(9, total)
+	st, err := c.Blast(9, total, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +69,58 @@ func TestBlast(t *testing.T) {
 
 func TestBlastStuckNIC(t *testing.T) {
 	c := resolvedConn(t, &refusingNIC{refuse: true})
-	st, err := c.Blast(9, 1<<20)
+	st, err := c.Blast(9, 1<<20, nil, 0)
 	if err != errFull || st.Datagrams != 0 || st.Refused != blastTries {
 		t.Fatalf("stats %+v, err %v", st, err)
+	}
+}
+
+// TestBlastFrom: with a source, each payload is the 24-byte head (its
+// number first) and the next piece of the source, which starts again
+// from its first byte when too little is left: sent in place at the
+// source's bus addresses through a NIC that gathers, copied through one
+// that does not.
+func TestBlastFrom(t *testing.T) {
+	src := make([]byte, 3000)
+	for i := range src {
+		src[i] = byte(i*7 + 1)
+	}
+	const total = 5 * 1472
+	tail := 1472 - blastHead
+	want := func(i int) []byte { // datagram i's tail: src restarts after 2 tails
+		o := i % 2 * tail
+		return src[o : o+tail]
+	}
+	for _, gathers := range []bool{false, true} {
+		link := linktest.New(ourMAC, 1500, 64, linktest.Faults{})
+		g := &gateway{link: link}
+		link.Attach(g.input)
+		var nic NIC = link
+		gl := &gatherLink{Link: link, mem: make([]byte, 1000+len(src))}
+		copy(gl.mem[1000:], src)
+		if gathers {
+			nic = gl
+		}
+		c, err := New(nic, Config{Client: ourIP, Server: srvIP, Gateway: gwIP, ClientPort: 20024, Polls: 10, ARPRetries: 2}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Connect(); err != nil {
+			t.Fatal(err)
+		}
+		g.frames = nil
+		st, err := c.Blast(9, total, src, 1000)
+		if err != nil || st.Bytes != total || st.Datagrams != 5 {
+			t.Fatalf("gathers %v: %+v, %v", gathers, st, err)
+		}
+		if gathers && len(gl.unsummed) != 5 {
+			t.Errorf("%d datagrams read in place, want 5", len(gl.unsummed))
+		}
+		for i, f := range g.frames {
+			p := header.UDP(header.IPv4(f[header.EthernetMinimumSize:]).Payload()).Payload()
+			if binary.BigEndian.Uint64(p) != uint64(i) || !bytes.Equal(p[blastHead:], want(i)) {
+				t.Errorf("gathers %v: datagram %d numbered %d, its tail from the source %v", gathers, i, binary.BigEndian.Uint64(p), bytes.Equal(p[blastHead:], want(i)))
+			}
+		}
 	}
 }
