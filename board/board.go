@@ -196,9 +196,12 @@ func (d *Dumper) Configure(cfg client.Config) error {
 
 // Sample is the start of the memory a dump holds, at most n bytes, and
 // its bus address: what the shell's blast sends, so that the NIC reads RAM
-// as it does in a dump. Not after a crash (it allocates).
+// as it does in a dump.
 func (d *Dumper) Sample(n int) ([]byte, uint64, error) {
-	segs, err := d.m.Memory(make([]elfcore.Segment, 0, MaxSegments))
+	// A few segments, on the stack: the first is all it needs, and a
+	// filled RAM may have no heap left.
+	var some [4]elfcore.Segment
+	segs, err := d.m.Memory(some[:0])
 	if len(segs) == 0 {
 		return nil, 0, fmt.Errorf("board: no memory to sample (%v)", err)
 	}

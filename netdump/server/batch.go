@@ -128,18 +128,21 @@ func (c *session) flushAcks() {
 }
 
 // ackLists is what a session that sends ACK lists keeps: the seqnos the
-// last list acknowledged fresh, which the next one repeats, and the
-// list's buffer.
+// last two lists acknowledged fresh (the last list's first), which the
+// next one repeats, and the list's buffer.
 type ackLists struct {
-	prev  [listFresh * wire.AckSize]byte
-	nPrev int
+	prev  [2 * listFresh * wire.AckSize]byte
+	nPrev int // bytes of prev in use
+	nLast int // of them, the last list's
 	buf   [wire.MaxAckListSize]byte
 }
 
 // listFresh is the most fresh seqnos a list carries: the rest of it
-// repeats the previous list's, so each seqno goes in two lists and is
-// lost only with both.
-const listFresh = wire.MaxAckList / 2
+// repeats the two lists before, so each seqno goes in three lists and is
+// lost only with all three (at 20 % loss 0.8 % of them, against 4 % when
+// a list repeated only the one before: each such loss costs the client a
+// timeout).
+const listFresh = wire.MaxAckList / 3
 
 // sendLists sends the queued ACKs as lists, listFresh at most in each.
 // Where a batch has one ACK and nothing to repeat, the list would be a
@@ -157,7 +160,10 @@ func (c *session) sendLists() {
 			c.s.logf(LevelError, "ACK list: %s", err)
 			return
 		}
-		l.nPrev = copy(l.prev[:], f)
+		// Next time: f, then the last list's (the one before drops out).
+		copy(l.prev[len(f):], l.prev[:l.nLast])
+		copy(l.prev[:], f)
+		l.nPrev, l.nLast = len(f)+l.nLast, len(f)
 	}
 }
 
