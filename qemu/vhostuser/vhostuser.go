@@ -210,20 +210,26 @@ func closeAll(fds []int) {
 func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 
 // handle carries out one request and returns its reply (nil: none).
+// Only the memory table and the ring fds come with fds; any others are
+// closed.
 func (d *Device) handle(req uint32, p []byte, fds []int) ([]byte, error) {
-	short := func(n int) error {
-		if len(p) < n {
+	switch req {
+	case reqSetMemTable:
+		return nil, d.setMemTable(p, fds)
+	case reqSetVringKick, reqSetVringCall, reqSetVringErr:
+		if len(p) < 8 {
 			closeAll(fds)
-			return fmt.Errorf("%w: request %d with %d bytes", ErrProtocol, req, len(p))
+			return nil, fmt.Errorf("%w: request %d with %d bytes", ErrProtocol, req, len(p))
 		}
-		return nil
+		return nil, d.setRingFD(req, binary.LittleEndian.Uint64(p), fds)
 	}
+	closeAll(fds)
 	switch req {
 	case reqGetFeatures:
 		return u64(offered), nil
 	case reqSetFeatures:
-		if err := short(8); err != nil {
-			return nil, err
+		if len(p) < 8 {
+			return nil, fmt.Errorf("%w: features in %d bytes", ErrProtocol, len(p))
 		}
 		f := binary.LittleEndian.Uint64(p)
 		d.mu.Lock()
@@ -235,70 +241,50 @@ func (d *Device) handle(req uint32, p []byte, fds []int) ([]byte, error) {
 	case reqGetProtoFeat:
 		return u64(0), nil
 	case reqSetOwner, reqResetOwner, reqSetProtoFeat:
-	case reqSetVringEnab:
-		if err := short(8); err != nil {
-			return nil, err
-		}
-		i := binary.LittleEndian.Uint32(p)
-		if i > txQueue {
-			return nil, fmt.Errorf("%w: ring %d", ErrProtocol, i)
-		}
-		d.mu.Lock()
-		r := &d.rings[i]
-		r.enabled = binary.LittleEndian.Uint32(p[4:]) != 0
-		r.ready = r.enabled && r.kick != nil && r.desc != nil
-		d.mu.Unlock()
-		if r.ready {
-			d.poke(int(i))
-		}
-	case reqSetMemTable:
-		return nil, d.setMemTable(p, fds)
-	case reqSetVringNum, reqSetVringBase:
-		if err := short(8); err != nil {
-			return nil, err
-		}
-		i, v := binary.LittleEndian.Uint32(p), binary.LittleEndian.Uint32(p[4:])
-		if i > txQueue || v > 1<<15 {
-			return nil, fmt.Errorf("%w: ring %d, value %d", ErrProtocol, i, v)
-		}
-		d.mu.Lock()
-		if req == reqSetVringNum {
-			d.rings[i].num = uint16(v)
-		} else {
-			d.rings[i].lastAvail, d.rings[i].usedIdx = uint16(v), uint16(v)
-		}
-		d.mu.Unlock()
 	case reqSetVringAddr:
-		if err := short(40); err != nil {
-			return nil, err
+		if len(p) < 40 {
+			return nil, fmt.Errorf("%w: ring addresses in %d bytes", ErrProtocol, len(p))
 		}
 		return nil, d.setRingAddr(p)
-	case reqGetVringBase:
-		if err := short(8); err != nil {
-			return nil, err
-		}
-		i := binary.LittleEndian.Uint32(p)
-		if i > txQueue {
-			return nil, fmt.Errorf("%w: ring %d", ErrProtocol, i)
-		}
-		d.mu.Lock()
-		r := &d.rings[i]
-		r.ready = false
-		base := r.lastAvail
-		d.mu.Unlock()
-		out := binary.LittleEndian.AppendUint32(nil, i)
-		return binary.LittleEndian.AppendUint32(out, uint32(base)), nil
-	case reqSetVringKick, reqSetVringCall, reqSetVringErr:
-		if err := short(8); err != nil {
-			return nil, err
-		}
-		return nil, d.setRingFD(req, binary.LittleEndian.Uint64(p), fds)
+	case reqSetVringNum, reqSetVringBase, reqSetVringEnab, reqGetVringBase:
+		return d.ringState(req, p)
 	default:
-		closeAll(fds)
 		return nil, fmt.Errorf("%w: request %d", ErrProtocol, req)
 	}
-	closeAll(fds)
 	return nil, nil
+}
+
+// ringState carries out a request whose argument is a vhost_vring_state:
+// a ring's index and a value.
+func (d *Device) ringState(req uint32, p []byte) ([]byte, error) {
+	if len(p) < 8 {
+		return nil, fmt.Errorf("%w: ring state in %d bytes", ErrProtocol, len(p))
+	}
+	i, v := binary.LittleEndian.Uint32(p), binary.LittleEndian.Uint32(p[4:])
+	if i > txQueue || v > 1<<15 {
+		return nil, fmt.Errorf("%w: ring %d, value %d", ErrProtocol, i, v)
+	}
+	d.mu.Lock()
+	r := &d.rings[i]
+	var reply []byte
+	switch req {
+	case reqSetVringNum:
+		r.num = uint16(v)
+	case reqSetVringBase:
+		r.lastAvail, r.usedIdx = uint16(v), uint16(v)
+	case reqGetVringBase: // the ring stops
+		r.ready = false
+		reply = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, i), uint32(r.lastAvail))
+	case reqSetVringEnab:
+		r.enabled = v != 0
+		r.ready = r.enabled && r.kick != nil && r.desc != nil
+	}
+	ready := r.ready
+	d.mu.Unlock()
+	if req == reqSetVringEnab && ready {
+		d.poke(int(i))
+	}
+	return reply, nil
 }
 
 // setMemTable maps the guest's memory regions, one fd each.
