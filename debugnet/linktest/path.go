@@ -13,7 +13,10 @@ import (
 type Faults struct {
 	Loss    float64 // probability a frame is dropped
 	Dup     float64 // probability a frame is delivered twice
-	Reorder float64 // probability a frame is held back behind the next one
+	// Reorder is the probability a frame is held back behind the next
+	// one going the same way, or for HoldFor if none comes: an idle
+	// link delays a frame, it does not lose it.
+	Reorder float64
 	// Delay is added to every frame in each direction (RTT ≈ 2·Delay).
 	Delay time.Duration
 	// OutageAfter frames (counting both directions) the link drops
@@ -47,6 +50,7 @@ type Path struct {
 	frames int
 	outEnd time.Time
 	held   [2][]byte // a frame held back for reordering, per direction
+	holds  [2]uint64 // frames held so far, per direction
 	// busyUntil is when the bottleneck has sent what it holds.
 	busyUntil time.Time
 
@@ -133,6 +137,9 @@ func (p *Path) Carry(frame []byte, d Direction) {
 	n := 0
 	if h := p.held[d]; h == nil && !arp && p.rng.Float64() < f.Reorder {
 		p.held[d] = append([]byte(nil), frame...)
+		p.holds[d]++
+		n := p.holds[d]
+		time.AfterFunc(HoldFor, func() { p.release(d, n) })
 	} else {
 		for range copies {
 			out[n] = frame
@@ -169,6 +176,33 @@ func (p *Path) Carry(frame []byte, d Direction) {
 			p.later(p.delayed, delayed{at: at[i], frame: append([]byte(nil), fr...), dir: d})
 		default:
 			p.emit(fr, d)
+		}
+	}
+}
+
+// HoldFor bounds how long a frame is held back for reordering when no
+// other comes after it: far beyond the reordering of a LAN's paths.
+const HoldFor = time.Millisecond
+
+// release sends the frame held back going d if it is still hold n: none
+// came after it. It goes with the path's delay (and past a bottleneck's
+// queue, which reordering is not combined with).
+func (p *Path) release(d Direction, n uint64) {
+	p.mu.Lock()
+	h, f := p.held[d], p.faults
+	if h == nil || p.holds[d] != n {
+		p.mu.Unlock()
+		return
+	}
+	p.held[d] = nil
+	p.mu.Unlock()
+	select {
+	case <-p.closed:
+	default:
+		if f.Delay > 0 {
+			p.later(p.delayed, delayed{at: time.Now().Add(f.Delay), frame: h, dir: d})
+		} else {
+			p.emit(h, d)
 		}
 	}
 }
