@@ -11,8 +11,8 @@ import (
 // duplication and reordering spare ARP (a dump's loss is what is
 // studied, not ARP's one-second retries); an outage takes everything.
 type Faults struct {
-	Loss    float64 // probability a frame is dropped
-	Dup     float64 // probability a frame is delivered twice
+	Loss float64 // probability a frame is dropped
+	Dup  float64 // probability a frame is delivered twice
 	// Reorder is the probability a frame is held back behind the next
 	// one going the same way, or for HoldFor if none comes: an idle
 	// link delays a frame, it does not lose it.
