@@ -39,12 +39,17 @@ func TestAckLists(t *testing.T) {
 		fresh := map[uint32]int{}
 		var prev, before []uint32 // the last two datagrams' fresh seqnos
 		datagrams := 0
+		var lastDgram []byte
 		for len(fresh) < n {
 			var r [wire.MaxAckListSize + 1]byte
 			k, err := c.ReadAck(r[:], 2*time.Second)
 			if err != nil {
 				t.Fatalf("lists %v: %d of %d messages acknowledged: %v", lists, len(fresh), n, err)
 			}
+			if bytes.Equal(r[:k], lastDgram) {
+				continue // the idle repeat of the last one
+			}
+			lastDgram = append(lastDgram[:0], r[:k]...)
 			datagrams++
 			var now []uint32
 			if a, err := wire.ParseAck(r[:k]); err == nil {
@@ -103,13 +108,19 @@ func TestAckListRepeats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := func() []byte {
-		b := make([]byte, 2048)
-		n, err := c.ReadAck(b, 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
+	var last []byte
+	got := func() []byte { // skipping the idle repeat of the last one
+		for {
+			b := make([]byte, 2048)
+			n, err := c.ReadAck(b, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b[:n], last) {
+				last = b[:n]
+				return last
+			}
 		}
-		return b[:n]
 	}
 	raw(2)
 	if a, err := wire.ParseAck(got()); err != nil || a != 2 {
@@ -129,6 +140,54 @@ func TestAckListRepeats(t *testing.T) {
 		}
 		if !ok {
 			t.Fatalf("seqno %d: list %x, want %d fresh and the %d before it repeated", seq, b, seq, rep)
+		}
+	}
+}
+
+// TestAckListRepeatWhenIdle: when no data follows its last list, the
+// server sends that list once more after listRepeat, so a window's last
+// list lost on the way does not leave the client waiting out its timeout;
+// once only, and never to a client that takes 4-byte ACKs (FreeBSD's).
+func TestAckListRepeatWhenIdle(t *testing.T) {
+	h := newHarness(t, nil)
+	for i, lists := range []bool{true, false} {
+		c := h.client(byte(50 + i))
+		c.Lists = lists
+		if err := c.Herald(""); err != nil {
+			t.Fatal(err)
+		}
+		first := c.Seq()
+		for k := range uint32(3) {
+			var b [wire.HeaderSize + 100]byte
+			m, _ := wire.AppendMessage(b[:], wire.Header{Type: wire.VMCore, Seqno: first + k, Offset: uint64(k) * 100}, make([]byte, 100))
+			if err := c.SendRaw(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var last []byte
+		for acked := 0; acked < 3; {
+			b := make([]byte, 2048)
+			n, err := c.ReadAck(b, 2*time.Second)
+			if err != nil {
+				t.Fatalf("lists %v: %d of 3 acknowledged: %v", lists, acked, err)
+			}
+			last = b[:n]
+			if a, err := wire.ParseAcks(last); err == nil {
+				acked += a.Fresh()
+			}
+		}
+		b := make([]byte, 2048)
+		n, err := c.ReadAck(b, 200*time.Millisecond)
+		switch {
+		case !lists && err == nil:
+			t.Errorf("4-byte ACKs: %x came again", b[:n])
+		case lists && (err != nil || !bytes.Equal(b[:n], last)):
+			t.Errorf("lists: after the last list %x, %x (%v)", last, b[:n], err)
+		}
+		if lists {
+			if n, err := c.ReadAck(b, 50*time.Millisecond); err == nil {
+				t.Errorf("lists: the last list went a third time: %x", b[:n])
+			}
 		}
 	}
 }

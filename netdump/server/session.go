@@ -238,6 +238,7 @@ func (c *session) serve() bool {
 				if c.wbDue(now) && !c.flush() {
 					return false
 				}
+				c.repeatList(now)
 				c.deadline = time.Time{}
 				c.setDeadline(c.nextDeadline(now))
 				continue
@@ -289,7 +290,8 @@ func (c *session) serve() bool {
 }
 
 // nextDeadline is when the session must look at the clock again: the
-// idle check, the half-open timeout, the write-back buffer's age.
+// idle check, the half-open timeout, the write-back buffer's age, the
+// last ACK list's repeat.
 func (c *session) nextDeadline(now time.Time) time.Time {
 	t := now.Add(c.s.cfg.TPass)
 	if c.files == nil {
@@ -297,6 +299,9 @@ func (c *session) nextDeadline(now time.Time) time.Time {
 	}
 	if len(c.wb) > 0 {
 		t = minTime(t, c.wbSince.Add(c.s.cfg.FlushAfter))
+	}
+	if c.lists != nil && !c.lists.repeatAt.IsZero() {
+		t = minTime(t, c.lists.repeatAt)
 	}
 	return t
 }
