@@ -31,6 +31,9 @@ type Faults struct {
 	Seed  uint64
 }
 
+// None reports whether f does nothing to frames (whatever its Seed).
+func (f Faults) None() bool { return f == Faults{Seed: f.Seed} }
+
 // Direction is the way a frame travels.
 type Direction int
 
@@ -110,7 +113,7 @@ func (p *Path) Close() { p.closeOne.Do(func() { close(p.closed) }) }
 func (p *Path) Carry(frame []byte, d Direction) {
 	p.mu.Lock()
 	f := p.faults
-	if f == (Faults{Seed: f.Seed}) { // no faults: the allocation-free path
+	if f.None() { // the allocation-free path
 		p.mu.Unlock()
 		p.emit(frame, d)
 		return
@@ -172,12 +175,20 @@ func (p *Path) Carry(frame []byte, d Direction) {
 		case squeeze:
 			p.queued.Add(1)
 			p.later(p.squeezed, delayed{at: at[i], frame: append([]byte(nil), fr...), dir: d, then: f.Delay})
-		case f.Delay > 0:
-			p.later(p.delayed, delayed{at: at[i], frame: append([]byte(nil), fr...), dir: d})
 		default:
-			p.emit(fr, d)
+			p.pass(fr, d, at[i], f.Delay)
 		}
 	}
+}
+
+// pass hands fr on at at, through the delay line if the path has one
+// (delay), else now.
+func (p *Path) pass(fr []byte, d Direction, at time.Time, delay time.Duration) {
+	if delay > 0 {
+		p.later(p.delayed, delayed{at: at, frame: append([]byte(nil), fr...), dir: d})
+		return
+	}
+	p.emit(fr, d)
 }
 
 // HoldFor bounds how long a frame is held back for reordering when no
@@ -199,11 +210,7 @@ func (p *Path) release(d Direction, n uint64) {
 	select {
 	case <-p.closed:
 	default:
-		if f.Delay > 0 {
-			p.later(p.delayed, delayed{at: time.Now().Add(f.Delay), frame: h, dir: d})
-		} else {
-			p.emit(h, d)
-		}
+		p.pass(h, d, time.Now().Add(f.Delay), f.Delay)
 	}
 }
 

@@ -55,7 +55,7 @@ func readDgram(conn net.PacketConn, in func([]byte)) {
 // once; frames are read until conn fails or is closed.
 func (s *Stack) AttachStream(conn net.Conn, f linktest.Faults) *linktest.Path {
 	w := &streamWriter{conn: conn}
-	if f == (linktest.Faults{Seed: f.Seed}) { // no faults, whatever the seed
+	if f.None() {
 		s.AttachBatched(w.frame, w.flush)
 		go readStream(conn, s.Inject)
 		return nil
