@@ -308,7 +308,13 @@ func (c *Conn) send(dstPort uint16, n int, tail []byte, addr uint64, inPlace boo
 			return err
 		}
 		f = b
-		copy(f[c.hdr:c.hdr+n], c.frame[c.hdr:c.hdr+n]) // the head, written to Payload
+		if tail == nil {
+			// The whole payload was written to Payload: it goes into
+			// the lent buffer as a tail would, copied as it is summed.
+			tail, n = c.frame[c.hdr:c.hdr+n], 0
+		} else {
+			copy(f[c.hdr:c.hdr+n], c.frame[c.hdr:c.hdr+n]) // the head
+		}
 	}
 	if inPlace && c.hdr+n+len(tail) < minLen {
 		// Too short for the NIC to pad after the tail: copied.

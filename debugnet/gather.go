@@ -48,9 +48,9 @@ func (c *Conn) SendFrom(dstPort uint16, n int, tail []byte, addr uint64) error {
 
 // SendCopy is Send of a payload whose first n bytes were written to
 // Payload and whose rest is tail, copied into the frame; without a
-// Gatherer its checksum is taken in the same pass (Send's checksum phase
-// then includes the copy) and of the bytes copied, so it is right even if
-// tail changes meanwhile.
+// Gatherer its checksum is taken in the same pass (charged to the copy
+// phase) and of the bytes copied, so it is right even if tail changes
+// meanwhile.
 func (c *Conn) SendCopy(dstPort uint16, n int, tail []byte) error {
 	return c.send(dstPort, n, tail, 0, false)
 }

@@ -142,5 +142,20 @@ func TestSendFromAndCopy(t *testing.T) {
 				t.Errorf("head %d: not built in the lent buffer", n)
 			}
 		}
+		// Send: the whole payload written to Payload, into the lent
+		// buffer as it is summed.
+		for _, n := range []int{1400, 23} {
+			g.frames, fl.frames = nil, 0
+			copy(c.Payload(), tail[:n])
+			if err := c.Send(20023, n); err != nil {
+				t.Fatal(err)
+			}
+			c.Flush()
+			f := g.frames[len(g.frames)-1]
+			p := header.UDP(header.IPv4(f[header.EthernetMinimumSize:]).Payload()).Payload()
+			if string(p) != string(tail[:n]) || !valid(f) || kind == "lends" && fl.frames != 1 {
+				t.Errorf("%s, Send of %d bytes: payload right %v, checksum valid %v, lent buffers used %d", kind, n, string(p) == string(tail[:n]), valid(f), fl.frames)
+			}
+		}
 	}
 }
