@@ -111,7 +111,8 @@ type Device struct {
 	regions []region
 	rings   [2]ring
 	hdrLen  int
-	pending [][]byte // frames for the guest waiting for an RX buffer
+	pending [][]byte // frames for the guest, behind their header, waiting for an RX buffer
+	spare   [][]byte // buffers delivered frames were in, for the next ones
 	tx      []byte   // a transmitted frame, gathered
 	done    chan struct{}
 	err     error
@@ -535,9 +536,18 @@ func completeChecksum(b []byte, hdrLen int) ([]byte, bool) {
 func (d *Device) Queue(frame []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.pending) < maxPending {
-		d.pending = append(d.pending, append([]byte(nil), frame...))
+	if len(d.pending) >= maxPending {
+		return
 	}
+	var b []byte
+	if k := len(d.spare); k > 0 {
+		b, d.spare = d.spare[k-1][:0], d.spare[:k-1]
+	}
+	var hdr [12]byte
+	if d.hdrLen == 12 {
+		hdr[10] = 1 // num_buffers
+	}
+	d.pending = append(d.pending, append(append(b, hdr[:d.hdrLen]...), frame...))
 }
 
 func (d *Device) Flush() {
@@ -559,11 +569,7 @@ func (d *Device) deliverLocked() {
 	for len(d.pending) > 0 && r.lastAvail != r.availIdx() {
 		head := binary.LittleEndian.Uint16(r.avail[4+2*uint64(r.lastAvail%r.num):])
 		r.lastAvail++
-		var hdr [12]byte
-		if d.hdrLen == 12 {
-			hdr[10] = 1 // num_buffers
-		}
-		src := append(hdr[:d.hdrLen:d.hdrLen], d.pending[0]...)
+		src := d.pending[0]
 		total := 0
 		d.chain(r, head, func(b []byte, write bool) bool {
 			if !write {
@@ -573,6 +579,7 @@ func (d *Device) deliverLocked() {
 			total += n
 			return total < len(src)
 		})
+		d.spare = append(d.spare, src)
 		d.pending[0] = nil
 		d.pending = d.pending[1:]
 		r.putUsed(head, uint32(total))
