@@ -198,8 +198,8 @@ func (d *Dumper) Configure(cfg client.Config) error {
 // its bus address: what the shell's blast sends, so that the NIC reads RAM
 // as it does in a dump.
 func (d *Dumper) Sample(n int) ([]byte, uint64, error) {
-	// A few segments, on the stack: the first is all it needs, and a
-	// filled RAM may have no heap left.
+	// A few segments: the first is all it needs, and a RAM filled for a
+	// benchmark may have no heap left for the whole map.
 	var some [4]elfcore.Segment
 	segs, err := d.m.Memory(some[:0])
 	if len(segs) == 0 {

@@ -191,3 +191,31 @@ func TestAckListRepeatWhenIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestFinishedLingerWithLists: after the dump, a FINISHED sent again
+// (its ACK lost) is answered each time while the session lingers, for a
+// client that takes ACK lists too: the lists' idle repeat must not cut
+// the lingering short.
+func TestFinishedLingerWithLists(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.client(60)
+	c.Lists = true
+	if err := c.Herald(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	fin := c.Seq() - 1
+	var b [wire.HeaderSize]byte
+	m, _ := wire.AppendMessage(b[:], wire.Header{Type: wire.Finished, Seqno: fin}, nil)
+	for i := range 3 {
+		time.Sleep(20 * time.Millisecond)
+		if err := c.SendRaw(m); err != nil {
+			t.Fatal(err)
+		}
+		if !c.Expect(fin, time.Second) {
+			t.Fatalf("FINISHED sent again (%d): no ACK", i+1)
+		}
+	}
+}

@@ -117,8 +117,6 @@ func (c *session) flushAcks() {
 	}
 	if c.lists != nil {
 		c.sendLists()
-		c.lists.repeatAt = time.Now().Add(listRepeat)
-		c.setDeadline(c.lists.repeatAt)
 	} else if c.bconn != nil {
 		if err := c.bconn.WriteTrain(c.acks, wire.AckSize); err != nil && !c.stopping() {
 			c.s.logf(LevelError, "send(): %s", strerror(err))
@@ -151,6 +149,18 @@ type ackLists struct {
 // waiting out its timeout (20 ms at least) with nothing to send, as the
 // in-process dump at 20 % loss did about once per hundred messages.
 const listRepeat = 2 * time.Millisecond
+
+// flushAcksRepeating is flushAcks for the session's read loop at now: a
+// list it sends goes again after listRepeat unless data comes first.
+// (Lingering for a FINISHED sends no repeats: its reads must not wake
+// for them.)
+func (c *session) flushAcksRepeating(now time.Time) {
+	if c.lists != nil && len(c.acks) > 0 {
+		c.lists.repeatAt = now.Add(listRepeat)
+		c.setDeadline(c.lists.repeatAt)
+	}
+	c.flushAcks()
+}
 
 // repeatList sends the last list again if it is due at now.
 func (c *session) repeatList(now time.Time) {

@@ -272,7 +272,7 @@ func (c *session) serve() bool {
 				}
 			}
 		}
-		c.flushAcks()
+		c.flushAcksRepeating(now)
 		if c.dig != nil && !c.writeOK() {
 			return false
 		}
