@@ -23,7 +23,8 @@ var _ debugnet.Gatherer = (*NIC)(nil)
 // Gathers implements debugnet.Gatherer: every device reads a frame from
 // a chain of descriptors, and completes its checksum if it offered
 // checksum offload (VIRTIO_NET_F_CSUM; QEMU does where its back end takes
-// virtio_net_hdr, a tap, and not on a socket or stream).
+// virtio_net_hdr, a tap or a vhost-user device, and not on a socket or
+// stream).
 func (n *NIC) Gathers() bool { return n.features&featCSUM != 0 }
 
 // QueueGather implements debugnet.Gatherer: head is copied behind a
