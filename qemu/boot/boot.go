@@ -92,6 +92,7 @@ type Machine struct {
 	tmp    string
 	exited chan struct{}
 	exit   error
+	log    io.Writer // Config.Log, else stderr
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -100,6 +101,11 @@ type Machine struct {
 	netConn net.Conn
 	vhost   *vhostuser.Device
 	relay   *linktest.Path
+}
+
+// logf reports what happened to the machine's host side.
+func (m *Machine) logf(format string, args ...any) {
+	fmt.Fprintf(m.log, "boot: "+format+"\n", args...)
 }
 
 // attach joins QEMU's network connection, when it comes, to the stack:
@@ -114,6 +120,11 @@ func (m *Machine) attach(f linktest.Faults, vhost bool) {
 	m.netConn = c
 	if vhost {
 		m.vhost, m.relay = m.stack.AttachVhost(c, f)
+		go func(d *vhostuser.Device) {
+			if err := d.Err(); err != nil {
+				m.logf("the guest's vhost-user NIC failed: %v", err)
+			}
+		}(m.vhost)
 	} else {
 		m.relay = m.stack.AttachStream(c, f)
 	}
@@ -129,7 +140,10 @@ func Start(cfg Config) (m *Machine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m = &Machine{tmp: tmp, exited: make(chan struct{}), srvErr: make(chan error, 1)}
+	m = &Machine{tmp: tmp, exited: make(chan struct{}), srvErr: make(chan error, 1), log: cfg.Log}
+	if m.log == nil {
+		m.log = os.Stderr
+	}
 	m.cond = sync.NewCond(&m.mu)
 	defer func() {
 		if err != nil {

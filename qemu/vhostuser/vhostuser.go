@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -86,20 +87,38 @@ const (
 // accept; the connection ends with it.
 var ErrProtocol = errors.New("vhostuser: protocol error")
 
-// region is a piece of guest memory: guest-physical and QEMU-virtual
-// addresses of the same bytes, mapped here.
+// region is a piece of guest memory, mapped here.
 type region struct {
-	gpa, uva, size uint64
-	mem            []byte
+	place
+	mem []byte
 }
 
-// ring is one split virtqueue as the guest laid it out.
+// place is where a region is: guest-physical and QEMU-virtual addresses
+// of the same bytes, at off in the file dev/ino.
+type place struct{ gpa, uva, size, off, dev, ino uint64 }
+
+// ring is one split virtqueue as the guest laid it out. QEMU starts a
+// ring with SET_VRING_KICK (its addresses and base set before) and stops
+// it with GET_VRING_BASE, each time the VM pauses and resumes; it
+// enables it apart from that, and may do so while it is stopped, before
+// new addresses and memory. The device works on it only while it is both.
 type ring struct {
 	num                uint16
-	desc, avail, used  []byte
+	addrs              [3]uint64 // QEMU's addresses of desc, used and avail
+	desc, avail, used  []byte    // addrs in the current memory table
 	lastAvail, usedIdx uint16
 	kick, call         *os.File
-	enabled, ready     bool // ready: enabled, kick fd and addresses set
+	enabled, started   bool
+	ready              bool // enabled, started and mapped
+}
+
+// setReadyLocked updates r.ready and reports whether the ring just
+// became ready: work the guest queued meanwhile (its kick may have come
+// while the ring was stopped) is then to be done without a new kick.
+func (r *ring) setReadyLocked() bool {
+	was := r.ready
+	r.ready = r.enabled && r.started && r.desc != nil
+	return r.ready && !was
 }
 
 // Device is the virtio-net device of one QEMU connection.
@@ -118,13 +137,18 @@ type Device struct {
 	err     error
 }
 
-// Serve answers QEMU's messages on conn until it closes (or errs), passing
-// every frame the guest transmits to in (valid during the call, from one
-// goroutine at a time). It returns at once.
+// Serve answers QEMU's messages on conn until it closes, passing every
+// frame the guest transmits to in (valid during the call, from one
+// goroutine at a time). It returns at once. A message it cannot carry
+// out closes the connection, which QEMU reports, rather than leave QEMU
+// waiting for a reply; Err then says what it was.
 func Serve(conn *net.UnixConn, in func(frame []byte)) *Device {
 	d := &Device{conn: conn, in: in, hdrLen: 10, tx: make([]byte, 0, maxFrame+hdrSize), done: make(chan struct{})}
 	go func() {
 		err := d.serve()
+		if err != nil {
+			d.conn.Close()
+		}
 		d.mu.Lock()
 		d.err = err
 		d.mu.Unlock()
@@ -144,8 +168,8 @@ func (d *Device) serve() error {
 	oob := make([]byte, unix.CmsgSpace(4*maxRegions))
 	for {
 		n, oobn, _, _, err := d.conn.ReadMsgUnix(buf[:hdrSize], oob)
-		if err == io.EOF || n == 0 {
-			return nil
+		if err == io.EOF || n == 0 || errors.Is(err, net.ErrClosed) {
+			return nil // QEMU, or Close, ended it
 		}
 		if err != nil {
 			return err
@@ -262,7 +286,9 @@ func (d *Device) ringState(req uint32, p []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: ring state in %d bytes", ErrProtocol, len(p))
 	}
 	i, v := binary.LittleEndian.Uint32(p), binary.LittleEndian.Uint32(p[4:])
-	if i > txQueue || v > 1<<15 {
+	// A ring has at most 32768 entries; its base is a free-running
+	// 16-bit index.
+	if i > txQueue || req == reqSetVringNum && v > 1<<15 || v > 0xffff {
 		return nil, fmt.Errorf("%w: ring %d, value %d", ErrProtocol, i, v)
 	}
 	d.mu.Lock()
@@ -273,16 +299,15 @@ func (d *Device) ringState(req uint32, p []byte) ([]byte, error) {
 		r.num = uint16(v)
 	case reqSetVringBase:
 		r.lastAvail, r.usedIdx = uint16(v), uint16(v)
-	case reqGetVringBase: // the ring stops
-		r.ready = false
+	case reqGetVringBase:
+		r.started = false
 		reply = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, i), uint32(r.lastAvail))
 	case reqSetVringEnab:
 		r.enabled = v != 0
-		r.ready = r.enabled && r.kick != nil && r.desc != nil
 	}
-	ready := r.ready
+	poke := r.setReadyLocked()
 	d.mu.Unlock()
-	if req == reqSetVringEnab && ready {
+	if poke {
 		d.poke(int(i))
 	}
 	return reply, nil
@@ -298,25 +323,46 @@ func (d *Device) setMemTable(p []byte, fds []int) error {
 	if n > maxRegions || len(p) < 8+32*n || len(fds) != n {
 		return fmt.Errorf("%w: %d memory regions, %d fds", ErrProtocol, n, len(fds))
 	}
-	var rs []region
-	for i := range n {
+	rs := make([]region, n)
+	for i := range rs {
 		e := p[8+32*i:]
-		r := region{gpa: binary.LittleEndian.Uint64(e), size: binary.LittleEndian.Uint64(e[8:]), uva: binary.LittleEndian.Uint64(e[16:])}
-		off := binary.LittleEndian.Uint64(e[24:])
-		mem, err := unix.Mmap(fds[i], 0, int(off+r.size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		rs[i].place = place{gpa: binary.LittleEndian.Uint64(e), size: binary.LittleEndian.Uint64(e[8:]), uva: binary.LittleEndian.Uint64(e[16:]), off: binary.LittleEndian.Uint64(e[24:])}
+		var st unix.Stat_t
+		if err := unix.Fstat(fds[i], &st); err != nil {
+			return err
+		}
+		rs[i].dev, rs[i].ino = st.Dev, st.Ino
+	}
+	d.mu.Lock()
+	same := slices.EqualFunc(rs, d.regions, func(a, b region) bool { return a.place == b.place })
+	d.mu.Unlock()
+	if same {
+		// QEMU sends the table on every start (each time the VM
+		// resumes): the same memory stays mapped.
+		return nil
+	}
+	for i := range rs {
+		r := &rs[i]
+		mem, err := unix.Mmap(fds[i], 0, int(r.off+r.size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 		if err != nil {
-			unmap(rs)
+			unmap(rs[:i])
 			return fmt.Errorf("vhostuser: mapping guest memory: %w", err)
 		}
-		r.mem = mem[off:]
-		rs = append(rs, r)
+		r.mem = mem[r.off:]
 	}
 	d.mu.Lock()
 	old := d.regions
 	d.regions = rs
+	// Rings move to the new mapping; the old one goes away below.
+	var err error
+	for i := range d.rings {
+		if r := &d.rings[i]; r.desc != nil && !d.mapRingLocked(r) {
+			err = fmt.Errorf("%w: ring %d outside the new memory table", ErrProtocol, i)
+		}
+	}
 	d.mu.Unlock()
 	unmap(old)
-	return nil
+	return err
 }
 
 func unmap(rs []region) {
@@ -348,15 +394,28 @@ func (d *Device) setRingAddr(p []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := &d.rings[i]
+	for k := range r.addrs {
+		r.addrs[k] = binary.LittleEndian.Uint64(p[8+8*k:])
+	}
+	if !d.mapRingLocked(r) {
+		return fmt.Errorf("%w: ring %d of %d entries outside guest memory", ErrProtocol, i, r.num)
+	}
+	return nil
+}
+
+// mapRingLocked finds r's addresses in the memory table; false (and the
+// ring unusable) if they are not there.
+func (d *Device) mapRingLocked(r *ring) bool {
 	num := uint64(r.num)
-	desc := d.at(binary.LittleEndian.Uint64(p[8:]), 16*num, true)
-	used := d.at(binary.LittleEndian.Uint64(p[16:]), 4+8*num, true)
-	avail := d.at(binary.LittleEndian.Uint64(p[24:]), 4+2*num, true)
+	desc := d.at(r.addrs[0], 16*num, true)
+	used := d.at(r.addrs[1], 4+8*num, true)
+	avail := d.at(r.addrs[2], 4+2*num, true)
 	if num == 0 || desc == nil || used == nil || avail == nil {
-		return fmt.Errorf("%w: ring %d of %d entries outside guest memory", ErrProtocol, i, num)
+		r.desc, r.used, r.avail, r.ready = nil, nil, nil, false
+		return false
 	}
 	r.desc, r.used, r.avail = desc, used, avail
-	return nil
+	return true
 }
 
 func (d *Device) setRingFD(req uint32, v uint64, fds []int) error {
@@ -395,10 +454,14 @@ func (d *Device) setRingFD(req uint32, v uint64, fds []int) error {
 		r.kick.Close()
 	}
 	r.kick = f
-	r.ready = r.enabled && f != nil && r.desc != nil
+	r.started = f != nil
+	poke := r.setReadyLocked()
 	d.mu.Unlock()
 	if f != nil {
 		go d.kicks(int(i), f)
+	}
+	if poke {
+		d.poke(int(i))
 	}
 	return nil
 }
@@ -603,7 +666,7 @@ func (d *Device) Close() error {
 				f.Close()
 			}
 		}
-		r.kick, r.call, r.ready = nil, nil, false
+		r.kick, r.call, r.started, r.ready = nil, nil, false, false
 	}
 	unmap(d.regions)
 	d.regions = nil

@@ -119,6 +119,7 @@ type guest struct {
 	t     *testing.T
 	f     *front
 	mem   []byte
+	memfd int
 	kick  [2]int
 	avail [2]uint16
 }
@@ -137,13 +138,13 @@ func ringAt(q int) (desc, avail, used int) {
 }
 func bufAt(q, i int) int { return 0x10000 + (q*qsize+i)*0x1000 }
 
-func newGuest(t *testing.T, in func([]byte)) (*guest, *Device) {
-	f, d := pair(t, in)
+// guestMemory is a memfd of guestSize bytes, mapped.
+func guestMemory(t *testing.T) (int, []byte) {
 	fd, err := unix.MemfdCreate("guest", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
+	t.Cleanup(func() { unix.Close(fd) })
 	if err := unix.Ftruncate(fd, guestSize); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,13 @@ func newGuest(t *testing.T, in func([]byte)) (*guest, *Device) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Munmap(mem) })
-	g := &guest{t: t, f: f, mem: mem}
+	return fd, mem
+}
+
+func newGuest(t *testing.T, in func([]byte)) (*guest, *Device) {
+	f, d := pair(t, in)
+	fd, mem := guestMemory(t)
+	g := &guest{t: t, f: f, mem: mem, memfd: fd}
 	f.send(reqSetFeatures, le(featCSUM|featVersion1|featProtocol))
 	f.send(reqSetMemTable, append(pair32(1, 0), le(guestBase, guestSize, guestUVA, 0)...), fd)
 	for q := range 2 {
@@ -263,5 +270,131 @@ func TestRings(t *testing.T) {
 	b := g.mem[bufAt(rxQueue, 0):]
 	if id != 0 || int(n) != 12+len(in) || !bytes.Equal(b[12:12+len(in)], in) || b[10] != 1 {
 		t.Errorf("received: id %d, %d bytes, %q, num_buffers %d", id, n, b[12:12+len(in)], b[10])
+	}
+}
+
+// stop is QEMU stopping the device (the VM paused, by its monitor or a
+// debugger): GET_VRING_BASE of each ring, which answers where the device
+// is in the avail ring.
+func (g *guest) stop() (rx, tx uint32) {
+	g.f.send(reqGetVringBase, pair32(rxQueue, 0))
+	rx = binary.LittleEndian.Uint32(g.f.reply()[4:])
+	g.f.send(reqGetVringBase, pair32(txQueue, 0))
+	tx = binary.LittleEndian.Uint32(g.f.reply()[4:])
+	return
+}
+
+// restart is QEMU starting it again as it does on resume: the rings
+// enabled first, then the features, the memory table (the same memory
+// through a new fd, or if moved the guest's memory copied to a new file)
+// and each ring from the bases stop answered, its kick fd last.
+func (g *guest) restart(base [2]uint32, moved bool) {
+	g.f.send(reqSetVringEnab, pair32(rxQueue, 1))
+	g.f.send(reqSetVringEnab, pair32(txQueue, 1))
+	g.f.send(reqSetFeatures, le(featCSUM|featVersion1|featProtocol))
+	g.memTable(moved)
+	for q := range 2 {
+		desc, avail, used := ringAt(q)
+		g.f.send(reqSetVringNum, pair32(uint32(q), qsize))
+		g.f.send(reqSetVringBase, pair32(uint32(q), base[q]))
+		g.f.send(reqSetVringAddr, append(pair32(uint32(q), 0), le(guestUVA+uint64(desc), guestUVA+uint64(used), guestUVA+uint64(avail), 0)...))
+		g.f.send(reqSetVringKick, le(uint64(q)), g.kick[q])
+	}
+}
+
+// memTable sends the guest's memory table: its memory through a new fd,
+// or if moved, copied to a new file.
+func (g *guest) memTable(moved bool) {
+	if moved {
+		fd, mem := guestMemory(g.t)
+		copy(mem, g.mem)
+		g.memfd, g.mem = fd, mem
+	}
+	fd, err := unix.Dup(g.memfd)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.f.send(reqSetMemTable, append(pair32(1, 0), le(guestBase, guestSize, guestUVA, 0)...), fd)
+}
+
+// TestMemoryMoves: a memory table that moves the guest's memory while
+// the rings run moves them with it (the old mapping is gone: a ring left
+// on it would fault).
+func TestMemoryMoves(t *testing.T) {
+	frames := make(chan []byte, 4)
+	g, _ := newGuest(t, func(f []byte) { frames <- append([]byte(nil), f...) })
+	g.memTable(true)
+	g.f.send(reqGetFeatures, nil) // its reply: the table was taken
+	g.f.reply()
+	clear(g.mem[bufAt(txQueue, 0) : bufAt(txQueue, 0)+12])
+	g.post(txQueue, 0, 72)
+	waitFor(t, "the frame sent from the moved memory", func() bool { idx, _, _ := g.used(txQueue); return idx == 1 })
+	if len(frames) != 1 {
+		t.Errorf("%d frames passed on, want 1", len(frames))
+	}
+}
+
+// TestRestart: while QEMU has the device stopped, it leaves the rings
+// alone, even once they are enabled again ahead of their new addresses,
+// so that it resumes exactly where GET_VRING_BASE said: a frame the guest
+// queued and kicked, and one for the guest held meanwhile, are each
+// handled once when the rings start again, with no new kick, in the
+// memory the new table maps (the same, or the guest's moved to a new
+// file, whose old mapping the device then drops).
+// Rings whose indices passed 32768 (and wrap during the test) resume
+// from there too.
+func TestRestart(t *testing.T) {
+	for name, c := range map[string]struct {
+		moved bool
+		base  uint16
+	}{"same memory": {}, "moved memory": {moved: true}, "indices past 32768": {base: 0xfffe}} {
+		t.Run(name, func(t *testing.T) { testRestart(t, c.moved, c.base) })
+	}
+}
+
+func testRestart(t *testing.T, moved bool, base uint16) {
+	frames := make(chan []byte, 4)
+	g, d := newGuest(t, func(f []byte) { frames <- append([]byte(nil), f...) })
+	if base != 0 {
+		// As if base frames had gone each way before a pause.
+		g.stop()
+		for q := range 2 {
+			_, avail, used := ringAt(q)
+			binary.LittleEndian.PutUint16(g.mem[avail+2:], base)
+			binary.LittleEndian.PutUint16(g.mem[used+2:], base)
+			g.avail[q] = base
+		}
+		g.restart([2]uint32{uint32(base), uint32(base)}, false)
+	}
+
+	g.post(rxQueue, 0, 2048)
+	rx, tx := g.stop()
+	if rx != uint32(base) || tx != uint32(base) {
+		t.Fatalf("stopped at rx %d tx %d, want %d", rx, tx, base)
+	}
+	clear(g.mem[bufAt(txQueue, 0) : bufAt(txQueue, 0)+12])
+	copy(g.mem[bufAt(txQueue, 0)+12:], make([]byte, 60))
+	g.post(txQueue, 0, 72)
+	d.Queue([]byte("held while stopped"))
+	d.Flush()
+	g.f.send(reqSetVringEnab, pair32(rxQueue, 1))
+	g.f.send(reqSetVringEnab, pair32(txQueue, 1))
+	d.Flush()
+	time.Sleep(50 * time.Millisecond) // the kick's goroutine has had it
+	if idx, _, _ := g.used(txQueue); idx != base {
+		t.Fatalf("stopped, the device took a frame the guest queued (used idx %d)", idx)
+	}
+	if idx, _, _ := g.used(rxQueue); idx != base {
+		t.Fatalf("stopped, the device filled a receive buffer (used idx %d)", idx)
+	}
+	if len(frames) != 0 {
+		t.Fatal("stopped, the device passed a frame on")
+	}
+	g.restart([2]uint32{rx, tx}, moved)
+	waitFor(t, "the frame queued while stopped", func() bool { idx, _, _ := g.used(txQueue); return idx == base+1 })
+	waitFor(t, "the frame held while stopped", func() bool { idx, _, _ := g.used(rxQueue); return idx == base+1 })
+	time.Sleep(50 * time.Millisecond)
+	if len(frames) != 1 {
+		t.Errorf("the guest's frame passed on %d times, want once", len(frames))
 	}
 }
