@@ -61,6 +61,8 @@ tamadump extensions:
   -symbols dir where image ELFs are kept by build ID: after each complete
                dump, core.txt.<host>.<n> beside it lists every goroutine
                of the crashed image (without it, header and registers)
+  -no-digest   leave out the SHA256 line's digest of each vmcore (about a
+               third of netdumpd's CPU per dump)
   -private-key file
                RSA private key (PEM): each complete encrypted dump is
                decrypted into vmcore.<host>.<n> beside its
@@ -145,6 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		flush    = fs.Duration("flush", server.DefaultFlushAfter, "")
 		syncd    = fs.Duration("sync", server.DefaultSyncEvery, "")
 		window   = fs.Int("window", server.DefaultWindow, "")
+		noDigest = fs.Bool("no-digest", false, "")
 		maxDump  = size(server.DefaultMaxDumpSize)
 		rate     = size(server.DefaultRate)
 		minFree  = size(server.DefaultMinFree)
@@ -265,6 +268,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		FlushAfter:      *flush,
 		SyncEvery:       *syncd,
 		Window:          *window,
+		NoDigest:        *noDigest,
 		Ended:           dec.Ended,
 	})
 	if err != nil {

@@ -625,3 +625,40 @@ func BenchmarkSpansReverse(b *testing.B) {
 		b.Fatal(s.Len())
 	}
 }
+
+// TestNoDigest: with NoDigest the vmcore is written whole and the info
+// file says its SHA-256 was not computed; without it (the control) the
+// same dump has its digest.
+func TestNoDigest(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		h := newHarness(t, func(c *Config) { c.NoDigest = off })
+		c := h.client(1)
+		if err := c.Herald(""); err != nil {
+			t.Fatal(err)
+		}
+		core := pattern(5, 32*page)
+		var batch []servertest.Msg
+		for o := 0; o < len(core); o += page {
+			batch = append(batch, servertest.Msg{Type: wire.VMCore, Offset: uint64(o), Payload: core[o : o+page]})
+		}
+		k := newKDH(uint64(len(core)), wire.CompressNone, 0)
+		batch = append(batch, servertest.Msg{Type: wire.KDH, Payload: kdhBytes(&k)})
+		if err := c.Send(batch...); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.read("vmcore.127.0.21.1.0"); !bytes.Equal(got, core) {
+			t.Errorf("NoDigest %v: vmcore differs", off)
+		}
+		want := "SHA256: " + sha(core) + "\n"
+		if off {
+			want = "SHA256: not computed (netdumpd -no-digest)\n"
+		}
+		if info := string(h.read("info.127.0.21.1.0")); !strings.Contains(info, want) || !strings.Contains(info, "Dump complete\n") {
+			t.Errorf("NoDigest %v: info:\n%s", off, info)
+		}
+		h.close()
+	}
+}

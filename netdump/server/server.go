@@ -149,6 +149,10 @@ type Config struct {
 	// MaxDumpSize bounds a vmcore (the header's length bounds it further
 	// once known).
 	MaxDumpSize uint64
+	// NoDigest leaves out the SHA-256 of each vmcore, about a third of
+	// the CPU a dump costs netdumpd (FreeBSD's computes none); the info
+	// file then says it was not computed.
+	NoDigest bool
 	// Rate is the bytes per second one client may send; a faster one is
 	// slowed down (its datagrams wait). Unlimited lifts it.
 	Rate int64

@@ -437,6 +437,9 @@ func (c *session) begin() bool {
 	// The write-back buffers come with the first data, so that idle
 	// sessions (a HERALD flood) stay small.
 	c.dig = newDigest(c.core, &c.dirty, s.metrics.zeroHash, s.metrics.readBack, c.stopping)
+	if s.cfg.NoDigest {
+		c.dig.fail("not computed (netdumpd -no-digest)")
+	}
 	s.logf(LevelInfo, "New dump from client %s [%s] (to %s)", c.host, c.ip, c.corePath())
 	return true
 }
