@@ -130,9 +130,10 @@ type Device struct {
 	regions []region
 	rings   [2]ring
 	hdrLen  int
-	pending [][]byte // frames for the guest, behind their header, waiting for an RX buffer
-	spare   [][]byte // buffers delivered frames were in, for the next ones
-	tx      []byte   // a transmitted frame, gathered
+	pending [][]byte   // frames for the guest, behind their header, waiting for an RX buffer
+	spare   [][]byte   // buffers delivered frames were in, for the next ones
+	tx      []byte     // a transmitted frame, gathered
+	txMu    sync.Mutex // one transmit at a time: tx and in are its own while mu is let go
 	done    chan struct{}
 	err     error
 }
@@ -544,6 +545,8 @@ func (d *Device) chain(r *ring, head uint16, fn func(b []byte, write bool) bool)
 // transmit takes every frame the guest queued, completes its checksum if
 // its header asks, and passes it on.
 func (d *Device) transmit() {
+	d.txMu.Lock()
+	defer d.txMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := &d.rings[txQueue]

@@ -398,3 +398,52 @@ func testRestart(t *testing.T, moved bool, base uint16) {
 		t.Errorf("the guest's frame passed on %d times, want once", len(frames))
 	}
 }
+
+// TestOneTransmitter: the ring is worked on from the kick's goroutine and,
+// when a ring starts, from the protocol's; a frame being passed on is not
+// overwritten by the next one meanwhile (each is checked after a pause,
+// while pokes from another goroutine keep coming).
+func TestOneTransmitter(t *testing.T) {
+	bad := make(chan int, qsize)
+	seen := make(chan int, qsize)
+	g, d := newGuest(t, func(f []byte) {
+		want := append([]byte(nil), f...)
+		time.Sleep(2 * time.Millisecond)
+		if !bytes.Equal(f, want) {
+			bad <- int(want[0])
+		}
+		seen <- int(want[0])
+	})
+	for i := range qsize {
+		b := g.mem[bufAt(txQueue, i):]
+		clear(b[:12])
+		for k := range 60 {
+			b[12+k] = byte(i)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				d.poke(txQueue)
+			}
+		}
+	}()
+	for i := range qsize {
+		g.post(txQueue, i, 72)
+	}
+	for range qsize {
+		select {
+		case <-seen:
+		case <-time.After(5 * time.Second):
+			t.Fatal("frames missing")
+		}
+	}
+	close(done)
+	if len(bad) > 0 {
+		t.Errorf("%d frames changed while being passed on", len(bad))
+	}
+}
