@@ -161,22 +161,28 @@ func newGuest(t *testing.T, in func([]byte)) (*guest, *Device) {
 	fd, mem := guestMemory(t)
 	g := &guest{t: t, f: f, mem: mem, memfd: fd}
 	f.send(reqSetFeatures, le(featCSUM|featVersion1|featProtocol))
-	f.send(reqSetMemTable, append(pair32(1, 0), le(guestBase, guestSize, guestUVA, 0)...), fd)
+	g.memTable(false)
 	for q := range 2 {
-		desc, avail, used := ringAt(q)
-		f.send(reqSetVringNum, pair32(uint32(q), qsize))
-		f.send(reqSetVringBase, pair32(uint32(q), 0))
-		f.send(reqSetVringAddr, append(pair32(uint32(q), 0), le(guestUVA+uint64(desc), guestUVA+uint64(used), guestUVA+uint64(avail), 0)...))
 		efd, err := unix.Eventfd(0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		g.kick[q] = efd
 		t.Cleanup(func() { unix.Close(efd) })
-		f.send(reqSetVringKick, le(uint64(q)), efd)
+		g.startRing(q, 0)
 		f.send(reqSetVringEnab, pair32(uint32(q), 1))
 	}
 	return g, d
+}
+
+// startRing starts ring q at base as QEMU does: its size, base and
+// addresses, its kick fd last.
+func (g *guest) startRing(q int, base uint32) {
+	desc, avail, used := ringAt(q)
+	g.f.send(reqSetVringNum, pair32(uint32(q), qsize))
+	g.f.send(reqSetVringBase, pair32(uint32(q), base))
+	g.f.send(reqSetVringAddr, append(pair32(uint32(q), 0), le(guestUVA+uint64(desc), guestUVA+uint64(used), guestUVA+uint64(avail), 0)...))
+	g.f.send(reqSetVringKick, le(uint64(q)), g.kick[q])
 }
 
 // post puts a one-descriptor chain for buffer i of ring q holding (or,
@@ -294,11 +300,7 @@ func (g *guest) restart(base [2]uint32, moved bool) {
 	g.f.send(reqSetFeatures, le(featCSUM|featVersion1|featProtocol))
 	g.memTable(moved)
 	for q := range 2 {
-		desc, avail, used := ringAt(q)
-		g.f.send(reqSetVringNum, pair32(uint32(q), qsize))
-		g.f.send(reqSetVringBase, pair32(uint32(q), base[q]))
-		g.f.send(reqSetVringAddr, append(pair32(uint32(q), 0), le(guestUVA+uint64(desc), guestUVA+uint64(used), guestUVA+uint64(avail), 0)...))
-		g.f.send(reqSetVringKick, le(uint64(q)), g.kick[q])
+		g.startRing(q, base[q])
 	}
 }
 
